@@ -1,0 +1,249 @@
+"""The ``sorte`` command line: a thin front-end over the service layer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sorte.config import Settings, load_settings
+from sorte.errors import SorteError
+from sorte.logging import setup_logging
+from sorte.runtime import service
+from sorte.runtime.control import write_control
+from sorte.runtime.data import DEFAULT_MAX_GAP
+from sorte.runtime.models import Decision, Fill, side_name
+from sorte.runtime.strategy import available_strategies, read_param_specs
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Sorte: a self-modifying autonomous trading agent.")
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file (else SORTE_CONFIG or ./sorte.yaml)")
+MaxGapOpt = typer.Option(DEFAULT_MAX_GAP, "--max-gap", help="Largest gap allowed, in median bar spacings")
+
+
+def _settings(config: Path | None, **overrides) -> Settings:
+    settings = load_settings(config, **overrides)
+    setup_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _fail(exc: SorteError) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+@app.command("config")
+def config_cmd(config: Path | None = ConfigOpt) -> None:
+    """Print the effective configuration, secrets masked."""
+    try:
+        settings = _settings(config)
+    except SorteError as exc:
+        _fail(exc)
+    console.print_json(json.dumps(settings.masked(), default=str))
+
+
+@app.command("strategies")
+def strategies_cmd(config: Path | None = ConfigOpt) -> None:
+    """List the strategies and their declared parameters."""
+    try:
+        settings = _settings(config)
+        table = Table("strategy", "parameter", "type", "default", "bounds", "description")
+        for name in available_strategies(settings.strategies_dir):
+            for pname, spec in read_param_specs(settings.strategies_dir / f"{name}.py").items():
+                table.add_row(
+                    name,
+                    pname,
+                    spec.type,
+                    str(spec.default),
+                    f"[{spec.min:g}, {spec.max:g}]" if spec.min is not None else "",
+                    spec.doc,
+                )
+                name = ""
+    except SorteError as exc:
+        _fail(exc)
+    console.print(table)
+
+
+@app.command("run")
+def run_cmd(
+    data: list[Path] = typer.Option(
+        [], "--data", "-d", help="Replay file(s), one per symbol; default: bundled demo market"
+    ),
+    config: Path | None = ConfigOpt,
+    speed: float | None = typer.Option(None, help="Replay speed (0 = as fast as possible)"),
+    interval: float | None = typer.Option(None, help="Batch interval in seconds"),
+    max_steps: int | None = typer.Option(None, help="Stop after this many steps"),
+    ledger: Path | None = typer.Option(None, help="Ledger file (default <data_dir>/paper/ledger.db)"),
+    fresh: bool = typer.Option(False, help="Archive the existing ledger and start over"),
+    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on this port"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print the summary"),
+    max_gap: float = MaxGapOpt,
+) -> None:
+    """Run the trading runtime in paper mode on a replay feed, printing decisions."""
+    overrides = {}
+    if speed is not None or interval is not None:
+        rt = load_settings(config).runtime.model_copy(
+            update={k: v for k, v in {"speed": speed, "batch_interval_s": interval}.items() if v is not None}
+        )
+        overrides["runtime"] = rt
+    try:
+        settings = _settings(config, **overrides)
+        session = service.build_paper_session(
+            settings, data or None, ledger, fresh, None if quiet else _print_event, max_gap
+        )
+    except SorteError as exc:
+        _fail(exc)
+    rt = session.runtime
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=rt.metrics.registry)
+    if rt.resumed_from:
+        console.print(f"[yellow]resuming[/] {session.ledger_path} from step {rt.resumed_from}")
+    console.print(
+        f"[bold]Sorte runtime[/] paper mode · symbols {', '.join(rt.feed.symbols)} · ledger {session.ledger_path}"
+    )
+    summary = asyncio.run(_run_until_signal(rt, max_steps))
+    session.ledger.close()
+    _print_summary(summary.model_dump())
+
+
+async def _run_until_signal(rt, max_steps):
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, rt.stop)
+    return await rt.run(max_steps)
+
+
+def _print_event(kind: str, payload: object) -> None:
+    if kind == "decision":
+        d, report = payload  # type: ignore[misc]
+        assert isinstance(d, Decision)
+        color = "green" if d.side > 0 else "red"
+        outcome = ", ".join(f"{o.purpose} {o.qty:g}" for o in report.orders) or report.skipped
+        console.print(
+            f"[dim]{d.seq:>5}[/] {d.symbol:<8} [{color}]{side_name(d.side):<4}[/] "
+            f"conf {d.confidence:.2f} {d.strategy}: {d.stages[0].reason} -> {outcome}"
+        )
+    elif kind == "fill":
+        f = payload
+        assert isinstance(f, Fill)
+        console.print(
+            f"[dim]{f.seq:>5}[/] {f.symbol:<8} fill {side_name(f.side)} {f.qty:g} @ "
+            f"{f.price:.4f} ({f.purpose}) pnl {f.realized_pnl:+.2f}"
+        )
+
+
+def _print_summary(data: dict) -> None:
+    table = Table("metric", "value", title="Summary")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        table.add_row(key.replace("_", " "), str(value))
+    console.print(table)
+
+
+@app.command("backtest")
+def backtest_cmd(
+    strategy: str = typer.Argument(..., help="Strategy name, or 'cascade' for the configured cascade"),
+    data: list[Path] = typer.Option(
+        [], "--data", "-d", help="CSV/Parquet file(s), one per symbol; default: demo market"
+    ),
+    param: list[str] = typer.Option([], "--param", "-p", help="Override a parameter: name=value"),
+    trades: Path | None = typer.Option(None, help="Write the trade list (CSV)"),
+    plot: Path | None = typer.Option(None, help="Write the equity curve (PNG)"),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON"),
+    min_confidence: float | None = typer.Option(None, min=0, max=1, help="Trade only at this confidence"),
+    config: Path | None = ConfigOpt,
+    max_gap: float = MaxGapOpt,
+) -> None:
+    """Backtest a strategy on historical bars and print its metrics."""
+    try:
+        settings = _settings(config)
+        params = service.parse_params(param)
+        if strategy == "cascade" and params:
+            raise SorteError("--param applies to a single strategy, not to the cascade")
+        with Progress(
+            TextColumn("[bold]backtest"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("bars", total=None)
+            cascade, result = service.backtest(
+                settings,
+                None if strategy == "cascade" else strategy,
+                data,
+                params,
+                lambda done, total: bar.update(task, completed=done, total=total),
+                max_gap,
+                min_confidence,
+            )
+    except SorteError as exc:
+        _fail(exc)
+    m = result.metrics
+    table = Table("metric", "value", title=f"Backtest: {strategy}")
+    rows = [
+        ("return", f"{m.total_return_pct:.2f} %"),
+        ("sharpe", f"{m.sharpe:.2f}"),
+        ("sortino", f"{m.sortino:.2f}"),
+        ("max drawdown", f"{m.max_drawdown_pct:.2f} %"),
+        ("VaR 95%", f"{m.var_95_pct:.2f} %"),
+        ("win rate", f"{m.win_rate_pct:.1f} %"),
+        ("trades", str(m.trades)),
+        ("exposure", f"{m.exposure_pct:.1f} %"),
+        ("fees", f"{m.fees:.2f}"),
+        ("final equity", f"{m.final_equity:,.2f}"),
+        ("bars", str(m.bars)),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    if trades:
+        trades.parent.mkdir(parents=True, exist_ok=True)
+        service.trades_frame(result).to_csv(trades, index=False)
+        console.print(f"trades -> {trades}")
+    if plot:
+        from sorte.runtime.plot import plot_equity
+
+        plot_equity(result.equity, plot, f"{strategy} equity")
+        console.print(f"equity curve -> {plot}")
+    if json_out:
+        service.write_summary_json(json_out, m.model_dump())
+        console.print(f"metrics -> {json_out}")
+
+
+@app.command("control")
+def control_cmd(
+    interval: float | None = typer.Option(None, help="New batch interval in seconds"),
+    pause: bool = typer.Option(False, "--pause", help="Stop new entries"),
+    resume: bool = typer.Option(False, "--resume", help="Allow new entries again"),
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Change a running runtime's batch interval or pause new entries, without restart."""
+    try:
+        settings = _settings(config)
+        if pause and resume:
+            raise SorteError("--pause and --resume exclude each other")
+        data = write_control(settings.data_dir / "control.json", interval, True if pause else False if resume else None)
+    except SorteError as exc:
+        _fail(exc)
+    console.print_json(json.dumps(data))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

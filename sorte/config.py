@@ -1,0 +1,170 @@
+"""Configuration: environment variables, ``.env`` and an optional YAML file.
+
+Precedence (highest first): explicit overrides, ``SORTE_*`` environment variables
+(nested with ``__``, e.g. ``SORTE_BROKER__FEE_BPS=5``), ``.env``, the YAML file
+(``--config``, ``SORTE_CONFIG`` or ``./sorte.yaml``), defaults. Secrets are ``SecretStr``
+and only ever printed masked.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from sorte.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MIN_HOLD_S = 5.0
+MAX_HOLD_S = 90.0
+
+
+class RiskSettings(BaseModel):
+    """Hard limits: they veto orders whatever the cascade says."""
+
+    position_fraction: float = Field(0.2, gt=0, le=1, description="Equity per new position")
+    max_position_fraction: float = Field(0.5, gt=0, le=1, description="Cap per symbol")
+    max_loss_per_trade: float = Field(0.02, gt=0, le=1, description="Equity lost if the stop loss is hit, at most")
+    max_gross_exposure: float = Field(1.0, gt=0, le=10, description="Sum |notional| / equity")
+    max_open_positions: int = Field(10, ge=1)
+    max_drawdown: float = Field(0.25, gt=0, le=1, description="No new entries once equity is this far below its peak")
+    max_correlation: float = Field(0.95, gt=0, le=1, description="Veto a same-side entry this correlated to a held one")
+    correlation_window: int = Field(50, ge=5, description="Bars of returns for correlation")
+
+
+class BrokerSettings(BaseModel):
+    initial_cash: float = Field(10_000.0, gt=0)
+    fee_bps: float = Field(10.0, ge=0, le=1000)
+    slippage_bps: float = Field(5.0, ge=0, le=1000)
+    allow_short: bool = False
+    limit_ttl_bars: int = Field(5, ge=0)
+
+
+class ExchangeSettings(BaseModel):
+    name: str = "binance"
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    base_url: str | None = Field(None, description="Override the exchange API URL (tests)")
+    timeframe: str = "1m"
+
+
+class RuntimeSettings(BaseModel):
+    mode: Literal["paper", "live"] = "paper"
+    live_trading: bool = Field(False, description="Must be true, with credentials, before any real order is sent")
+    feed: Literal["replay", "ccxt"] = "replay"
+    data: list[Path] = Field(default_factory=list, description="Replay files (CSV/Parquet); empty = bundled demo")
+    symbols: list[str] = Field(default_factory=list, description="Symbols for the ccxt feed")
+    speed: float = Field(0.0, ge=0, description="Replay speed: 0 = as fast as possible")
+    batch_interval_s: float | None = Field(None, ge=0, le=3600, description="None = 5 s for live feeds, 0 for replay")
+    demo_bars: int = Field(600, ge=50, le=100_000)
+    demo_symbols: int = Field(4, ge=1, le=100)
+    demo_seed: int = 7
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SORTE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path("var")
+    strategies_dir: Path = REPO_ROOT / "strategies"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+    runtime: RuntimeSettings = RuntimeSettings()
+    broker: BrokerSettings = BrokerSettings()
+    risk: RiskSettings = RiskSettings()
+    exchange: ExchangeSettings = ExchangeSettings()
+
+    @model_validator(mode="after")
+    def _live_needs_flag(self) -> Settings:
+        if self.runtime.mode == "live" and not self.runtime.live_trading:
+            raise ValueError(
+                "runtime.mode=live needs runtime.live_trading=true "
+                "(SORTE_RUNTIME__LIVE_TRADING=true): real trading is never implicit"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls))
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as plain data, secrets replaced by ``***``."""
+        return _mask(self.model_dump(mode="python"))
+
+
+_explicit_config: str | None = None
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by ``SORTE_CONFIG`` (or ``./sorte.yaml`` if present)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        explicit = _explicit_config or os.environ.get("SORTE_CONFIG")
+        path = Path(explicit) if explicit else Path("sorte.yaml")
+        if not path.exists():
+            if explicit:
+                raise ConfigError(f"config file {path} (SORTE_CONFIG) does not exist")
+            return {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        return data
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "***" if value.get_secret_value() else ""
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, turning validation problems into one readable ConfigError."""
+    global _explicit_config
+    if config_file is not None and not config_file.exists():
+        raise ConfigError(f"config file {config_file} does not exist")
+    _explicit_config = str(config_file) if config_file else None
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    finally:
+        _explicit_config = None
+
+
+def clamp_hold(seconds: float) -> float:
+    """The minimum hold time of a decision, clamped to the allowed 5–90 s."""
+    return min(max(float(seconds), MIN_HOLD_S), MAX_HOLD_S)

@@ -1,0 +1,379 @@
+"""The decision cascade: ordered stages that score a bar and discard it early.
+
+The same stage functions run in two shapes that give identical decisions:
+``evaluate_batch`` over a whole history (backtests) and ``evaluate_last`` over a trailing
+window (paper and live, with early exit and per-stage latency). The rules of the cascade
+are documented in ``strategies/cascade.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import structlog
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from sorte.config import clamp_hold
+from sorte.errors import CascadeError, StrategyError
+from sorte.indicators import clip01, rolling_std, rsi, sma
+from sorte.runtime.models import Decision, Ohlcv, StageResult
+from sorte.runtime.strategy import Strategy, load_strategy
+
+log = structlog.get_logger("sorte.cascade")
+
+
+class StageDef(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: Literal["strategy", "technical", "llm"]
+    threshold: float = Field(ge=0, le=1)
+    weight: float = Field(1.0, gt=0, le=100)
+    enabled: bool = True
+    strategy: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    role: str | None = None
+    prompt: str | None = None
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> StageDef:
+        if self.kind == "strategy" and not self.strategy:
+            raise ValueError("a strategy stage needs a 'strategy' name")
+        if self.kind == "llm" and not self.role:
+            raise ValueError("an llm stage needs a 'role'")
+        return self
+
+
+class CascadeDefinition(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    min_confidence: float = Field(0.75, ge=0, le=1)
+    stages: list[StageDef]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CascadeDefinition:
+        names = [s.name for s in self.stages]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate stage names: {', '.join(dupes)}")
+        enabled = [s for s in self.stages if s.enabled]
+        if not enabled:
+            raise ValueError("no stage is enabled")
+        if not any(s.kind == "strategy" for s in enabled):
+            raise ValueError("no enabled strategy stage: nothing can propose a side")
+        return self
+
+    @property
+    def enabled_stages(self) -> list[StageDef]:
+        return [s for s in self.stages if s.enabled]
+
+
+def read_cascade(path: Path) -> CascadeDefinition:
+    """Read MIN_CONFIDENCE and STAGES from the cascade file's literals, without importing it."""
+    if not path.is_file():
+        raise CascadeError(f"cascade definition {path} does not exist")
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as exc:
+        raise CascadeError(f"{path.name}: not valid Python ({exc.msg}, line {exc.lineno})") from None
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id in {"MIN_CONFIDENCE", "STAGES"}:
+                try:
+                    found[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    raise CascadeError(f"{path.name}: {target.id} must be a plain literal") from None
+    if "STAGES" not in found:
+        raise CascadeError(f"{path.name}: no top-level STAGES list")
+    return parse_cascade(
+        {"min_confidence": found.get("MIN_CONFIDENCE", 0.75), "stages": found["STAGES"]},
+        path.name,
+    )
+
+
+def parse_cascade(raw: Any, source: str = "cascade") -> CascadeDefinition:
+    try:
+        return CascadeDefinition.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "definition"
+        raise CascadeError(f"invalid cascade in {source}: {where}: {err['msg']}") from None
+
+
+@dataclass(slots=True)
+class StageOutput:
+    score: np.ndarray
+    side: np.ndarray
+    reason: np.ndarray
+
+
+class Stage(Protocol):
+    name: str
+    threshold: float
+    weight: float
+
+    def lookback(self) -> int: ...
+
+    def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput: ...
+
+
+class StrategyStage:
+    def __init__(self, definition: StageDef, strategy: Strategy) -> None:
+        self.name, self.threshold, self.weight = definition.name, definition.threshold, definition.weight
+        self.strategy = strategy
+
+    def lookback(self) -> int:
+        return self.strategy.lookback()
+
+    def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput:
+        score, side, reason = self.strategy.decide(self.strategy.features(bars))
+        return StageOutput(np.asarray(score, float), np.asarray(side, np.int8), np.asarray(reason))
+
+
+def technical_bullishness(close: np.ndarray) -> np.ndarray:
+    """0 (bearish) .. 1 (bullish): mean of RSI, MACD-histogram and Bollinger %b signals.
+
+    MACD here is built from simple averages so that every input stays window-exact.
+    """
+    r = rsi(close, 14) / 100.0
+    macd = sma(close, 12) - sma(close, 26)
+    hist = macd - sma(macd, 9)
+    scale = rolling_std(close, 26)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        macd_signal = 0.5 + 0.5 * np.tanh(hist / scale * 4.0)
+        mid, sd = sma(close, 20), rolling_std(close, 20)
+        pct_b = clip01((close - (mid - 2 * sd)) / (4 * sd))
+    return (r + macd_signal + pct_b) / 3.0
+
+
+TECHNICAL_LOOKBACK = 26 + 9 + 1
+
+
+class TechnicalStage:
+    """Deterministic technical analysis: how much RSI, MACD and %b agree with the side."""
+
+    kind = "technical"
+
+    def __init__(self, definition: StageDef) -> None:
+        self.name, self.threshold, self.weight = definition.name, definition.threshold, definition.weight
+
+    def lookback(self) -> int:
+        return TECHNICAL_LOOKBACK
+
+    def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput:
+        bull = np.nan_to_num(technical_bullishness(bars.close), nan=0.5)
+        score = np.where(proposed > 0, bull, np.where(proposed < 0, 1.0 - bull, 0.5))
+        reason = np.where(proposed != 0, "technical agreement", "no side to confirm")
+        return StageOutput(score, np.zeros(len(score), np.int8), reason)
+
+
+class LLMStage(TechnicalStage):
+    """Slot for a language-model stage; without an LLM layer it answers with the
+    deterministic technical-analysis score and says so."""
+
+    kind = "llm"
+
+    def __init__(self, definition: StageDef) -> None:
+        super().__init__(definition)
+        self.role, self.prompt = definition.role, definition.prompt
+        self.fallbacks = 0
+
+    def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput:
+        self.fallbacks += 1
+        log.debug("llm_stage", stage=self.name, fallback="technical-analysis", reason="no-llm-layer")
+        out = super().evaluate(bars, proposed)
+        out.reason = np.where(proposed != 0, "technical-analysis fallback (no LLM)", out.reason)
+        return out
+
+
+@dataclass
+class StageStats:
+    evaluated: int = 0
+    passed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.evaluated if self.evaluated else 0.0
+
+    @property
+    def mean_latency_s(self) -> float:
+        return self.seconds / self.evaluated if self.evaluated else 0.0
+
+
+@dataclass
+class BatchSignals:
+    """Cascade output over a whole history; ``act`` marks the bars that trade."""
+
+    side: np.ndarray
+    confidence: np.ndarray
+    act: np.ndarray
+    proposer: np.ndarray  # index of the stage that proposed the side, -1 if none
+    outputs: list[StageOutput] = field(repr=False, default_factory=list)
+    passed: list[np.ndarray] = field(repr=False, default_factory=list)
+
+
+class Cascade:
+    def __init__(self, definition: CascadeDefinition, stages: list[Stage]) -> None:
+        self.definition = definition
+        self.stages = stages
+        self.min_confidence = definition.min_confidence
+        self.total_weight = sum(s.weight for s in stages)
+        self.window = max(s.lookback() for s in stages) + 2
+        self.stats = {s.name: StageStats() for s in stages}
+
+    @property
+    def strategies(self) -> list[Strategy]:
+        return [s.strategy for s in self.stages if isinstance(s, StrategyStage)]
+
+    def evaluate_batch(self, bars: Ohlcv) -> BatchSignals:
+        n = len(bars)
+        proposed = np.zeros(n, np.int8)
+        proposer = np.full(n, -1, np.int16)
+        alive = np.ones(n, bool)
+        weighted = np.zeros(n)
+        outputs, passed_masks = [], []
+        for i, stage in enumerate(self.stages):
+            t0 = time.perf_counter()
+            out = stage.evaluate(bars, proposed)
+            conflict = (out.side != 0) & (proposed != 0) & (out.side != proposed)
+            newly = (proposed == 0) & (out.side != 0)
+            proposer = np.where(newly, i, proposer)
+            proposed = np.where(newly, out.side, proposed).astype(np.int8)
+            with np.errstate(invalid="ignore"):
+                ok = (out.score >= stage.threshold) & ~conflict
+            stats = self.stats[stage.name]
+            stats.evaluated += int(alive.sum())
+            alive = alive & ok
+            stats.passed += int(alive.sum())
+            stats.seconds += time.perf_counter() - t0
+            weighted += stage.weight * np.nan_to_num(out.score)
+            outputs.append(out)
+            passed_masks.append(alive.copy())
+        confidence = weighted / self.total_weight
+        act = alive & (proposed != 0) & (confidence >= self.min_confidence)
+        return BatchSignals(proposed, confidence, act, proposer, outputs, passed_masks)
+
+    def evaluate_last(self, symbol: str, seq: int, bars: Ohlcv) -> Decision | None:
+        """Decide on the last bar of a trailing window; None when the bar is discarded."""
+        proposed = np.zeros(1, np.int8)
+        proposer = -1
+        weighted = 0.0
+        results: list[StageResult] = []
+        for i, stage in enumerate(self.stages):
+            t0 = time.perf_counter()
+            out = stage.evaluate(bars, np.full(len(bars), proposed[0], np.int8))
+            score, side, reason = float(out.score[-1]), int(out.side[-1]), str(out.reason[-1])
+            conflict = side != 0 and proposed[0] != 0 and side != proposed[0]
+            if proposed[0] == 0 and side != 0:
+                proposed[0], proposer = side, i
+            ok = score >= stage.threshold and not conflict
+            elapsed = time.perf_counter() - t0
+            stats = self.stats[stage.name]
+            stats.evaluated += 1
+            stats.passed += int(ok)
+            stats.seconds += elapsed
+            results.append(StageResult(stage.name, score, side, reason, ok, elapsed))
+            if not ok:
+                return None
+            weighted += stage.weight * score
+        confidence = weighted / self.total_weight
+        if proposed[0] == 0 or confidence < self.min_confidence:
+            return None
+        return self.make_decision(symbol, seq, bars, len(bars) - 1, int(proposed[0]), confidence, proposer, results)
+
+    def make_decision(
+        self,
+        symbol: str,
+        seq: int,
+        bars: Ohlcv,
+        idx: int,
+        side: int,
+        confidence: float,
+        proposer: int,
+        results: list[StageResult],
+    ) -> Decision:
+        stage = self.stages[proposer]
+        strat = stage.strategy if isinstance(stage, StrategyStage) else None
+        reason = "; ".join(f"{r.stage}: {r.reason} ({r.score:.2f})" for r in results if r.reason)
+        return Decision(
+            symbol=symbol,
+            seq=seq,
+            ts=bars.ts.item(idx) + bars.interval_s,
+            side=side,
+            confidence=float(confidence),
+            strategy=strat.name if strat else stage.name,
+            reason=reason,
+            price=bars.close.item(idx),
+            stop_loss=strat.param("stop_loss", 0.0) if strat else 0.0,
+            take_profit=strat.param("take_profit", 0.0) if strat else 0.0,
+            hold_s=clamp_hold(strat.param("min_hold_s", 5.0) if strat else 5.0),
+            stages=results,
+        )
+
+    def decision_at(self, signals: BatchSignals, symbol: str, seq: int, bars: Ohlcv, idx: int) -> Decision:
+        """Build the Decision for an acting bar of a batch evaluation."""
+        results = [
+            StageResult(stage.name, out.score.item(idx), out.side.item(idx), out.reason.item(idx), mask.item(idx))
+            for stage, out, mask in zip(self.stages, signals.outputs, signals.passed, strict=True)
+        ]
+        return self.make_decision(
+            symbol,
+            seq,
+            bars,
+            idx,
+            signals.side.item(idx),
+            signals.confidence.item(idx),
+            signals.proposer.item(idx),
+            results,
+        )
+
+
+def build_cascade(definition: CascadeDefinition, strategies_dir: Path) -> Cascade:
+    stages: list[Stage] = []
+    for sd in definition.enabled_stages:
+        if sd.kind == "strategy":
+            try:
+                strategy = load_strategy(sd.strategy or "", strategies_dir, sd.params)
+            except StrategyError as exc:
+                raise CascadeError(f"cascade stage {sd.name!r}: {exc}") from None
+            stages.append(StrategyStage(sd, strategy))
+        elif sd.kind == "technical":
+            stages.append(TechnicalStage(sd))
+        else:
+            stages.append(LLMStage(sd))
+    return Cascade(definition, stages)
+
+
+def single_strategy_cascade(
+    name: str,
+    strategies_dir: Path,
+    params: dict[str, Any] | None = None,
+    min_confidence: float = 0.0,
+    threshold: float = 0.0,
+) -> Cascade:
+    """A one-stage cascade around one strategy, used by ``sorte backtest STRATEGY``."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise StrategyError(f"invalid strategy name {name!r}")
+    definition = parse_cascade(
+        {
+            "min_confidence": min_confidence,
+            "stages": [
+                {"name": name, "kind": "strategy", "strategy": name, "threshold": threshold, "params": params or {}}
+            ],
+        },
+        f"strategy {name}",
+    )
+    return build_cascade(definition, strategies_dir)
+
+
+def load_cascade(strategies_dir: Path) -> Cascade:
+    return build_cascade(read_cascade(strategies_dir / "cascade.py"), strategies_dir)

@@ -1,0 +1,269 @@
+"""The trading runtime: feed -> cascade (all symbols concurrently) -> executor -> broker.
+
+One step handles the bars of one timestamp in two phases, exactly like the backtester:
+first every bar goes to the broker (fills, protective exits) concurrently per symbol,
+then the cascade analyses every symbol concurrently and the executor turns the decisions
+into orders. The step is committed to the ledger atomically; only then is the next step
+awaited (the batch interval, which can change while running). Nothing in the decision or
+order path sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import structlog
+from pydantic import BaseModel
+
+from sorte.runtime import risk as riskmath
+from sorte.runtime.broker import PaperBroker
+from sorte.runtime.cascade import Cascade
+from sorte.runtime.clock import Clock, SimClock
+from sorte.runtime.control import RuntimeControl
+from sorte.runtime.executor import ExecutionReport, Executor
+from sorte.runtime.feed import Feed
+from sorte.runtime.ledger import Ledger
+from sorte.runtime.metrics import RuntimeMetrics
+from sorte.runtime.models import Bar, Decision, Fill, Ohlcv, Order
+
+log = structlog.get_logger("sorte.runtime")
+
+
+class RunSummary(BaseModel):
+    steps: int
+    bars: int
+    decisions: int
+    orders: int
+    fills: int
+    start_equity: float
+    final_equity: float
+    return_pct: float
+    realized_pnl: float
+    max_drawdown_pct: float
+    open_positions: int
+    vetoes: dict[str, int]
+    stage_pass_rates: dict[str, float]
+    resumed_from_step: int | None = None
+
+
+@dataclass
+class _Buffer:
+    """Trailing window of one symbol's bars, enough for the cascade."""
+
+    size: int
+    cols: list[list[float]] = field(default_factory=lambda: [[] for _ in range(6)])
+    interval: float = 0.0
+
+    def extend(self, w: Ohlcv) -> None:
+        for col, arr in zip(self.cols, (w.ts, w.open, w.high, w.low, w.close, w.volume), strict=True):
+            col.extend(arr.tolist())
+        self.interval = w.interval_s or self.interval
+        self._trim()
+
+    def push(self, b: Bar) -> None:
+        for col, v in zip(self.cols, (b.ts, b.open, b.high, b.low, b.close, b.volume), strict=True):
+            col.append(v)
+        self._trim()
+
+    def _trim(self) -> None:
+        if len(self.cols[0]) > self.size:
+            for col in self.cols:
+                del col[: len(col) - self.size]
+
+    def ohlcv(self) -> Ohlcv:
+        return Ohlcv(*(np.array(c, dtype=float) for c in self.cols), interval_s=self.interval)
+
+
+Listener = Callable[[str, object], None]
+
+
+class Runtime:
+    def __init__(
+        self,
+        cascade: Cascade,
+        feed: Feed,
+        broker: PaperBroker,
+        executor: Executor,
+        clock: Clock,
+        control: RuntimeControl,
+        ledger: Ledger | None = None,
+        metrics: RuntimeMetrics | None = None,
+        listener: Listener | None = None,
+    ) -> None:
+        self.cascade, self.feed, self.broker, self.executor = cascade, feed, broker, executor
+        self.clock, self.control, self.ledger = clock, control, ledger
+        self.metrics = metrics or RuntimeMetrics()
+        self.listener = listener or (lambda kind, payload: None)
+        self.buffers = {s: _Buffer(cascade.window, interval=feed.interval_s(s)) for s in feed.symbols}
+        self._exported: dict[str, tuple[int, int]] = {}
+        self.cursor: dict[str, int] = {}
+        self.step = 0
+        self.start_equity = broker.equity()
+        self.counts = {"bars": 0, "decisions": 0, "orders": 0, "fills": 0}
+        self.resumed_from: int | None = None
+        self._stop = asyncio.Event()
+        self._equity: list[float] = []
+
+    def stop(self) -> None:
+        """Finish the step in flight, commit it, and return from ``run``."""
+        self._stop.set()
+
+    async def resume(self) -> None:
+        """Restore broker state and feed position from the ledger, if it has any."""
+        if self.ledger is None:
+            return
+        cursor = self.ledger.cursor()
+        if not cursor:
+            return
+        self.cursor = cursor
+        account = self.ledger.account()
+        self.broker.cash = account.get("cash", self.broker.cash)
+        self.broker.realized_pnl = account.get("realized_pnl", 0.0)
+        self.broker.fees_paid = account.get("fees", 0.0)
+        self.broker.positions = self.ledger.positions()
+        for order in self.ledger.open_orders():
+            self.broker.submit(order)
+        for sym, pos in self.broker.positions.items():
+            self.broker.last_price[sym] = pos.entry_price
+        curve = self.ledger.equity_curve()
+        if curve:
+            self.start_equity = float(curve[0][2])
+            for _, _, eq in curve:
+                self.executor.risk.observe_equity(eq)
+            self._equity = [eq for _, _, eq in curve]
+        self.step = self.ledger.last_step() + 1
+        self.resumed_from = self.step
+        self.feed.seek(cursor)
+        for sym, seq in cursor.items():
+            if sym in self.buffers:
+                window = await self.feed.history(sym, seq + 1, self.cascade.window)
+                self.buffers[sym].extend(window)
+                if len(window):
+                    self.broker.last_price[sym] = float(window.close[-1])
+        log.info("runtime_resumed", step=self.step, cursor=cursor)
+
+    async def run(self, max_steps: int | None = None) -> RunSummary:
+        await self.resume()
+        done = 0
+        while not self._stop.is_set() and (max_steps is None or done < max_steps):
+            bars = await self.feed.next_batch()
+            if bars is None:
+                break
+            if bars:
+                await self._step(bars)
+                done += 1
+            self.control.refresh()
+            self.metrics.batch_interval.set(self.control.batch_interval_s)
+            if self.control.batch_interval_s and not self._stop.is_set():
+                await self.clock.sleep(self.control.batch_interval_s)
+        return self.summary()
+
+    async def _step(self, bars: list[Bar]) -> None:
+        if isinstance(self.clock, SimClock):
+            self.clock.advance_to(bars[0].ts)
+        fills: list[Fill] = []
+        for got in await asyncio.gather(*(self._to_broker(b) for b in bars)):
+            fills.extend(got)
+        self.executor.risk.observe_equity(self.broker.equity())
+        decisions = await asyncio.gather(*(self._analyze(b) for b in bars))
+        orders: list[Order] = []
+        for decision in decisions:
+            if decision is not None:
+                orders.extend(self._execute(decision).orders)
+        for b in bars:
+            self.cursor[b.symbol] = b.seq
+        self._commit(bars[0].ts, orders, fills)
+
+    async def _to_broker(self, bar: Bar) -> list[Fill]:
+        fills = self.broker.on_bar(bar)
+        self.buffers[bar.symbol].push(bar)
+        self.counts["bars"] += 1
+        self.metrics.bars.labels(bar.symbol).inc()
+        for f in fills:
+            self.metrics.fills.labels(f.purpose).inc()
+            self.listener("fill", f)
+        return fills
+
+    async def _analyze(self, bar: Bar) -> Decision | None:
+        window = self.buffers[bar.symbol].ohlcv()
+        t0 = time.perf_counter()
+        decision = self.cascade.evaluate_last(bar.symbol, bar.seq, window)
+        self.metrics.decision_latency.observe(time.perf_counter() - t0)
+        return decision
+
+    def _execute(self, d: Decision) -> ExecutionReport:
+        self.counts["decisions"] += 1
+        self.metrics.decisions.labels(d.symbol, "BUY" if d.side > 0 else "SELL").inc()
+        if self.control.paused and d.symbol not in self.broker.positions:
+            report = ExecutionReport(skipped="paused: no new entries")
+        else:
+            closes = {
+                s: np.asarray(b.cols[4][-self.executor.limits.correlation_window :]) for s, b in self.buffers.items()
+            }
+            report = self.executor.on_decision(d, closes)
+        for order in report.orders:
+            self.metrics.orders.labels(order.purpose).inc()
+        if report.skipped.startswith("risk veto"):
+            self.metrics.vetoes.labels(report.skipped.split()[2].rstrip(":")).inc()
+        self.counts["orders"] += len(report.orders)
+        self.listener("decision", (d, report))
+        return report
+
+    def _commit(self, ts: float, orders: list[Order], fills: list[Fill]) -> None:
+        equity = self.broker.equity()
+        self._equity.append(equity)
+        self.counts["fills"] += len(fills)
+        self.metrics.equity.set(equity)
+        self.metrics.realized_pnl.set(self.broker.realized_pnl)
+        self.metrics.open_positions.set(len(self.broker.positions))
+        self.metrics.exposure.set(self.broker.gross_exposure() / equity if equity > 0 else 0.0)
+        self._export_stage_stats()
+        if self.ledger is not None:
+            account = {
+                "cash": self.broker.cash,
+                "realized_pnl": self.broker.realized_pnl,
+                "fees": self.broker.fees_paid,
+            }
+            self.ledger.commit_step(
+                self.step,
+                ts,
+                orders,
+                fills,
+                self.broker.positions,
+                account,
+                equity,
+                dict(self.cursor),
+                self.broker.open_orders(),
+            )
+        self.step += 1
+
+    def _export_stage_stats(self) -> None:
+        for name, st in self.cascade.stats.items():
+            passed, discarded = st.passed, st.evaluated - st.passed
+            prev_passed, prev_discarded = self._exported.get(name, (0, 0))
+            self.metrics.stage_passes.labels(name).inc(passed - prev_passed)
+            self.metrics.discards.labels(name).inc(discarded - prev_discarded)
+            self._exported[name] = (passed, discarded)
+
+    def summary(self) -> RunSummary:
+        final = self.broker.equity()
+        return RunSummary(
+            steps=self.step,
+            bars=self.counts["bars"],
+            decisions=self.counts["decisions"],
+            orders=self.counts["orders"],
+            fills=self.counts["fills"],
+            start_equity=round(self.start_equity, 2),
+            final_equity=round(final, 2),
+            return_pct=round(100 * (final / self.start_equity - 1), 4) if self.start_equity else 0.0,
+            realized_pnl=round(self.broker.realized_pnl, 2),
+            max_drawdown_pct=round(100 * riskmath.max_drawdown(np.array(self._equity or [final])), 4),
+            open_positions=len(self.broker.positions),
+            vetoes=dict(self.executor.risk.vetoes),
+            stage_pass_rates={n: round(s.pass_rate, 4) for n, s in self.cascade.stats.items()},
+            resumed_from_step=self.resumed_from,
+        )

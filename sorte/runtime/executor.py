@@ -1,0 +1,114 @@
+"""Executor: turns cascade decisions into orders, sized and checked against risk limits.
+
+Rules, in order, for a decision on a symbol:
+1. an order for the symbol is still pending: the decision is skipped (no double orders);
+2. a position on the same side is held: nothing to do (no pyramiding);
+3. a position on the other side is held: it is closed, unless its minimum hold time has
+   not passed yet, in which case the decision is skipped;
+4. a new position opens on the decision's side (shorts only when the broker allows them),
+   sized as ``position_fraction`` of equity, capped so that hitting the stop loss costs at
+   most ``max_loss_per_trade`` of equity, and vetoed by the risk manager's hard limits.
+
+Client order ids are ``strategy:symbol:seq:leg``: the same decision retried produces the
+same id, which the ledger refuses to store twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sorte.config import BrokerSettings, RiskSettings
+from sorte.runtime.broker import PaperBroker
+from sorte.runtime.models import BUY, Decision, Order
+from sorte.runtime.risk import RiskManager
+
+
+@dataclass
+class ExecutionReport:
+    orders: list[Order] = field(default_factory=list)
+    skipped: str = ""  # why nothing (more) was done, "" when all went through
+
+
+class Executor:
+    def __init__(
+        self, broker: PaperBroker, risk: RiskSettings, broker_settings: BrokerSettings, qty_step: float = 1e-8
+    ) -> None:
+        self.broker = broker
+        self.limits = risk
+        self.risk = RiskManager(risk)
+        self.allow_short = broker_settings.allow_short
+        self.qty_step = qty_step
+
+    def on_decision(self, d: Decision, recent_closes: dict[str, np.ndarray] | None = None) -> ExecutionReport:
+        report = ExecutionReport()
+        broker = self.broker
+        if broker.has_pending(d.symbol):
+            report.skipped = "order pending"
+            return report
+        pos = broker.positions.get(d.symbol)
+        if pos is not None:
+            if pos.side == d.side:
+                report.skipped = "already positioned"
+                return report
+            if d.ts < pos.hold_until:
+                report.skipped = f"minimum hold until {pos.hold_until:.0f}"
+                return report
+            close = Order(
+                f"{d.strategy}:{d.symbol}:{d.seq}:close",
+                d.symbol,
+                d.side,
+                abs(pos.qty),
+                "market",
+                "close",
+                d.strategy,
+                d.seq,
+                d.ts,
+                d.reason,
+            )
+            broker.submit(close)
+            report.orders.append(close)
+        if d.side != BUY and not self.allow_short:
+            report.skipped = report.skipped or "shorting disabled"
+            return report
+        self._open(d, report, recent_closes, closing=pos)
+        return report
+
+    def _open(self, d: Decision, report: ExecutionReport, recent_closes, closing) -> None:
+        broker = self.broker
+        equity = broker.equity()
+        notional = equity * self.limits.position_fraction
+        if d.stop_loss > 0:
+            notional = min(notional, equity * self.limits.max_loss_per_trade / d.stop_loss)
+        notional = min(notional, equity * self.limits.max_position_fraction)
+        positions = {s: p for s, p in broker.positions.items() if p is not closing}
+        exposure = broker.gross_exposure() - (
+            abs(closing.qty) * broker.last_price.get(d.symbol, d.price) if closing else 0.0
+        )
+        veto = self.risk.check_entry(d.symbol, d.side, notional, equity, positions, exposure, recent_closes)
+        if veto is not None:
+            report.skipped = f"risk veto {veto}"
+            return
+        qty = math.floor(notional / d.price / self.qty_step) * self.qty_step
+        if qty <= 0:
+            report.skipped = "size rounds to zero"
+            return
+        order = Order(
+            f"{d.strategy}:{d.symbol}:{d.seq}:open",
+            d.symbol,
+            d.side,
+            float(qty),
+            "market",
+            "open",
+            d.strategy,
+            d.seq,
+            d.ts,
+            d.reason,
+            stop_loss=d.stop_loss,
+            take_profit=d.take_profit,
+            hold_s=d.hold_s,
+        )
+        broker.submit(order)
+        report.orders.append(order)

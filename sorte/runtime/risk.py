@@ -1,0 +1,145 @@
+"""Risk: performance statistics and hard limits that veto orders.
+
+The limits are deterministic code; no cascade score can lift them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sorte.config import RiskSettings
+from sorte.runtime.models import Position
+
+
+def returns_from_equity(equity: np.ndarray) -> np.ndarray:
+    equity = np.asarray(equity, float)
+    if len(equity) < 2:
+        return np.zeros(0)
+    return np.diff(equity) / equity[:-1]
+
+
+def sharpe(returns: np.ndarray, periods_per_year: float) -> float:
+    r = np.asarray(returns, float)
+    if len(r) < 2 or r.std(ddof=1) == 0:
+        return 0.0
+    return float(r.mean() / r.std(ddof=1) * np.sqrt(periods_per_year))
+
+
+def sortino(returns: np.ndarray, periods_per_year: float) -> float:
+    r = np.asarray(returns, float)
+    if len(r) < 2:
+        return 0.0
+    downside = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
+    if downside == 0:
+        return 0.0
+    return float(r.mean() / downside * np.sqrt(periods_per_year))
+
+
+def max_drawdown(equity: np.ndarray) -> float:
+    """Largest peak-to-trough loss as a positive fraction (0.2 = -20%)."""
+    e = np.asarray(equity, float)
+    if len(e) == 0:
+        return 0.0
+    peaks = np.maximum.accumulate(e)
+    return float(np.max((peaks - e) / peaks))
+
+
+def historical_var(returns: np.ndarray, level: float = 0.95) -> float:
+    """One-period historical Value at Risk as a positive fraction of equity."""
+    r = np.asarray(returns, float)
+    if len(r) == 0:
+        return 0.0
+    return float(max(0.0, -np.quantile(r, 1.0 - level)))
+
+
+def correlation_matrix(closes: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """Correlation of simple returns over the common tail of each symbol's closes."""
+    names = sorted(closes)
+    n = min((len(closes[s]) for s in names), default=0)
+    if len(names) < 2 or n < 3:
+        return names, np.eye(len(names))
+    rets = np.array([np.diff(closes[s][-n:]) / closes[s][-n:-1] for s in names])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(rets)
+    return names, np.nan_to_num(corr, nan=0.0)
+
+
+def periods_per_year(spacing_s: float) -> float:
+    return 365.25 * 86_400 / spacing_s if spacing_s > 0 else 252.0
+
+
+@dataclass(slots=True)
+class Veto:
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.detail}"
+
+
+class RiskManager:
+    """Checks a proposed entry against the hard limits; returns the first veto or None."""
+
+    def __init__(self, limits: RiskSettings) -> None:
+        self.limits = limits
+        self.peak_equity = 0.0
+        self.vetoes: dict[str, int] = {}
+
+    def observe_equity(self, equity: float) -> None:
+        self.peak_equity = max(self.peak_equity, equity)
+
+    def check_entry(
+        self,
+        symbol: str,
+        side: int,
+        notional: float,
+        equity: float,
+        positions: dict[str, Position],
+        gross_exposure: float,
+        recent_closes: dict[str, np.ndarray] | None = None,
+    ) -> Veto | None:
+        veto = self._check(symbol, side, notional, equity, positions, gross_exposure, recent_closes)
+        if veto is not None:
+            self.vetoes[veto.rule] = self.vetoes.get(veto.rule, 0) + 1
+        return veto
+
+    def _check(self, symbol, side, notional, equity, positions, gross_exposure, recent_closes):
+        lim = self.limits
+        if equity <= 0:
+            return Veto("equity", "account equity is not positive")
+        self.observe_equity(equity)
+        drawdown = 1 - equity / self.peak_equity
+        if drawdown >= lim.max_drawdown:
+            return Veto("max_drawdown", f"drawdown {drawdown:.1%} >= limit {lim.max_drawdown:.0%}")
+        if symbol not in positions and len(positions) >= lim.max_open_positions:
+            return Veto("max_open_positions", f"{len(positions)} positions open")
+        if notional > lim.max_position_fraction * equity * (1 + 1e-9):
+            return Veto("max_position", f"{notional:.2f} > {lim.max_position_fraction:.0%} of equity")
+        if (gross_exposure + notional) > lim.max_gross_exposure * equity * (1 + 1e-9):
+            return Veto(
+                "max_gross_exposure",
+                f"exposure would be {(gross_exposure + notional) / equity:.0%} of equity",
+            )
+        if recent_closes and positions:
+            return self._check_correlation(symbol, side, positions, recent_closes)
+        return None
+
+    def _check_correlation(self, symbol, side, positions, recent_closes):
+        window = self.limits.correlation_window
+        held = [s for s, p in positions.items() if s != symbol and p.side == side]
+        mine = recent_closes.get(symbol)
+        if mine is None or len(mine) < window or not held:
+            return None
+        for other in held:
+            theirs = recent_closes.get(other)
+            if theirs is None or len(theirs) < window:
+                continue
+            _, corr = correlation_matrix({symbol: mine[-window:], other: theirs[-window:]})
+            if corr[0, 1] >= self.limits.max_correlation:
+                return Veto(
+                    "max_correlation",
+                    f"{symbol} correlates {corr[0, 1]:.2f} with held {other} (limit {self.limits.max_correlation:.2f})",
+                )
+        return None

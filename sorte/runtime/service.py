@@ -1,0 +1,175 @@
+"""Service layer of the trading runtime: what the CLI (and later Telegram and the status
+page) call. Builds runtimes and backtests from settings; front-ends stay thin."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sorte.config import Settings
+from sorte.errors import ConfigError, DataError, TradingRefused
+from sorte.runtime import demo
+from sorte.runtime.backtest import BacktestResult, run_backtest
+from sorte.runtime.broker import PaperBroker
+from sorte.runtime.cascade import Cascade, load_cascade, single_strategy_cascade
+from sorte.runtime.clock import SimClock, WallClock
+from sorte.runtime.control import RuntimeControl
+from sorte.runtime.data import DEFAULT_MAX_GAP, load_bars, symbol_from_path
+from sorte.runtime.engine import Listener, Runtime
+from sorte.runtime.executor import Executor
+from sorte.runtime.feed import Feed, ReplayFeed
+from sorte.runtime.ledger import Ledger
+from sorte.runtime.metrics import RuntimeMetrics
+
+LIVE_DEFAULT_INTERVAL_S = 5.0
+
+
+def load_frames(files: list[Path], max_gap: float = DEFAULT_MAX_GAP) -> dict[str, pd.DataFrame]:
+    """Load and validate every file before anything else happens (one error, nothing written)."""
+    frames: dict[str, pd.DataFrame] = {}
+    for path in files:
+        sym = symbol_from_path(path)
+        if sym in frames:
+            raise DataError(f"two data files for symbol {sym}: name each file after its symbol")
+        frames[sym] = load_bars(path, max_gap)
+    return frames
+
+
+def demo_frames(settings: Settings) -> dict[str, pd.DataFrame]:
+    rt = settings.runtime
+    return demo.generate(rt.demo_symbols, rt.demo_bars, rt.demo_seed)
+
+
+def feed_fingerprint(frames: dict[str, pd.DataFrame]) -> str:
+    h = hashlib.sha256()
+    for sym in sorted(frames):
+        h.update(sym.encode())
+        h.update(pd.util.hash_pandas_object(frames[sym], index=True).values.tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class PaperSession:
+    runtime: Runtime
+    ledger: Ledger
+    ledger_path: Path
+    total_steps: int | None
+
+
+def build_paper_session(
+    settings: Settings,
+    files: list[Path] | None = None,
+    ledger_path: Path | None = None,
+    fresh: bool = False,
+    listener: Listener | None = None,
+    max_gap: float = DEFAULT_MAX_GAP,
+    metrics: RuntimeMetrics | None = None,
+) -> PaperSession:
+    """A runtime in paper mode on a replay feed, resuming its ledger when that is unfinished."""
+    if settings.runtime.mode == "live":
+        check_live_credentials(settings)
+    cascade = load_cascade(settings.strategies_dir)
+    files = files if files is not None else settings.runtime.data
+    frames = load_frames(files, max_gap) if files else demo_frames(settings)
+    clock = WallClock() if settings.runtime.speed > 0 else SimClock()
+    feed = ReplayFeed(frames, clock, settings.runtime.speed)
+    ledger_path = ledger_path or settings.data_dir / "paper" / "ledger.db"
+    ledger = _open_ledger(ledger_path, feed_fingerprint(frames), feed, fresh)
+    interval = settings.runtime.batch_interval_s
+    runtime = _assemble(
+        settings, cascade, feed, clock, ledger, listener, metrics, 0.0 if interval is None else interval
+    )
+    return PaperSession(runtime, ledger, ledger_path, len(feed))
+
+
+def _open_ledger(path: Path, fingerprint: str, feed: ReplayFeed, fresh: bool) -> Ledger:
+    journal = path.with_suffix(".journal.jsonl")
+    if path.exists() and not fresh:
+        probe = Ledger(path, durable=False)
+        owner, cursor = probe.meta("feed"), probe.cursor()
+        probe.close()
+        finished = bool(cursor) and all(cursor.get(s, -1) >= len(feed.series[s]) - 1 for s in feed.symbols)
+        if owner != fingerprint:
+            raise ConfigError(
+                f"ledger {path} belongs to another feed (other data or demo settings); "
+                f"pass --fresh to archive it and start over, or --ledger for another file"
+            )
+        fresh = finished
+    if fresh and path.exists():
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for p in (path, journal, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if p.exists():
+                p.rename(p.with_name(f"{p.name}.{stamp}"))
+    ledger = Ledger(path, journal=journal)
+    ledger.set_meta("feed", fingerprint)
+    return ledger
+
+
+def _assemble(settings, cascade, feed: Feed, clock, ledger, listener, metrics, interval) -> Runtime:
+    broker = PaperBroker(settings.broker)
+    executor = Executor(broker, settings.risk, settings.broker)
+    control_file = settings.data_dir / "control.json"
+    control = RuntimeControl(batch_interval_s=interval, file=control_file)
+    return Runtime(cascade, feed, broker, executor, clock, control, ledger, metrics, listener)
+
+
+def check_live_credentials(settings: Settings) -> None:
+    """Real trading needs the explicit flag and exchange credentials, both."""
+    if not settings.runtime.live_trading:
+        raise TradingRefused("real trading refused: set runtime.live_trading=true explicitly")
+    ex = settings.exchange
+    if not (ex.api_key and ex.api_key.get_secret_value() and ex.api_secret and ex.api_secret.get_secret_value()):
+        raise TradingRefused(
+            "real trading refused: no exchange credentials "
+            "(set SORTE_EXCHANGE__API_KEY and SORTE_EXCHANGE__API_SECRET in the environment or .env)"
+        )
+
+
+def backtest(
+    settings: Settings,
+    strategy: str | None,
+    files: list[Path],
+    params: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    max_gap: float = DEFAULT_MAX_GAP,
+    min_confidence: float | None = None,
+) -> tuple[Cascade, BacktestResult]:
+    """Backtest one strategy (or the configured cascade when ``strategy`` is None)."""
+    frames = load_frames(files, max_gap) if files else demo_frames(settings)
+    if strategy is None:
+        cascade = load_cascade(settings.strategies_dir)
+    else:
+        cascade = single_strategy_cascade(
+            strategy,
+            settings.strategies_dir,
+            params,
+            min_confidence=0.0 if min_confidence is None else min_confidence,
+        )
+    return cascade, run_backtest(cascade, frames, settings.broker, settings.risk, progress)
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """``name=value`` pairs from the command line (values are checked by the strategy)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"parameter {pair!r} must look like name=value")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def trades_frame(result: BacktestResult) -> pd.DataFrame:
+    return pd.DataFrame([t.as_dict() for t in result.trades])
+
+
+def write_summary_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
