@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from functools import partial
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from sorte.config import Settings, load_settings
 from sorte.errors import SorteError
@@ -55,7 +56,14 @@ def strategies_cmd(config: Path | None = ConfigOpt) -> None:
     """List the strategies and their declared parameters."""
     try:
         settings = _settings(config)
-        table = Table("strategy", "parameter", "type", "default", "bounds", "description")
+        table = Table(
+            Column("strategy", no_wrap=True),
+            Column("parameter", no_wrap=True),
+            "type",
+            "default",
+            "bounds",
+            "description",
+        )
         for name in available_strategies(settings.strategies_dir):
             for pname, spec in read_param_specs(settings.strategies_dir / f"{name}.py").items():
                 table.add_row(
@@ -97,7 +105,7 @@ def run_cmd(
     try:
         settings = _settings(config, **overrides)
         session = service.build_paper_session(
-            settings, data or None, ledger, fresh, None if quiet else _print_event, max_gap
+            settings, data or None, ledger, fresh, partial(_print_event, quiet), max_gap
         )
     except SorteError as exc:
         _fail(exc)
@@ -106,8 +114,6 @@ def run_cmd(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1", registry=rt.metrics.registry)
-    if rt.resumed_from:
-        console.print(f"[yellow]resuming[/] {session.ledger_path} from step {rt.resumed_from}")
     console.print(
         f"[bold]Sorte runtime[/] paper mode · symbols {', '.join(rt.feed.symbols)} · ledger {session.ledger_path}"
     )
@@ -123,8 +129,12 @@ async def _run_until_signal(rt, max_steps):
     return await rt.run(max_steps)
 
 
-def _print_event(kind: str, payload: object) -> None:
-    if kind == "decision":
+def _print_event(quiet: bool, kind: str, payload: object) -> None:
+    if kind == "resumed":
+        console.print(f"[yellow]resuming the unfinished run from step {payload}[/]")
+    elif quiet:
+        return
+    elif kind == "decision":
         d, report = payload  # type: ignore[misc]
         assert isinstance(d, Decision)
         color = "green" if d.side > 0 else "red"

@@ -24,18 +24,19 @@ class RuntimeControl:
     batch_interval_s: float = 0.0
     paused: bool = False  # stop new entries; exits and stops keep working
     file: Path | None = None
-    _mtime: float = -1.0
+    _stamp: tuple[int, int, int] = (-1, -1, -1)
 
     def refresh(self) -> None:
         if self.file is None:
             return
         try:
-            mtime = self.file.stat().st_mtime
+            st = self.file.stat()
         except FileNotFoundError:
             return
-        if mtime == self._mtime:
+        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)  # replaced atomically: a new inode
+        if stamp == self._stamp:
             return
-        self._mtime = mtime
+        self._stamp = stamp
         try:
             data = json.loads(self.file.read_text())
             interval = data.get("batch_interval_s", self.batch_interval_s)

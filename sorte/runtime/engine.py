@@ -106,6 +106,7 @@ class Runtime:
         self.counts = {"bars": 0, "decisions": 0, "orders": 0, "fills": 0}
         self.resumed_from: int | None = None
         self._stop = asyncio.Event()
+        self._resumed = False
         self._equity: list[float] = []
 
     def stop(self) -> None:
@@ -113,9 +114,10 @@ class Runtime:
         self._stop.set()
 
     async def resume(self) -> None:
-        """Restore broker state and feed position from the ledger, if it has any."""
-        if self.ledger is None:
+        """Restore broker state and feed position from the ledger, if it has any (once)."""
+        if self.ledger is None or self._resumed:
             return
+        self._resumed = True
         cursor = self.ledger.cursor()
         if not cursor:
             return
@@ -145,6 +147,7 @@ class Runtime:
                 if len(window):
                     self.broker.last_price[sym] = float(window.close[-1])
         log.info("runtime_resumed", step=self.step, cursor=cursor)
+        self.listener("resumed", self.step)
 
     async def run(self, max_steps: int | None = None) -> RunSummary:
         await self.resume()

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from sorte.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_config_prints_effective_values_with_secrets_masked(settings, monkeypatch):
+    monkeypatch.setenv("SORTE_EXCHANGE__API_SECRET", "hunter2-hunter2")
+    monkeypatch.setenv("SORTE_BROKER__FEE_BPS", "4")
+    result = invoke("config")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["broker"]["fee_bps"] == 4
+    assert data["exchange"]["api_secret"] == "***"
+    assert "hunter2" not in result.stdout
+
+
+def test_backtest_prints_metrics_and_writes_trades_plot_json(settings, goog_csv, tmp_path):
+    out = tmp_path / "out"
+    result = invoke(
+        "backtest",
+        "momentum",
+        "--data",
+        str(goog_csv),
+        "-p",
+        "stop_loss=0",
+        "-p",
+        "take_profit=0",
+        "--trades",
+        str(out / "trades.csv"),
+        "--plot",
+        str(out / "equity.png"),
+        "--json",
+        str(out / "m.json"),
+    )
+    assert result.exit_code == 0, result.stdout
+    for label in ("return", "sharpe", "sortino", "max drawdown", "win rate", "trades", "exposure"):
+        assert label in result.stdout
+    trades = pd.read_csv(out / "trades.csv")
+    metrics = json.loads((out / "m.json").read_text())
+    assert len(trades.dropna(subset=["exit_seq"])) == metrics["trades"] > 10
+    assert (out / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_backtest_of_the_cascade_on_the_demo_market(settings):
+    result = invoke("backtest", "cascade")
+    assert result.exit_code == 0
+    assert "Backtest: cascade" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["backtest", "nope"], "unknown strategy 'nope'"),
+        (["backtest", "momentum", "-p", "fast=0"], "outside its bounds"),
+        (["backtest", "momentum", "-p", "fast"], "name=value"),
+        (["backtest", "momentum", "--data", "missing.csv"], "does not exist"),
+        (["backtest", "cascade", "-p", "fast=3"], "single strategy"),
+        (["run", "--data", "missing.csv"], "does not exist"),
+        (["control", "--interval", "-3"], "between 0 and"),
+        (["control", "--pause", "--resume"], "exclude each other"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(settings, args, needle):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert needle in result.output.replace("\n", " ")
+    assert "Traceback" not in result.output
+    assert not (settings.data_dir / "paper").exists()
+
+
+def test_run_prints_decisions_and_summary(settings):
+    result = invoke("run", "--max-steps", "300")
+    assert result.exit_code == 0
+    assert "Summary" in result.stdout and "final equity" in result.stdout
+    assert "conf" in result.stdout  # at least one decision line
+    assert (settings.data_dir / "paper" / "ledger.db").exists()
+    again = invoke("run", "--max-steps", "10")
+    assert "resuming the unfinished run from step 300" in again.stdout
+
+
+def test_control_writes_the_file_the_runtime_reads(settings):
+    result = invoke("control", "--interval", "7", "--pause")
+    assert result.exit_code == 0
+    assert json.loads((settings.data_dir / "control.json").read_text()) == {"batch_interval_s": 7.0, "paused": True}
+
+
+def test_strategies_lists_parameters(settings):
+    result = invoke("strategies")
+    assert result.exit_code == 0
+    for word in ("momentum", "mean_reversion", "breakout", "stop_loss"):
+        assert word in result.stdout

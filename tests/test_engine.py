@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from sorte.config import Settings
+from sorte.runtime import service
+from sorte.runtime.clock import SimClock
+from sorte.runtime.control import write_control
+from sorte.runtime.ledger import Ledger
+
+
+def session(settings: Settings, **kw):
+    return service.build_paper_session(settings, **kw)
+
+
+def run(sess, max_steps=None):
+    summary = asyncio.run(sess.runtime.run(max_steps))
+    sess.ledger.close()
+    return summary
+
+
+def fill_rows(path):
+    ledger = Ledger(path, durable=False)
+    rows = [(f.client_order_id, f.seq, f.qty, f.price, f.purpose) for f in ledger.fills()]
+    ledger.close()
+    return rows
+
+
+@pytest.fixture()
+def demo_settings(settings):
+    return settings.model_copy(
+        update={
+            "runtime": settings.runtime.model_copy(update={"demo_bars": 400}),
+            "broker": settings.broker.model_copy(update={"allow_short": True}),
+        }
+    )
+
+
+def test_paper_run_writes_ledger_journal_and_summary(demo_settings):
+    sess = session(demo_settings)
+    summary = run(sess)
+    assert summary.steps == 400 and summary.bars == 1600
+    assert summary.decisions > 0 and summary.fills > 0
+    ledger = Ledger(sess.ledger_path, durable=False)
+    fills = ledger.fills()
+    assert len(fills) == summary.fills
+    assert len({f.client_order_id for f in fills}) == len(fills)
+    assert ledger.cursor() == {s: 399 for s in sess.runtime.feed.symbols}
+    journal = [json.loads(line) for line in sess.ledger_path.with_suffix(".journal.jsonl").read_text().splitlines()]
+    assert [j["client_order_id"] for j in journal] == [f.client_order_id for f in fills]
+    assert ledger.account()["cash"] == pytest.approx(sess.runtime.broker.cash)
+    ledger.close()
+
+
+def test_stop_and_resume_equals_an_uninterrupted_run(demo_settings, tmp_path):
+    whole = session(demo_settings, ledger_path=tmp_path / "whole.db")
+    run(whole)
+    first = session(demo_settings, ledger_path=tmp_path / "split.db")
+    run(first, max_steps=137)
+    second = session(demo_settings, ledger_path=tmp_path / "split.db")
+    summary = run(second)
+    assert fill_rows(tmp_path / "split.db") == fill_rows(tmp_path / "whole.db")
+    assert summary.resumed_from_step == 137
+
+
+def test_finished_ledger_is_archived_and_a_new_run_starts(demo_settings):
+    run(session(demo_settings))
+    again = session(demo_settings)
+    assert again.runtime.resumed_from is None
+    archived = list(again.ledger_path.parent.glob("ledger.db.*"))
+    assert archived
+
+
+def test_ledger_of_another_feed_is_refused(demo_settings):
+    run(session(demo_settings), max_steps=5)
+    other = demo_settings.model_copy(update={"runtime": demo_settings.runtime.model_copy(update={"demo_seed": 99})})
+    with pytest.raises(service.ConfigError, match="belongs to another feed"):
+        session(other)
+    assert session(other, fresh=True).runtime.resumed_from is None
+
+
+def test_batch_interval_changes_while_running(demo_settings):
+    s = demo_settings.model_copy(update={"runtime": demo_settings.runtime.model_copy(update={"batch_interval_s": 2.0})})
+    sess = session(s)
+    rt = sess.runtime
+    assert isinstance(rt.clock, SimClock)
+    asyncio.run(rt.run(max_steps=10))
+    write_control(s.data_dir / "control.json", interval=7.5)
+    asyncio.run(rt.run(max_steps=10))
+    assert rt.clock.slept[:10] == [2.0] * 10
+    assert rt.clock.slept[10:] == [7.5] * 10
+    assert rt.metrics.batch_interval._value.get() == 7.5
+    sess.ledger.close()
+
+
+def test_invalid_control_values_are_refused_and_ignored(demo_settings, tmp_path):
+    with pytest.raises(service.ConfigError, match="between 0 and"):
+        write_control(tmp_path / "c.json", interval=-1)
+    (demo_settings.data_dir / "control.json").parent.mkdir(parents=True, exist_ok=True)
+    (demo_settings.data_dir / "control.json").write_text('{"batch_interval_s": "soon"}')
+    sess = session(demo_settings)
+    asyncio.run(sess.runtime.run(max_steps=3))
+    assert sess.runtime.control.batch_interval_s == 0.0
+    sess.ledger.close()
+
+
+def test_pause_stops_new_entries_only(demo_settings):
+    write_control(demo_settings.data_dir / "control.json", paused=True)
+    sess = session(demo_settings)
+    skipped = []
+    sess.runtime.listener = lambda kind, p: skipped.append(p[1].skipped) if kind == "decision" else None
+    summary = run(sess)
+    assert summary.decisions > 0 and summary.fills == 0
+    assert set(skipped) == {"paused: no new entries"}
+
+
+def test_prometheus_metrics_are_exported(demo_settings):
+    sess = session(demo_settings)
+    run(sess)
+    text = sess.runtime.metrics.render().decode()
+    for name in (
+        "sorte_decisions_total",
+        "sorte_stage_discards_total",
+        "sorte_stage_latency_seconds",
+        "sorte_decision_latency_seconds_count",
+        "sorte_fills_total",
+        "sorte_equity",
+        "sorte_gross_exposure_ratio",
+    ):
+        assert name in text
+    assert 'sorte_bars_total{symbol="ALPHA"} 400.0' in text
+    discards = sess.runtime.cascade.stats["momentum"]
+    assert f'sorte_stage_discards_total{{stage="momentum"}} {float(discards.evaluated - discards.passed)}' in text
+
+
+def test_bad_data_file_writes_nothing(demo_settings, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,open,high,low,close\n2024-01-01,1,2,0.5,1\n2024-01-01,1,2,0.5,1\n")
+    with pytest.raises(service.DataError, match="duplicate timestamp"):
+        session(demo_settings, files=[bad])
+    assert not (demo_settings.data_dir / "paper" / "ledger.db").exists()
