@@ -1,0 +1,40 @@
+# Entry points for a fresh machine. uv resolves the stack (pip's resolver stalls on it).
+VENV   ?= .venv
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PY     := $(VENV)/bin/python
+UV     := $(PYTHON) -m uv
+
+.PHONY: run test lint install install-test bench clean
+
+run: install                        ## runtime in paper mode on the bundled demo market
+	$(VENV)/bin/sorte run
+
+test: install-test lint             ## the whole test suite (slow tests included)
+	$(PY) -m pytest
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install-test                 ## benchmarks, figures go to bench/results/
+	$(PY) bench/backtest_vs_backtestingpy.py
+	$(PY) bench/decision_latency.py
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.uv:
+	$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.uv
+	$(UV) pip install --quiet --python $(PY) -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(UV) pip install --quiet --python $(PY) -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache var
