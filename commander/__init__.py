@@ -1,0 +1,1 @@
+"""Blue/green deployment, lease/fencing, rollback; built by the commander issue."""

@@ -1,0 +1,1 @@
+"""Lessons in Chroma, embeddings, recall; built by the agent issue."""

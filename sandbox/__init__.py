@@ -1,0 +1,1 @@
+"""Sandbox runners (Docker first, a local fallback); built by the guardian issue."""

@@ -1,0 +1,3 @@
+"""Sorte: a self-modifying autonomous trading-agent framework."""
+
+__version__ = "0.1.0"

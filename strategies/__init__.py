@@ -1,0 +1,1 @@
+"""Strategy modules and the cascade definition: the only code the agent may change."""

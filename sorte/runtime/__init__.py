@@ -1,0 +1,1 @@
+"""The trading runtime: feeds, cascade, executor, brokers, ledger, risk and backtester."""
