@@ -101,3 +101,19 @@ def test_strategies_lists_parameters(settings):
     assert result.exit_code == 0
     for word in ("momentum", "mean_reversion", "breakout", "stop_loss"):
         assert word in result.stdout
+
+
+def test_invalid_cascade_definition_is_refused_before_anything_runs(settings, tmp_path, monkeypatch):
+    import shutil
+
+    from sorte.config import REPO_ROOT
+
+    strategies = tmp_path / "strategies"
+    shutil.copytree(REPO_ROOT / "strategies", strategies)
+    cascade = strategies / "cascade.py"
+    cascade.write_text(cascade.read_text().replace('"threshold": 0.5', '"threshold": 5'))
+    monkeypatch.setenv("SORTE_STRATEGIES_DIR", str(strategies))
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "invalid cascade in cascade.py: stages.0.threshold" in result.output.replace("\n", " ")
+    assert not (settings.data_dir / "paper").exists()

@@ -142,3 +142,30 @@ def test_bad_data_file_writes_nothing(demo_settings, tmp_path):
     with pytest.raises(service.DataError, match="duplicate timestamp"):
         session(demo_settings, files=[bad])
     assert not (demo_settings.data_dir / "paper" / "ledger.db").exists()
+
+
+def test_replay_speed_paces_by_bar_spacing():
+    from sorte.runtime import demo
+    from sorte.runtime.feed import ReplayFeed
+
+    clock = SimClock()
+    feed = ReplayFeed(demo.generate(2, 5, seed=1), clock, speed=60)  # 1-minute bars at 60x
+    batches = []
+
+    async def drain():
+        while (batch := await feed.next_batch()) is not None:
+            batches.append([(b.symbol, b.seq) for b in batch])
+
+    asyncio.run(drain())
+    assert batches[0] == [("ALPHA", 0), ("BRAVO", 0)]
+    assert len(batches) == 5 and clock.slept == [1.0] * 4
+
+
+def test_feed_seek_resumes_after_the_cursor():
+    from sorte.runtime import demo
+    from sorte.runtime.feed import ReplayFeed
+
+    feed = ReplayFeed(demo.generate(2, 10, seed=1), SimClock())
+    feed.seek({"ALPHA": 6, "BRAVO": 6})
+    batch = asyncio.run(feed.next_batch())
+    assert [(b.symbol, b.seq) for b in batch] == [("ALPHA", 7), ("BRAVO", 7)]
