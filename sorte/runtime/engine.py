@@ -188,6 +188,17 @@ class Runtime:
         self.metrics.bars.labels(bar.symbol).inc()
         for f in fills:
             self.metrics.fills.labels(f.purpose).inc()
+            log.debug(
+                "fill",
+                symbol=f.symbol,
+                side=f.side,
+                qty=f.qty,
+                price=f.price,
+                fee=f.fee,
+                purpose=f.purpose,
+                client_order_id=f.client_order_id,
+                pnl=f.realized_pnl,
+            )
             self.listener("fill", f)
         return fills
 
@@ -213,6 +224,16 @@ class Runtime:
         if report.skipped.startswith("risk veto"):
             self.metrics.vetoes.labels(report.skipped.split()[2].rstrip(":")).inc()
         self.counts["orders"] += len(report.orders)
+        log.debug(
+            "decision",
+            symbol=d.symbol,
+            seq=d.seq,
+            side=d.side,
+            confidence=round(d.confidence, 4),
+            strategy=d.strategy,
+            orders=[o.client_order_id for o in report.orders],
+            skipped=report.skipped or None,
+        )
         self.listener("decision", (d, report))
         return report
 
