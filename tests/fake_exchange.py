@@ -1,0 +1,445 @@
+"""A small local stand-in for Binance's spot REST API, for tests of the ccxt feed and broker.
+
+It speaks just the endpoints ccxt's ``binance`` class calls for loading spot markets,
+klines, and placing, querying and cancelling spot orders (``exchangeInfo``, ``time``,
+``klines``, ``order`` POST/GET/DELETE, ``myTrades``, ``account``), checks the HMAC
+signature of private calls like the real exchange, and records every request. Switches
+simulate the failures a live runtime meets: a symbol missing from the exchange, the server
+down, answers slower than the client's timeout, malformed JSON, transient 5xx errors.
+
+The exchange has its own clock (``now_ms``) that tests move forward; the last candle
+returned by ``klines`` is the in-progress one, as on the real exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import math
+import socket
+import threading
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+START_MS = 1_700_000_040_000  # a minute boundary
+API_KEY = "test-key"
+API_SECRET = "test-secret-never-logged"
+
+
+def market_id(symbol: str) -> str:
+    return symbol.replace("/", "")
+
+
+class FakeClock:
+    """The exchange's time, as a runtime ``Clock``: the feed decides which candles are
+    closed with it. Sleeping (the runtime's batch interval) moves the exchange on by
+    ``bars_per_sleep`` bars, so a runtime sees exactly one new bar per batch when it is 1."""
+
+    def __init__(self, exchange: FakeBinance) -> None:
+        self.exchange = exchange
+        self.bars_per_sleep = 0
+
+    def now(self) -> float:
+        return self.exchange.now_ms / 1000
+
+    async def sleep(self, seconds: float) -> None:
+        self.exchange.advance(self.bars_per_sleep)
+        await asyncio.sleep(0)
+
+
+class FakeBinance:
+    def __init__(self, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), interval_s: int = 60, bars: int = 50):
+        self.interval_ms = interval_s * 1000
+        self.symbols = list(symbols)
+        self.lock = threading.RLock()
+        self.now_ms = START_MS + bars * self.interval_ms + self.interval_ms // 2  # mid-way through bar ``bars``
+        self.candles: dict[str, dict[int, list[float]]] = {market_id(s): {} for s in symbols}
+        for k, sym in enumerate(self.symbols):
+            for i in range(bars + 200):
+                self.candles[market_id(sym)][START_MS + i * self.interval_ms] = self._candle(i, 100.0 * (k + 1))
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.orders: dict[str, dict[str, Any]] = {}  # by client order id
+        self.trades: list[dict[str, Any]] = []
+        self.missing: set[str] = set()  # symbols hidden from exchangeInfo
+        self.delays: dict[str, list[float]] = defaultdict(list)  # "METHOD path" -> delays of the next answers
+        self.errors: dict[str, list[int]] = defaultdict(list)  # "METHOD path" -> HTTP statuses of the next answers
+        self.malformed: dict[str, str] = {}  # "METHOD path" -> raw body returned instead
+        self.fill_market = True  # market orders fill at once; else they rest until ``fill``
+        self.fee_rate = 0.001
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self.server: ThreadingHTTPServer | None = None
+        self.clock = FakeClock(self)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> FakeBinance:
+        handler = type("Handler", (_Handler,), {"exchange": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Take the server down: from now on connections are refused."""
+        self._stopping.set()  # wake handlers sleeping in a simulated delay
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        for conn in list(self._connections):  # kept-alive client connections die too
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- market data -------------------------------------------------------------------
+    @staticmethod
+    def _candle(i: int, base: float) -> list[float]:
+        mid = base * (1 + 0.05 * math.sin(i / 5))
+        o, c = mid * 0.999, mid * 1.001
+        return [o, max(o, c) * 1.002, min(o, c) * 0.998, c, 10.0 + i % 7]
+
+    def advance(self, bars: int = 1) -> None:
+        with self.lock:
+            self.now_ms += bars * self.interval_ms
+
+    def bar_open_ms(self, index: int) -> int:
+        return START_MS + index * self.interval_ms
+
+    def seq(self, index: int) -> int:
+        """The feed's sequence number of candle ``index`` (open time // interval)."""
+        return self.bar_open_ms(index) // self.interval_ms
+
+    def current_index(self) -> int:
+        """Index of the in-progress candle."""
+        return (self.now_ms - START_MS) // self.interval_ms
+
+    def drop(self, symbol: str, index: int) -> None:
+        """Delete one candle (a gap in the exchange's data)."""
+        with self.lock:
+            self.candles[market_id(symbol)].pop(self.bar_open_ms(index), None)
+
+    def last_price(self, mid: str) -> float:
+        opened = [t for t in self.candles[mid] if t <= self.now_ms]
+        return self.candles[mid][max(opened)][3]
+
+    # -- orders ------------------------------------------------------------------------
+    def posted_orders(self) -> list[dict[str, str]]:
+        return [p for m, path, p in self.requests if m == "POST" and path == "/api/v3/order"]
+
+    def fill(self, client_id: str, price: float | None = None) -> None:
+        """Fill a resting order completely."""
+        with self.lock:
+            order = self.orders[client_id]
+            self._execute(order, price or float(order["price"]) or self.last_price(order["symbol"]))
+
+    def _execute(self, order: dict[str, Any], price: float) -> None:
+        qty = float(order["origQty"])
+        quote = qty * price
+        fee = quote * self.fee_rate
+        trade = {
+            "symbol": order["symbol"],
+            "id": next(self._ids),
+            "orderId": order["orderId"],
+            "orderListId": -1,
+            "price": f"{price:.8f}",
+            "qty": f"{qty:.8f}",
+            "quoteQty": f"{quote:.8f}",
+            "commission": f"{fee:.8f}",
+            "commissionAsset": "USDT",
+            "time": self.now_ms,
+            "isBuyer": order["side"] == "BUY",
+            "isMaker": order["type"] == "LIMIT",
+            "isBestMatch": True,
+        }
+        self.trades.append(trade)
+        order.update(status="FILLED", executedQty=f"{qty:.8f}", cummulativeQuoteQty=f"{quote:.8f}")
+        order["updateTime"] = self.now_ms
+        order["_fills"] = [
+            {
+                "price": trade["price"],
+                "qty": trade["qty"],
+                "commission": trade["commission"],
+                "commissionAsset": "USDT",
+                "tradeId": trade["id"],
+            }
+        ]
+
+    def place(self, p: dict[str, str]) -> tuple[int, Any]:
+        with self.lock:
+            cid = p.get("newClientOrderId") or f"x-{next(self._ids)}"
+            if cid in self.orders and self.orders[cid]["status"] in ("NEW", "PARTIALLY_FILLED"):
+                return 400, {"code": -2010, "msg": "Duplicate order sent."}
+            if p["symbol"] not in self.candles or p["symbol"] in {market_id(s) for s in self.missing}:
+                return 400, {"code": -1121, "msg": "Invalid symbol."}
+            order = {
+                "symbol": p["symbol"],
+                "orderId": next(self._ids),
+                "orderListId": -1,
+                "clientOrderId": cid,
+                "price": p.get("price", "0.00000000"),
+                "origQty": p["quantity"],
+                "executedQty": "0.00000000",
+                "cummulativeQuoteQty": "0.00000000",
+                "status": "NEW",
+                "timeInForce": p.get("timeInForce", "GTC"),
+                "type": p["type"],
+                "side": p["side"],
+                "stopPrice": "0.00000000",
+                "icebergQty": "0.00000000",
+                "time": self.now_ms,
+                "updateTime": self.now_ms,
+                "isWorking": True,
+                "workingTime": self.now_ms,
+                "origQuoteOrderQty": "0.00000000",
+                "selfTradePreventionMode": "EXPIRE_MAKER",
+                "_fills": [],
+            }
+            self.orders[cid] = order
+            if p["type"] == "MARKET" and self.fill_market:
+                self._execute(order, self.last_price(p["symbol"]))
+            return 200, {**_public(order), "transactTime": self.now_ms, "fills": order["_fills"]}
+
+    def query(self, p: dict[str, str]) -> tuple[int, Any]:
+        with self.lock:
+            order = self._find(p)
+            if order is None:
+                return 400, {"code": -2013, "msg": "Order does not exist."}
+            return 200, _public(order)
+
+    def cancel(self, p: dict[str, str]) -> tuple[int, Any]:
+        with self.lock:
+            order = self._find(p)
+            if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+                return 400, {"code": -2011, "msg": "Unknown order sent."}
+            order["status"] = "CANCELED"
+            return 200, _public(order)
+
+    def _find(self, p: dict[str, str]) -> dict[str, Any] | None:
+        if "origClientOrderId" in p:
+            return self.orders.get(p["origClientOrderId"])
+        by_id = {str(o["orderId"]): o for o in self.orders.values()}
+        return by_id.get(p.get("orderId", ""))
+
+
+def _public(order: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in order.items() if not k.startswith("_")}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    exchange: FakeBinance
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.exchange._connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.exchange._connections.discard(self.connection)
+        super().finish()
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        ex = self.exchange
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        raw = parts.query if method != "POST" else body
+        params = dict(parse_qsl(raw, keep_blank_values=True))
+        key = f"{method} {parts.path}"
+        with ex.lock:
+            ex.requests.append((method, parts.path, params))
+            delay = ex.delays[key].pop(0) if ex.delays[key] else 0.0
+            error = ex.errors[key].pop(0) if ex.errors[key] else 0
+            malformed = ex.malformed.get(key)
+        if error:  # the request never reached the matching engine
+            return self._send(error, "<html><body>503 Service Temporarily Unavailable</body></html>")
+        if parts.path.startswith("/api/v3/") and "signature" in params and not self._signed(raw):
+            status, payload = 401, {"code": -1022, "msg": "Signature for this request is not valid."}
+        else:
+            status, payload = self._route(method, parts.path, params)
+        # A delay comes after the work: an order placed whose answer is late, like the real thing.
+        if delay and ex._stopping.wait(delay):
+            return
+        if malformed is not None:
+            status, payload = 200, malformed
+        self._send(status, payload)
+
+    def _signed(self, raw: str) -> bool:
+        query, _, signature = raw.rpartition("&signature=")
+        expected = hmac.new(API_SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
+        return self.headers.get("X-MBX-APIKEY") == API_KEY and hmac.compare_digest(signature, expected)
+
+    def _route(self, method: str, path: str, p: dict[str, str]) -> tuple[int, Any]:
+        ex = self.exchange
+        routes = {
+            ("GET", "/api/v3/ping"): lambda: (200, {}),
+            ("GET", "/api/v3/time"): lambda: (200, {"serverTime": ex.now_ms}),
+            ("GET", "/api/v3/exchangeInfo"): lambda: (200, self._exchange_info()),
+            ("GET", "/api/v3/klines"): lambda: self._klines(p),
+            ("POST", "/api/v3/order"): lambda: ex.place(p),
+            ("GET", "/api/v3/order"): lambda: ex.query(p),
+            ("DELETE", "/api/v3/order"): lambda: ex.cancel(p),
+            ("GET", "/api/v3/myTrades"): lambda: (200, self._my_trades(p)),
+            ("GET", "/api/v3/account"): lambda: (200, self._account()),
+        }
+        route = routes.get((method, path))
+        if route is None:  # ccxt asked for something a spot-only client should not need
+            return 404, {"code": -1, "msg": f"fake exchange has no {method} {path}"}
+        return route()
+
+    def _exchange_info(self) -> dict[str, Any]:
+        ex = self.exchange
+        return {
+            "timezone": "UTC",
+            "serverTime": ex.now_ms,
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": [_symbol_info(s) for s in ex.symbols if s not in ex.missing],
+        }
+
+    def _klines(self, p: dict[str, str]) -> tuple[int, Any]:
+        ex = self.exchange
+        with ex.lock:
+            series = ex.candles.get(p.get("symbol", ""))
+            if series is None or p["symbol"] in {market_id(s) for s in ex.missing}:
+                return 400, {"code": -1121, "msg": "Invalid symbol."}
+            limit = min(int(p.get("limit", 500)), 1000)
+            start = int(p.get("startTime", 0))
+            end = int(p.get("endTime", ex.now_ms))
+            times = sorted(t for t in series if start <= t <= min(end, ex.now_ms))
+            times = times[:limit] if "startTime" in p else times[-limit:]
+            return 200, [self._kline(t, series[t]) for t in times]
+
+    def _kline(self, t: int, c: list[float]) -> list[Any]:
+        ex = self.exchange
+        o, h, lo, close, v = c
+        if t + ex.interval_ms > ex.now_ms:  # in progress: only part of the bar has traded
+            h, lo, close, v = max(o, close), min(o, close), (o + close) / 2, v / 3
+        return [
+            t,
+            f"{o:.8f}",
+            f"{h:.8f}",
+            f"{lo:.8f}",
+            f"{close:.8f}",
+            f"{v:.8f}",
+            t + ex.interval_ms - 1,
+            f"{v * close:.8f}",
+            10,
+            "0",
+            "0",
+            "0",
+        ]
+
+    def _my_trades(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        ex = self.exchange
+        with ex.lock:
+            return [
+                t
+                for t in ex.trades
+                if t["symbol"] == p.get("symbol") and ("orderId" not in p or str(t["orderId"]) == p["orderId"])
+            ]
+
+    def _account(self) -> dict[str, Any]:
+        return {
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "canTrade": True,
+            "canWithdraw": True,
+            "canDeposit": True,
+            "accountType": "SPOT",
+            "updateTime": self.exchange.now_ms,
+            "permissions": ["SPOT"],
+            "balances": [
+                {"asset": "USDT", "free": "10000.00000000", "locked": "0.00000000"},
+                {"asset": "BTC", "free": "0.00000000", "locked": "0.00000000"},
+            ],
+        }
+
+    def _send(self, status: int, payload: Any) -> None:
+        body = payload if isinstance(payload, str) else json.dumps(payload)
+        data = body.encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+            pass
+
+
+def _symbol_info(symbol: str) -> dict[str, Any]:
+    base, quote = symbol.split("/")
+    return {
+        "symbol": market_id(symbol),
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": "0.01000000",
+                "maxPrice": "1000000.00000000",
+                "tickSize": "0.01000000",
+            },
+            {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"},
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": "0.00000000",
+                "maxQty": "100.00000000",
+                "stepSize": "0.00000000",
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": "5.00000000",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    }
