@@ -10,6 +10,19 @@ import structlog
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+class _StderrLogger:
+    """Writes to whatever ``sys.stderr`` is at the time of the call, not at configuration
+    (a test harness or a daemon may replace the stream later)."""
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def setup_logging(level: str = "info", fmt: str = "console") -> None:
     renderer = (
         structlog.processors.JSONRenderer()
@@ -24,6 +37,6 @@ def setup_logging(level: str = "info", fmt: str = "console") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLogger,
         cache_logger_on_first_use=False,
     )

@@ -117,3 +117,39 @@ def test_invalid_cascade_definition_is_refused_before_anything_runs(settings, tm
     assert result.exit_code == 2
     assert "invalid cascade in cascade.py: stages.0.threshold" in result.output.replace("\n", " ")
     assert not (settings.data_dir / "paper").exists()
+
+
+@pytest.mark.timeout(60)
+def test_run_on_the_ccxt_feed_through_a_local_exchange(settings, monkeypatch):
+    import threading
+
+    from fake_exchange import FakeBinance
+
+    fake = FakeBinance(("BTC/USDT",)).start()
+    done = threading.Event()
+
+    def market_moves():  # a new one-minute candle closes every 0.2 s of wall time
+        while not done.wait(0.2):
+            fake.advance(1)
+
+    mover = threading.Thread(target=market_moves, daemon=True)
+    mover.start()
+    try:
+        monkeypatch.setenv("SORTE_EXCHANGE__BASE_URL", fake.url)
+        result = runner.invoke(
+            app, ["run", "--feed", "ccxt", "-s", "BTC/USDT", "--interval", "0.05", "--max-steps", "3"]
+        )
+    finally:
+        done.set()
+        mover.join()
+        fake.stop()
+    assert result.exit_code == 0, result.output
+    assert "ccxt feed" in result.output and "BTC/USDT" in result.output
+    assert "steps" in result.output
+    assert (settings.data_dir / "paper-live" / "ledger.db").exists()
+    assert any("klines" in path for _, path, _ in fake.requests)
+
+
+def test_ccxt_feed_with_files_is_refused(settings, goog_csv):
+    result = runner.invoke(app, ["run", "--feed", "ccxt", "-s", "BTC/USDT", "--data", str(goog_csv)])
+    assert result.exit_code == 2 and "does not combine" in result.output

@@ -215,11 +215,12 @@ def test_an_abandoned_order_is_recorded_so_a_restart_does_not_resend_it(settings
     o = order(fake)
     fake.errors["POST /api/v3/order"] = [503]
     broker.submit(o)  # what the runtime's step does: decide, submit, commit
-    ledger.commit_step(0, 0.0, [o], [], broker.positions, account, 1.0, {SYMBOL: 49}, broker.open_orders())
+    ledger.commit_step(0, 0.0, [o], [], broker.positions, account, 1.0, {SYMBOL: 49}, [])
     assert [x.client_order_id for x in ledger.open_orders()] == [o.client_order_id]
     fake.stop()
     broker.on_bar(bar_at(fake, 50))
-    ledger.commit_step(1, 60.0, [], [], broker.positions, account, 1.0, {SYMBOL: 50}, broker.open_orders())
+    # the runtime hands the ledger every order it still holds as "new" (Runtime._settle_inflight)
+    ledger.commit_step(1, 60.0, [], [], broker.positions, account, 1.0, {SYMBOL: 50}, [o])
     assert o.status == "rejected" and ledger.open_orders() == []
     assert [r["status"] for r in ledger.orders()] == ["rejected"]
 

@@ -85,28 +85,32 @@ def run_cmd(
     data: list[Path] = typer.Option(
         [], "--data", "-d", help="Replay file(s), one per symbol; default: bundled demo market"
     ),
+    feed: str | None = typer.Option(None, help="replay (files or demo) or ccxt (live exchange data)"),
+    symbol: list[str] = typer.Option([], "--symbol", "-s", help="Exchange symbol for the ccxt feed"),
     config: Path | None = ConfigOpt,
     speed: float | None = typer.Option(None, help="Replay speed (0 = as fast as possible)"),
     interval: float | None = typer.Option(None, help="Batch interval in seconds"),
     max_steps: int | None = typer.Option(None, help="Stop after this many steps"),
-    ledger: Path | None = typer.Option(None, help="Ledger file (default <data_dir>/paper/ledger.db)"),
+    ledger: Path | None = typer.Option(None, help="Ledger file (default <data_dir>/<mode>/ledger.db)"),
     fresh: bool = typer.Option(False, help="Archive the existing ledger and start over"),
     metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on this port"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print the summary"),
     max_gap: float = MaxGapOpt,
 ) -> None:
-    """Run the trading runtime in paper mode on a replay feed, printing decisions."""
-    overrides = {}
-    if speed is not None or interval is not None:
-        rt = load_settings(config).runtime.model_copy(
-            update={k: v for k, v in {"speed": speed, "batch_interval_s": interval}.items() if v is not None}
-        )
-        overrides["runtime"] = rt
+    """Run the trading runtime (paper mode unless configured for live trading), printing decisions."""
+    updates = {"feed": feed, "symbols": symbol or None, "speed": speed, "batch_interval_s": interval}
+    listener = partial(_print_event, quiet)
     try:
-        settings = _settings(config, **overrides)
-        session = service.build_paper_session(
-            settings, data or None, ledger, fresh, partial(_print_event, quiet), max_gap
-        )
+        settings = service.with_runtime(_settings(config), **{k: v for k, v in updates.items() if v is not None})
+        rs = settings.runtime
+        if rs.feed == "ccxt" or rs.mode == "live":
+            from sorte.runtime.live import build_live_session
+
+            if data:
+                raise SorteError("--data replays files; it does not combine with the ccxt feed")
+            session = build_live_session(settings, ledger, fresh, listener)
+        else:
+            session = service.build_paper_session(settings, data or None, ledger, fresh, listener, max_gap)
     except SorteError as exc:
         _fail(exc)
     rt = session.runtime
@@ -114,11 +118,17 @@ def run_cmd(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1", registry=rt.metrics.registry)
+    mode = "LIVE TRADING" if settings.runtime.mode == "live" else "paper mode"
     console.print(
-        f"[bold]Sorte runtime[/] paper mode · symbols {', '.join(rt.feed.symbols)} · ledger {session.ledger_path}"
+        f"[bold]Sorte runtime[/] {mode} · {settings.runtime.feed} feed · symbols {', '.join(rt.feed.symbols)} · "
+        f"ledger {session.ledger_path}"
     )
-    summary = asyncio.run(_run_until_signal(rt, max_steps))
-    session.ledger.close()
+    try:
+        summary = asyncio.run(_run_until_signal(rt, max_steps))
+    except SorteError as exc:
+        _fail(exc)
+    finally:
+        session.ledger.close()
     _print_summary(summary.model_dump())
 
 

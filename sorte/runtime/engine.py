@@ -107,6 +107,9 @@ class Runtime:
         self.resumed_from: int | None = None
         self._stop = asyncio.Event()
         self._resumed = False
+        # Orders the ledger holds as "new": any final state the broker gives them later
+        # (filled, expired, rejected) must reach the ledger, or a restart would resend them.
+        self._inflight: dict[str, Order] = {}
         self._equity: list[float] = []
 
     def stop(self) -> None:
@@ -129,6 +132,7 @@ class Runtime:
         self.broker.positions = self.ledger.positions()
         for order in self.ledger.open_orders():
             self.broker.submit(order)
+            self._inflight[order.client_order_id] = order
         for sym, pos in self.broker.positions.items():
             self.broker.last_price[sym] = pos.entry_price
         curve = self.ledger.equity_curve()
@@ -261,9 +265,21 @@ class Runtime:
                 account,
                 equity,
                 dict(self.cursor),
-                self.broker.open_orders(),
+                self._settle_inflight(orders),
             )
         self.step += 1
+
+    def _settle_inflight(self, new_orders: list[Order]) -> list[Order]:
+        """Orders from earlier steps, for the ledger to record their state (final, or the
+        remaining lifetime of a resting limit order); final ones are then forgotten."""
+        known = list(self._inflight.values())
+        for o in known:
+            if o.status != "new":
+                del self._inflight[o.client_order_id]
+        for o in new_orders:
+            if o.status == "new":
+                self._inflight[o.client_order_id] = o
+        return known
 
     def _export_stage_stats(self) -> None:
         for name, st in self.cascade.stats.items():

@@ -116,7 +116,7 @@ class Ledger:
         account: dict[str, float],
         equity: float,
         cursor: dict[str, int],
-        open_orders: list[Order],
+        settled: list[Order],
     ) -> None:
         """Store everything one runtime step produced, atomically."""
         db = self.db
@@ -126,10 +126,10 @@ class Ledger:
                 f"INSERT OR IGNORE INTO orders VALUES ({','.join('?' * len(ORDER_COLUMNS))})",
                 [tuple(getattr(o, c) for c in ORDER_COLUMNS) for o in orders],
             )
-            # Status changes (filled, expired) of orders created in earlier steps.
+            # State of orders created in earlier steps: final, or a limit order's remaining life.
             db.executemany(
                 "UPDATE orders SET status=?, ttl_bars=? WHERE client_order_id=?",
-                [(o.status, o.ttl_bars, o.client_order_id) for o in orders + open_orders],
+                [(o.status, o.ttl_bars, o.client_order_id) for o in settled],
             )
             self._mark_filled(fills)
             db.executemany(

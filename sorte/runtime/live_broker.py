@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +72,6 @@ class CcxtBroker(PaperBroker):
         self.where = f"{ex.name} at {ex.base_url}" if ex.base_url else ex.name
         self.max_tries = max(1, max_tries)
         self.tracked: dict[str, _Tracked] = {}
-        self.finished: dict[str, list[Order]] = defaultdict(list)  # expired/rejected since the last bar
 
     def verify(self) -> dict[str, float]:
         """An authenticated call, so bad keys fail at start-up; returns the free balances."""
@@ -134,25 +132,17 @@ class CcxtBroker(PaperBroker):
         side = "buy" if o.side == BUY else "sell"
         return self.exchange.create_order(o.symbol, o.kind, side, o.qty, price, {"clientOrderId": t.exchange_id})
 
-    def open_orders(self) -> list[Order]:
-        """Open orders, plus those that expired or were rejected since their symbol's last bar.
-        The runtime hands this list to the ledger, which learns those final states from it
-        only; an order left "new" there would be sent again after a restart."""
-        return super().open_orders() + [o for orders in self.finished.values() for o in orders]
-
     def _drop(self, t: _Tracked, status: str, reason: str) -> None:
         t.order.status = status
         queue = self.pending.get(t.order.symbol, [])
         if t.order in queue:
             queue.remove(t.order)
-        self.finished[t.order.symbol].append(t.order)
         log.error("order_" + status, client_order_id=t.exchange_id, symbol=t.order.symbol, reason=reason)
 
     # -- fills --------------------------------------------------------------------------
     def on_bar(self, bar: Bar) -> list[Fill]:
         """Collect the exchange's fills of this symbol's orders, then fire protective exits."""
         fills: list[Fill] = []
-        self.finished.pop(bar.symbol, None)  # the ledger has recorded them by now
         if self.pending.get(bar.symbol):
             fills.extend(self._settle(bar))
         pos = self.positions.get(bar.symbol)
@@ -197,7 +187,6 @@ class CcxtBroker(PaperBroker):
         self.pending[order.symbol].remove(order)
         if float((t.info or {}).get("filled") or 0.0) <= 0:
             order.status = "expired" if status in ("canceled", "expired") else "rejected"
-            self.finished[order.symbol].append(order)
             log.info("order_" + order.status, client_order_id=t.exchange_id, exchange_status=status)
             return None
         order.status = "filled"

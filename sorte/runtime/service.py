@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
-from sorte.config import Settings
+from sorte.config import RuntimeSettings, Settings
 from sorte.errors import ConfigError, DataError, TradingRefused
 from sorte.runtime import demo
 from sorte.runtime.backtest import BacktestResult, run_backtest
@@ -118,6 +119,18 @@ def _assemble(settings, cascade, feed: Feed, clock, ledger, listener, metrics, i
     control_file = settings.data_dir / "control.json"
     control = RuntimeControl(batch_interval_s=interval, file=control_file)
     return Runtime(cascade, feed, broker, executor, clock, control, ledger, metrics, listener)
+
+
+def with_runtime(settings: Settings, **updates: Any) -> Settings:
+    """``settings`` with runtime fields replaced, validated like the configuration itself."""
+    if not updates:
+        return settings
+    try:
+        runtime = RuntimeSettings.model_validate({**settings.runtime.model_dump(), **updates})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"invalid {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return settings.model_copy(update={"runtime": runtime})
 
 
 def check_live_credentials(settings: Settings) -> None:
