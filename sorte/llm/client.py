@@ -1,0 +1,274 @@
+"""The LLM client: roles -> fallback chains of (provider, model), with structured output,
+per-call timeouts, a two-level response cache, per-backend concurrency limits and one
+structured log line per call.
+
+    llm = LLM(settings.llm, cache_path)
+    answer = await llm.ask("standard", messages, StageVerdict, stage="technical")
+    answer.value  # a validated StageVerdict
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import BaseModel
+
+from sorte.config import LLMSettings, ProviderSettings
+from sorte.llm.cache import ResponseCache, cache_key
+from sorte.llm.errors import InvalidOutput, LLMError, LLMTimeout, ReplayMiss
+from sorte.llm.providers.base import Provider
+from sorte.llm.structured import parse_as, schema_of
+
+log = structlog.get_logger("sorte.llm")
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass
+class Answer(Generic[T]):
+    value: T
+    role: str
+    backend: str
+    model: str
+    latency_s: float
+    cache: str  # "hit-memory" | "hit-disk" | "miss" | "bypass"
+    fallbacks: list[str] = field(default_factory=list)  # "backend:model: reason" of each failed target
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+
+
+class AllBackendsFailed(LLMError):
+    """Every target of the role's chain failed; ``reasons`` says why, in order."""
+
+    def __init__(self, role: str, reasons: list[str]) -> None:
+        super().__init__(f"role {role!r}: every backend failed: " + "; ".join(reasons))
+        self.reasons = reasons
+
+
+def build_provider(name: str, settings: ProviderSettings) -> Provider:
+    if settings.kind == "ollama":
+        from sorte.llm.providers.ollama import OllamaProvider
+
+        return OllamaProvider(name, settings)
+    if settings.kind == "openai":
+        from sorte.llm.providers.openai_compat import OpenAICompatProvider
+
+        return OpenAICompatProvider(name, settings)
+    if settings.kind == "llamacpp":
+        from sorte.llm.providers.llamacpp import LlamaCppProvider
+
+        return LlamaCppProvider(name, settings)
+    from sorte.llm.providers.fake import FakeProvider
+
+    return FakeProvider(name, settings)
+
+
+class LLMMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.calls = Counter(
+            "sorte_llm_calls_total", "LLM calls by outcome", ["role", "backend", "outcome"], registry=r
+        )
+        self.latency = Histogram(
+            "sorte_llm_latency_seconds",
+            "LLM answer time",
+            ["backend"],
+            registry=r,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+        )
+        self.cache = Counter("sorte_llm_cache_total", "Cache lookups", ["result"], registry=r)
+        self.fallbacks = Counter("sorte_llm_fallbacks_total", "Fallbacks taken", ["role", "reason"], registry=r)
+
+
+class LLM:
+    def __init__(
+        self,
+        settings: LLMSettings,
+        cache_path: Path | None = None,
+        providers: dict[str, Provider] | None = None,
+        metrics: LLMMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.providers = (
+            providers
+            if providers is not None
+            else {name: build_provider(name, p) for name, p in settings.providers.items()}
+        )
+        self.cache = ResponseCache(cache_path, settings.cache_max_entries, int(settings.cache_max_disk_mb * 2**20))
+        self.metrics = metrics or LLMMetrics()
+        self._semaphores = {name: asyncio.Semaphore(p.settings.concurrency) for name, p in self.providers.items()}
+        self.replay_misses: list[str] = []
+
+    async def close(self) -> None:
+        self.cache.close()
+        for p in self.providers.values():
+            await p.close()
+
+    async def ask(
+        self,
+        role: str,
+        messages: list[dict[str, str]],
+        schema: type[T],
+        *,
+        stage: str = "",
+        bypass_cache: bool = False,
+        retries: int = 1,
+    ) -> Answer[T]:
+        """A validated ``schema`` instance: from the cache if any target of ``role`` answered this
+        before, else from the first target of the chain that gives one."""
+        role_cfg = self.settings.role(role)
+        targets = [(self.providers.get(t.provider), t.provider, t.model) for t in role_cfg.chain]
+        schema_json = schema_of(schema)
+        params = {"max_tokens": role_cfg.max_tokens, "temperature": 0.0}
+        keys = [
+            cache_key(p.settings.kind if p else name, model, messages, params, schema_json)
+            for p, name, model in targets
+        ]
+        if not bypass_cache:
+            for (_, name, model), key in zip(targets, keys, strict=True):
+                t0 = time.perf_counter()
+                hit = self.cache.get(key)
+                self.metrics.cache.labels("hit" if hit else "miss").inc()
+                if hit is not None:
+                    return self._done(
+                        parse_as(hit[0], schema), role, stage, name, model, t0, f"hit-{hit[1]}", None, None
+                    )
+        if self.settings.replay:
+            self.replay_misses.append(f"role={role} stage={stage or '-'} models={[m for _, _, m in targets]}")
+            raise ReplayMiss(f"replay mode: no cached answer for role {role!r} (stage {stage or '-'})")
+        reasons: list[str] = []
+        for (provider, name, model), key in zip(targets, keys, strict=True):
+            if provider is None:
+                reasons.append(f"{name}: not configured")
+                continue
+            timeout = role_cfg.timeout_s or provider.settings.timeout_s
+            try:
+                answer = await self._call(
+                    provider,
+                    model,
+                    role,
+                    messages,
+                    schema,
+                    schema_json,
+                    stage,
+                    timeout,
+                    role_cfg.max_tokens,
+                    key,
+                    retries,
+                    role_cfg.cache_ttl_s,
+                    bypass_cache,
+                )
+            except LLMError as exc:
+                reason = _reason(exc)
+                reasons.append(f"{name}:{model}: {exc}")
+                self.metrics.fallbacks.labels(role, reason).inc()
+                log.warning(
+                    f"[LLM] {name} unavailable or slow ({reason}, timeout {timeout:g}s): falling back",
+                    role=role,
+                    stage=stage,
+                    backend=name,
+                    model=model,
+                    error=str(exc),
+                )
+                continue
+            answer.fallbacks = reasons
+            return answer
+        raise AllBackendsFailed(role, reasons)
+
+    async def _call(
+        self,
+        provider: Provider,
+        model: str,
+        role: str,
+        messages: list[dict[str, str]],
+        schema: type[T],
+        schema_json: dict,
+        stage: str,
+        timeout: float,
+        max_tokens: int,
+        key: str,
+        retries: int,
+        ttl: float,
+        bypass: bool,
+    ) -> Answer[T]:
+        t0 = time.perf_counter()
+        convo = list(messages)
+        for attempt in range(retries + 1):
+            async with self._semaphores[provider.name]:
+                try:
+                    done = await asyncio.wait_for(provider.complete(model, convo, schema_json, max_tokens), timeout)
+                except TimeoutError:
+                    self.metrics.calls.labels(role, provider.name, "timeout").inc()
+                    raise LLMTimeout(f"no answer within {timeout:g}s") from None
+            try:
+                value = parse_as(done.text, schema)
+            except InvalidOutput as exc:
+                self.metrics.calls.labels(role, provider.name, "invalid").inc()
+                if attempt == retries:
+                    raise
+                # Give the model its own answer and the validation error, once more.
+                convo = [
+                    *convo,
+                    {"role": "assistant", "content": done.text},
+                    {"role": "user", "content": f"That answer was invalid: {exc}. Reply with JSON only."},
+                ]
+                continue
+            self.cache.put(key, value.model_dump_json(), role, ttl)
+            self.metrics.calls.labels(role, provider.name, "ok").inc()
+            return self._done(
+                value,
+                role,
+                stage,
+                provider.name,
+                model,
+                t0,
+                "bypass" if bypass else "miss",
+                done.tokens_in,
+                done.tokens_out,
+            )
+        raise AssertionError("unreachable")
+
+    def _done(
+        self,
+        value: T,
+        role: str,
+        stage: str,
+        backend: str,
+        model: str,
+        t0: float,
+        cache: str,
+        tokens_in: int | None,
+        tokens_out: int | None,
+    ) -> Answer[T]:
+        latency = time.perf_counter() - t0
+        self.metrics.latency.labels(backend).observe(latency)
+        log.info(
+            f"[LLM] stage={stage or '-'} backend={backend} model={model} {latency:.2f}s cache={cache}",
+            role=role,
+            stage=stage,
+            backend=backend,
+            model=model,
+            latency_s=round(latency, 4),
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cache=cache,
+        )
+        return Answer(value, role, backend, model, latency, cache, [], tokens_in, tokens_out)
+
+    async def ask_json(self, role: str, messages: list[dict[str, str]], schema: type[T], **kw) -> T:
+        return (await self.ask(role, messages, schema, **kw)).value
+
+
+def _reason(exc: LLMError) -> str:
+    return {
+        "LLMTimeout": "timeout",
+        "LLMUnavailable": "unavailable",
+        "ModelMissing": "model-missing",
+        "InvalidOutput": "invalid-output",
+    }.get(type(exc).__name__, "error")

