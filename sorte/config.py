@@ -134,6 +134,8 @@ class LLMSettings(BaseModel):
     def role(self, name: str) -> RoleSettings:
         if name in self.roles:
             return self.roles[name]
+        if name not in ROLES:
+            raise ConfigError(f"unknown LLM role {name!r} (roles: {', '.join(ROLES)})")
         embedded = RoleTarget(provider="llamacpp", model=EMBEDDED_MODEL)
         if self.profile == "ollama":
             return RoleSettings(chain=[RoleTarget(provider="ollama", model=OLLAMA_MODELS[name]), embedded])
