@@ -261,6 +261,39 @@ def control_cmd(
     console.print_json(json.dumps(data))
 
 
+@app.command("doctor")
+def doctor_cmd(
+    config: Path | None = ConfigOpt,
+    ping: bool = typer.Option(True, help="Time a one-token call per role (loads local models)"),
+    timeout: float = typer.Option(60.0, help="Seconds allowed per check"),
+) -> None:
+    """Check the LLM backends: reachability, models, GPU, one-token latency, cache statistics."""
+    from sorte.llm import service as llm_service
+
+    try:
+        settings = _settings(config)
+        report = llm_service.doctor(settings, ping, timeout)
+    except SorteError as exc:
+        _fail(exc)
+    table = Table("backend", "kind", "reachable", "models", "gpu", "detail", title="LLM backends")
+    for b in report.backends:
+        models = ", ".join(b.models[:4]) + (" ..." if len(b.models) > 4 else "")
+        table.add_row(b.name, b.kind, "[green]yes[/]" if b.reachable else "[red]no[/]", models, b.gpu, b.detail)
+    console.print(table)
+    roles = Table("role", "backend", "model", "present", "one-token call", "problem", title="Roles")
+    for r in report.roles:
+        present = "-" if r.model_present is None else ("yes" if r.model_present else "[red]no[/]")
+        took = f"{r.one_token_s:.2f} s" if r.one_token_s is not None else "-"
+        roles.add_row(r.role, r.backend, r.model, present, took, r.error or "")
+    console.print(roles)
+    c = report.cache
+    console.print(
+        f"cache: {c.memory_hits} memory + {c.disk_hits} disk hits, {c.misses} misses "
+        f"(hit rate {c.hit_rate:.0%}), {c.disk_entries} entries / {c.disk_bytes / 2**20:.1f} MiB on disk, "
+        f"lookup p50 {c.lookup_p50_us:.1f} us p99 {c.lookup_p99_us:.1f} us"
+    )
+
+
 def main() -> None:
     app()
 

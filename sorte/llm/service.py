@@ -1,0 +1,28 @@
+"""Service functions of the LLM layer for the front-ends."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sorte.config import Settings
+from sorte.llm.client import LLM
+from sorte.llm.doctor import DoctorReport, diagnose
+
+
+def cache_path(settings: Settings):
+    return settings.data_dir / "llm" / "cache.db"
+
+
+def build_llm(settings: Settings) -> LLM:
+    return LLM(settings.llm, cache_path(settings))
+
+
+def doctor(settings: Settings, ping: bool = True, timeout_s: float = 60.0) -> DoctorReport:
+    async def run() -> DoctorReport:
+        llm = build_llm(settings)
+        try:
+            return await diagnose(settings.llm, llm, ping, timeout_s)
+        finally:
+            await llm.close()
+
+    return asyncio.run(run())
