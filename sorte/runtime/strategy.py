@@ -16,7 +16,6 @@ live runtime over a trailing window and keeps the last bar. Indicators are windo
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib.util
 import sys
@@ -29,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError, model_validator
 
 from sorte.errors import StrategyError
+from sorte.literals import read_literals
 
 REQUIRED_FUNCTIONS = ("lookback", "features", "decide")
 NOT_STRATEGIES = {"__init__", "cascade"}
@@ -89,24 +89,10 @@ class Params:
 
 def read_param_specs(path: Path) -> dict[str, ParamSpec]:
     """Read ``PARAMS`` from a strategy file's source without executing it."""
-    try:
-        tree = ast.parse(path.read_text(), filename=str(path))
-    except SyntaxError as exc:
-        raise StrategyError(f"{path.name}: not valid Python ({exc.msg}, line {exc.lineno})") from None
-    for node in tree.body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == "PARAMS"
-        ):
-            try:
-                raw = ast.literal_eval(node.value)
-            except ValueError:
-                raise StrategyError(f"{path.name}: PARAMS must be a plain literal dict") from None
-            break
-    else:
+    found = read_literals(path, {"PARAMS"}, StrategyError)
+    if "PARAMS" not in found:
         raise StrategyError(f"{path.name}: no top-level PARAMS declaration")
+    raw = found["PARAMS"]
     if not isinstance(raw, dict):
         raise StrategyError(f"{path.name}: PARAMS must be a dict")
     specs: dict[str, ParamSpec] = {}
