@@ -25,10 +25,10 @@ def _window_fold(x: np.ndarray, n: int, op) -> np.ndarray:
     m = len(x) - n + 1
     if m <= 0:
         return out
-    acc = x[:m].copy()
+    acc = out[n - 1 :]  # accumulate in place in the output
+    acc[:] = x[:m]
     for j in range(1, n):
         op(acc, x[j : j + m], out=acc)
-    out[n - 1 :] = acc
     return out
 
 
@@ -46,11 +46,13 @@ def rolling_std(x: np.ndarray, n: int) -> np.ndarray:
     if m <= 0:
         return out
     mu = mean[n - 1 :]
-    acc = np.zeros(m)
+    acc = out[n - 1 :]  # accumulate in place in the output
+    acc[:] = 0.0
     for j in range(n):
         d = x[j : j + m] - mu
         acc += d * d
-    out[n - 1 :] = np.sqrt(acc / n)
+    np.divide(acc, n, out=acc)
+    np.sqrt(acc, out=acc)
     return out
 
 

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from sorte.config import BrokerSettings
-from sorte.runtime.models import BUY, Bar, Fill, Order, Position
+from sorte.runtime.models import BUY, SELL, Bar, Fill, Order, Position
 
 
 class Broker(Protocol):
@@ -45,13 +45,17 @@ class PaperBroker:
 
     # -- account ------------------------------------------------------------------------
     def equity(self) -> float:
-        value = self.cash
+        value, last_price = self.cash, self.last_price
         for sym, pos in self.positions.items():
-            value += pos.qty * self.last_price.get(sym, pos.entry_price)
+            value += pos.qty * last_price.get(sym, pos.entry_price)
         return value
 
     def gross_exposure(self) -> float:
-        return sum(abs(p.qty) * self.last_price.get(s, p.entry_price) for s, p in self.positions.items())
+        last_price = self.last_price
+        total = 0
+        for sym, pos in self.positions.items():
+            total += abs(pos.qty) * last_price.get(sym, pos.entry_price)
+        return total
 
     def has_pending(self, symbol: str) -> bool:
         return bool(self.pending.get(symbol))
@@ -69,17 +73,24 @@ class PaperBroker:
         pos = self.positions.get(symbol)
         if pos is None or not (pos.stop_price or pos.take_price):
             return None
-        lo, hi = low[start:], high[start:]
-        if pos.qty > 0:
-            hit = (lo <= pos.stop_price) if pos.stop_price else np.zeros(len(lo), bool)
-            if pos.take_price:
-                hit |= hi >= pos.take_price
-        else:
-            hit = (hi >= pos.stop_price) if pos.stop_price else np.zeros(len(hi), bool)
-            if pos.take_price:
-                hit |= lo <= pos.take_price
-        idx = np.flatnonzero(hit)
-        return int(idx[0]) + start if len(idx) else None
+        stop, take, long = pos.stop_price, pos.take_price, pos.qty > 0
+        n, size = len(low), 32
+        while start < n:  # look a little ahead first, then further: exits tend to come soon
+            end = min(n, start + size)
+            lo, hi = low[start:end], high[start:end]
+            if long:
+                hit = (lo <= stop) if stop else np.zeros(len(lo), bool)
+                if take:
+                    hit |= hi >= take
+            else:
+                hit = (hi >= stop) if stop else np.zeros(len(hi), bool)
+                if take:
+                    hit |= lo <= take
+            idx = np.flatnonzero(hit)
+            if len(idx):
+                return int(idx[0]) + start
+            start, size = end, size * 4
+        return None
 
     def open_orders(self) -> list[Order]:
         return [o for orders in self.pending.values() for o in orders]
@@ -90,36 +101,36 @@ class PaperBroker:
 
     def on_bar(self, bar: Bar) -> list[Fill]:
         """Fill what the bar allows, then trigger protective exits; mark the price."""
+        sym = bar.symbol
         fills: list[Fill] = []
-        queue = self.pending.get(bar.symbol)
-        if queue:
-            fills.extend(self._fill_pending(bar, queue))
-        pos = self.positions.get(bar.symbol)
+        queue = self.pending.get(sym)
+        if queue:  # pending orders, oldest first
+            keep = []
+            for order in queue:
+                if order.kind == "market":
+                    price = bar.open * (1 + order.side * self.slip_rate)
+                else:
+                    price = self._fill_price(order, bar)
+                    if price is None:
+                        order.ttl_bars -= 1
+                        if order.ttl_bars == 0:
+                            order.status = "expired"
+                        else:
+                            keep.append(order)
+                        continue
+                order.status = "filled"
+                fills.append(
+                    self._apply(
+                        order.client_order_id, bar, order.side, order.qty, price, order.purpose, order.strategy, order
+                    )
+                )
+            queue[:] = keep
+        pos = self.positions.get(sym)
         if pos is not None and (pos.stop_price or pos.take_price):
             exit_fill = self._protective_exit(bar, pos)
             if exit_fill is not None:
                 fills.append(exit_fill)
-        self.last_price[bar.symbol] = bar.close
-        return fills
-
-    def _fill_pending(self, bar: Bar, queue: list[Order]) -> list[Fill]:
-        fills, keep = [], []
-        for order in queue:
-            price = self._fill_price(order, bar)
-            if price is None:
-                order.ttl_bars -= 1
-                if order.ttl_bars == 0:
-                    order.status = "expired"
-                else:
-                    keep.append(order)
-                continue
-            order.status = "filled"
-            fills.append(
-                self._apply(
-                    order.client_order_id, bar, order.side, order.qty, price, order.purpose, order.strategy, order
-                )
-            )
-        queue[:] = keep
+        self.last_price[sym] = bar.close
         return fills
 
     def _fill_price(self, order: Order, bar: Bar) -> float | None:
@@ -154,26 +165,32 @@ class PaperBroker:
         fee = qty * price * self.fee_rate
         self.cash -= side * qty * price + fee
         self.fees_paid += fee
-        pos = self.positions.get(bar.symbol)
+        sym, positions = bar.symbol, self.positions
+        pos = positions.get(sym)
         realized = 0.0
         if pos is None:
-            self.positions[bar.symbol] = self._new_position(bar, side * qty, price, strategy, order)
-        elif pos.side == side:  # adding to a position: average the entry
-            total = pos.qty + side * qty
-            pos.entry_price = (pos.entry_price * pos.qty + price * side * qty) / total
-            pos.qty = total
+            positions[sym] = self._new_position(bar, side * qty, price, strategy, order)
         else:
-            closed = min(abs(pos.qty), qty)
-            realized = closed * (price - pos.entry_price) * pos.side
-            remaining = pos.qty + side * qty
-            if abs(remaining) < 1e-12:
-                del self.positions[bar.symbol]
-            elif (remaining > 0) == (pos.qty > 0):
-                pos.qty = remaining
-            else:  # flipped through zero: the rest opens a new position at this price
-                self.positions[bar.symbol] = self._new_position(bar, remaining, price, strategy, order)
-        self.realized_pnl += realized - fee
-        return Fill(cid, bar.symbol, side, qty, price, fee, bar.seq, bar.ts, purpose, strategy, realized - fee)
+            held = pos.qty
+            long = held > 0
+            if (BUY if long else SELL) == side:  # adding to a position: average the entry
+                total = held + side * qty
+                pos.entry_price = (pos.entry_price * held + price * side * qty) / total
+                pos.qty = total
+            else:
+                size = abs(held)
+                closed = qty if qty < size else size  # min(size, qty)
+                realized = closed * (price - pos.entry_price) * (BUY if long else SELL)
+                remaining = held + side * qty
+                if abs(remaining) < 1e-12:
+                    del positions[sym]
+                elif (remaining > 0) == long:
+                    pos.qty = remaining
+                else:  # flipped through zero: the rest opens a new position at this price
+                    positions[sym] = self._new_position(bar, remaining, price, strategy, order)
+        pnl = realized - fee
+        self.realized_pnl += pnl
+        return Fill(cid, sym, side, qty, price, fee, bar.seq, bar.ts, purpose, strategy, pnl)
 
     @staticmethod
     def _new_position(bar: Bar, qty: float, price: float, strategy: str, order: Order | None) -> Position:

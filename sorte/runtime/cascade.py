@@ -244,18 +244,26 @@ class Cascade:
         for i, stage in enumerate(self.stages):
             t0 = time.perf_counter()
             out = stage.evaluate(bars, proposed)
-            conflict = (out.side != 0) & (proposed != 0) & (out.side != proposed)
-            newly = (proposed == 0) & (out.side != 0)
+            if i == 0:  # nothing proposed yet: no conflict, every side is new
+                newly = out.side != 0
+                with np.errstate(invalid="ignore"):
+                    ok = out.score >= stage.threshold
+            else:
+                conflict = (out.side != 0) & (proposed != 0) & (out.side != proposed)
+                newly = (proposed == 0) & (out.side != 0)
+                with np.errstate(invalid="ignore"):
+                    ok = (out.score >= stage.threshold) & ~conflict
             proposer = np.where(newly, i, proposer)
             proposed = np.where(newly, out.side, proposed).astype(np.int8)
-            with np.errstate(invalid="ignore"):
-                ok = (out.score >= stage.threshold) & ~conflict
             stats = self.stats[stage.name]
             stats.evaluated += int(alive.sum())
             alive = alive & ok
             stats.passed += int(alive.sum())
             stats.seconds += time.perf_counter() - t0
-            weighted += stage.weight * np.nan_to_num(out.score)
+            score = out.score
+            if not np.isfinite(score).all():  # nan_to_num copies even when there is nothing to replace
+                score = np.nan_to_num(score)
+            weighted += stage.weight * score
             outputs.append(out)
             passed_masks.append(alive.copy())
         confidence = weighted / self.total_weight
@@ -301,23 +309,41 @@ class Cascade:
         proposer: int,
         results: list[StageResult],
     ) -> Decision:
-        stage = self.stages[proposer]
-        strat = stage.strategy if isinstance(stage, StrategyStage) else None
-        reason = "; ".join(f"{r.stage}: {r.reason} ({r.score:.2f})" for r in results if r.reason)
-        return Decision(
-            symbol=symbol,
-            seq=seq,
-            ts=bars.ts.item(idx) + bars.interval_s,
-            side=side,
-            confidence=float(confidence),
-            strategy=strat.name if strat else stage.name,
-            reason=reason,
-            price=bars.close.item(idx),
-            stop_loss=strat.param("stop_loss", 0.0) if strat else 0.0,
-            take_profit=strat.param("take_profit", 0.0) if strat else 0.0,
-            hold_s=clamp_hold(strat.param("min_hold_s", 5.0) if strat else 5.0),
-            stages=results,
+        return self._decision(
+            symbol, seq, bars.ts.item(idx) + bars.interval_s, bars.close.item(idx), side, confidence, proposer, results
         )
+
+    def _decision(
+        self,
+        symbol: str,
+        seq: int,
+        ts: float,
+        price: float,
+        side: int,
+        confidence: float,
+        proposer: int,
+        results: list[StageResult],
+        proposal: tuple[str, float, float, float] | None = None,
+    ) -> Decision:
+        strategy, stop_loss, take_profit, hold_s = proposal or self._proposal(proposer)
+        reason = "; ".join([f"{r.stage}: {r.reason} ({r.score:.2f})" for r in results if r.reason])
+        return Decision(
+            symbol, seq, ts, side, float(confidence), strategy, reason, price, stop_loss, take_profit, hold_s, results
+        )
+
+    def _proposal(self, proposer: int) -> tuple[str, float, float, float]:
+        """Strategy name, stop loss, take profit and clamped hold time of a decision whose
+        side the stage ``proposer`` proposed."""
+        stage = self.stages[proposer]
+        if isinstance(stage, StrategyStage):
+            strat = stage.strategy
+            return (
+                strat.name,
+                strat.param("stop_loss", 0.0),
+                strat.param("take_profit", 0.0),
+                clamp_hold(strat.param("min_hold_s", 5.0)),
+            )
+        return stage.name, 0.0, 0.0, clamp_hold(5.0)
 
     def decision_at(self, signals: BatchSignals, symbol: str, seq: int, bars: Ohlcv, idx: int) -> Decision:
         """Build the Decision for an acting bar of a batch evaluation."""
@@ -335,6 +361,52 @@ class Cascade:
             signals.proposer.item(idx),
             results,
         )
+
+    def decisions_at(self, signals: BatchSignals, symbol: str, bars: Ohlcv, idxs: np.ndarray) -> list[Decision]:
+        """``decision_at`` for many bars at once (each bar's row is its sequence number);
+        the same Decisions, with each column gathered once instead of once per bar."""
+        idx = np.asarray(idxs, dtype=np.intp)
+        if not len(idx):
+            return []
+        columns = [
+            (stage.name, out.score[idx].tolist(), out.side[idx].tolist(), out.reason[idx].tolist(), mask[idx].tolist())
+            for stage, out, mask in zip(self.stages, signals.outputs, signals.passed, strict=True)
+        ]
+        ts = bars.ts[idx].tolist()
+        interval = bars.interval_s
+        price = bars.close[idx].tolist()
+        side = signals.side[idx].tolist()
+        confidence = signals.confidence[idx].tolist()
+        proposer = signals.proposer[idx].tolist()
+        proposals = {p: self._proposal(p) for p in set(proposer)}
+        single = len(columns) == 1
+        first, scores, sides, reasons, passed = columns[0]
+        out: list[Decision] = []
+        for j, i in enumerate(idx.tolist()):  # as in _decision, inlined: this runs per acting bar
+            if single:  # one stage: the same results and reason, without the loops
+                results = [StageResult(first, scores[j], sides[j], reasons[j], passed[j])]
+                reason = f"{first}: {reasons[j]} ({scores[j]:.2f})" if reasons[j] else ""
+            else:
+                results = [StageResult(name, sc[j], sd[j], rs[j], ok[j]) for name, sc, sd, rs, ok in columns]
+                reason = "; ".join([f"{r.stage}: {r.reason} ({r.score:.2f})" for r in results if r.reason])
+            strategy, stop_loss, take_profit, hold_s = proposals[proposer[j]]
+            out.append(
+                Decision(
+                    symbol,
+                    i,
+                    ts[j] + interval,
+                    side[j],
+                    confidence[j],  # already a Python float
+                    strategy,
+                    reason,
+                    price[j],
+                    stop_loss,
+                    take_profit,
+                    hold_s,
+                    results,
+                )
+            )
+        return out
 
 
 def build_cascade(definition: CascadeDefinition, strategies_dir: Path) -> Cascade:

@@ -43,23 +43,24 @@ class Executor:
         self.qty_step = qty_step
 
     def on_decision(self, d: Decision, recent_closes: dict[str, np.ndarray] | None = None) -> ExecutionReport:
-        report = ExecutionReport()
         broker = self.broker
-        if broker.has_pending(d.symbol):
-            report.skipped = "order pending"
-            return report
-        pos = broker.positions.get(d.symbol)
+        symbol, side = d.symbol, d.side
+        if broker.has_pending(symbol):
+            return ExecutionReport(skipped="order pending")
+        report = ExecutionReport()
+        held = broker.positions
+        pos = held.get(symbol)
         if pos is not None:
-            if pos.side == d.side:
+            if pos.side == side:
                 report.skipped = "already positioned"
                 return report
             if d.ts < pos.hold_until:
                 report.skipped = f"minimum hold until {pos.hold_until:.0f}"
                 return report
             close = Order(
-                f"{d.strategy}:{d.symbol}:{d.seq}:close",
-                d.symbol,
-                d.side,
+                f"{d.strategy}:{symbol}:{d.seq}:close",
+                symbol,
+                side,
                 abs(pos.qty),
                 "market",
                 "close",
@@ -70,35 +71,41 @@ class Executor:
             )
             broker.submit(close)
             report.orders.append(close)
-        if d.side != BUY and not self.allow_short:
+        if side != BUY and not self.allow_short:
             report.skipped = report.skipped or "shorting disabled"
             return report
-        self._open(d, report, recent_closes, closing=pos)
-        return report
 
-    def _open(self, d: Decision, report: ExecutionReport, recent_closes, closing) -> None:
-        broker = self.broker
+        # Open: size, then the risk manager's hard limits.
+        limits = self.limits
         equity = broker.equity()
-        notional = equity * self.limits.position_fraction
+        # notional = min(position share, loss cap at the stop, position cap), in that order
+        notional = equity * limits.position_fraction
         if d.stop_loss > 0:
-            notional = min(notional, equity * self.limits.max_loss_per_trade / d.stop_loss)
-        notional = min(notional, equity * self.limits.max_position_fraction)
-        positions = {s: p for s, p in broker.positions.items() if p is not closing}
-        exposure = broker.gross_exposure() - (
-            abs(closing.qty) * broker.last_price.get(d.symbol, d.price) if closing else 0.0
-        )
-        veto = self.risk.check_entry(d.symbol, d.side, notional, equity, positions, exposure, recent_closes)
+            cap = equity * limits.max_loss_per_trade / d.stop_loss
+            if cap < notional:
+                notional = cap
+        cap = equity * limits.max_position_fraction
+        if cap < notional:
+            notional = cap
+        if pos is None:
+            positions = held  # only read by the risk checks
+            exposure = broker.gross_exposure() - 0.0
+        else:  # the position being closed no longer counts
+            positions = {s: p for s, p in held.items() if p is not pos} if len(held) > 1 else {}
+            exposure = broker.gross_exposure() - abs(pos.qty) * broker.last_price.get(symbol, d.price)
+        veto = self.risk.check_entry(symbol, side, notional, equity, positions, exposure, recent_closes)
         if veto is not None:
             report.skipped = f"risk veto {veto}"
-            return
-        qty = math.floor(notional / d.price / self.qty_step) * self.qty_step
+            return report
+        step = self.qty_step
+        qty = math.floor(notional / d.price / step) * step
         if qty <= 0:
             report.skipped = "size rounds to zero"
-            return
+            return report
         order = Order(
-            f"{d.strategy}:{d.symbol}:{d.seq}:open",
-            d.symbol,
-            d.side,
+            f"{d.strategy}:{symbol}:{d.seq}:open",
+            symbol,
+            side,
             float(qty),
             "market",
             "open",
@@ -106,9 +113,11 @@ class Executor:
             d.seq,
             d.ts,
             d.reason,
-            stop_loss=d.stop_loss,
-            take_profit=d.take_profit,
-            hold_s=d.hold_s,
+            0.0,
+            d.stop_loss,
+            d.take_profit,
+            d.hold_s,
         )
         broker.submit(order)
         report.orders.append(order)
+        return report

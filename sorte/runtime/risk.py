@@ -22,9 +22,12 @@ def returns_from_equity(equity: np.ndarray) -> np.ndarray:
 
 def sharpe(returns: np.ndarray, periods_per_year: float) -> float:
     r = np.asarray(returns, float)
-    if len(r) < 2 or r.std(ddof=1) == 0:
+    if len(r) < 2:
         return 0.0
-    return float(r.mean() / r.std(ddof=1) * np.sqrt(periods_per_year))
+    sd = r.std(ddof=1)
+    if sd == 0:
+        return 0.0
+    return float(r.mean() / sd * np.sqrt(periods_per_year))
 
 
 def sortino(returns: np.ndarray, periods_per_year: float) -> float:
@@ -100,31 +103,31 @@ class RiskManager:
         gross_exposure: float,
         recent_closes: dict[str, np.ndarray] | None = None,
     ) -> Veto | None:
-        veto = self._check(symbol, side, notional, equity, positions, gross_exposure, recent_closes)
+        lim = self.limits
+        if equity <= 0:
+            veto = Veto("equity", "account equity is not positive")
+        else:
+            if equity > self.peak_equity:  # observe_equity, inlined: this runs per entry
+                self.peak_equity = equity
+            drawdown = 1 - equity / self.peak_equity
+            if drawdown >= lim.max_drawdown:
+                veto = Veto("max_drawdown", f"drawdown {drawdown:.1%} >= limit {lim.max_drawdown:.0%}")
+            elif symbol not in positions and len(positions) >= lim.max_open_positions:
+                veto = Veto("max_open_positions", f"{len(positions)} positions open")
+            elif notional > lim.max_position_fraction * equity * (1 + 1e-9):
+                veto = Veto("max_position", f"{notional:.2f} > {lim.max_position_fraction:.0%} of equity")
+            elif (gross_exposure + notional) > lim.max_gross_exposure * equity * (1 + 1e-9):
+                veto = Veto(
+                    "max_gross_exposure",
+                    f"exposure would be {(gross_exposure + notional) / equity:.0%} of equity",
+                )
+            elif recent_closes and positions:
+                veto = self._check_correlation(symbol, side, positions, recent_closes)
+            else:
+                return None
         if veto is not None:
             self.vetoes[veto.rule] = self.vetoes.get(veto.rule, 0) + 1
         return veto
-
-    def _check(self, symbol, side, notional, equity, positions, gross_exposure, recent_closes):
-        lim = self.limits
-        if equity <= 0:
-            return Veto("equity", "account equity is not positive")
-        self.observe_equity(equity)
-        drawdown = 1 - equity / self.peak_equity
-        if drawdown >= lim.max_drawdown:
-            return Veto("max_drawdown", f"drawdown {drawdown:.1%} >= limit {lim.max_drawdown:.0%}")
-        if symbol not in positions and len(positions) >= lim.max_open_positions:
-            return Veto("max_open_positions", f"{len(positions)} positions open")
-        if notional > lim.max_position_fraction * equity * (1 + 1e-9):
-            return Veto("max_position", f"{notional:.2f} > {lim.max_position_fraction:.0%} of equity")
-        if (gross_exposure + notional) > lim.max_gross_exposure * equity * (1 + 1e-9):
-            return Veto(
-                "max_gross_exposure",
-                f"exposure would be {(gross_exposure + notional) / equity:.0%} of equity",
-            )
-        if recent_closes and positions:
-            return self._check_correlation(symbol, side, positions, recent_closes)
-        return None
 
     def _check_correlation(self, symbol, side, positions, recent_closes):
         window = self.limits.correlation_window
