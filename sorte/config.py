@@ -45,7 +45,9 @@ class BrokerSettings(BaseModel):
     fee_bps: float = Field(10.0, ge=0, le=1000)
     slippage_bps: float = Field(5.0, ge=0, le=1000)
     allow_short: bool = False
-    limit_ttl_bars: int = Field(5, ge=0)
+    order_type: Literal["market", "limit"] = Field("market", description="Entry orders; exits are market")
+    limit_offset_bps: float = Field(5.0, ge=0, le=1000, description="Limit entries this much better than price")
+    limit_ttl_bars: int = Field(5, ge=1, description="A limit entry not filled after this many bars expires")
 
 
 class ExchangeSettings(BaseModel):

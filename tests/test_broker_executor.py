@@ -180,3 +180,18 @@ def test_hard_limits_veto_entries(risk, setup, rule):
     else:
         assert report.skipped.startswith(f"risk veto {rule}") and not report.orders
         assert ex.risk.vetoes[rule] == 1
+
+
+def test_limit_entries_rest_below_the_price_and_expire():
+    bs = BrokerSettings(fee_bps=0, slippage_bps=0, order_type="limit", limit_offset_bps=100, limit_ttl_bars=2)
+    broker = PaperBroker(bs)
+    ex = Executor(broker, RiskSettings(position_fraction=0.5), bs)
+    broker.on_bar(bar(0, 100, 100, 100, 100))
+    order = ex.on_decision(decision(BUY, 0)).orders[0]
+    assert (order.kind, order.limit_price, order.ttl_bars) == ("limit", pytest.approx(99.0), 2)
+    assert broker.on_bar(bar(1, 100, 101, 99.5, 100)) == []  # never traded down to 99
+    assert broker.on_bar(bar(2, 100, 101, 99.5, 100)) == []
+    assert order.status == "expired" and not broker.has_pending("X")
+    order2 = ex.on_decision(decision(BUY, 2)).orders[0]
+    fills = broker.on_bar(bar(3, 99.5, 100, 98, 99))
+    assert fills[0].price == pytest.approx(order2.limit_price) and order2.status == "filled"

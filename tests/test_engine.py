@@ -169,3 +169,24 @@ def test_feed_seek_resumes_after_the_cursor():
     feed.seek({"ALPHA": 6, "BRAVO": 6})
     batch = asyncio.run(feed.next_batch())
     assert [(b.symbol, b.seq) for b in batch] == [("ALPHA", 7), ("BRAVO", 7)]
+
+
+def test_limit_orders_that_expire_are_recorded_and_resume_identically(demo_settings, tmp_path):
+    s = demo_settings.model_copy(
+        update={
+            "broker": demo_settings.broker.model_copy(
+                update={"order_type": "limit", "limit_offset_bps": 60, "limit_ttl_bars": 2}
+            )
+        }
+    )
+    whole = session(s, ledger_path=tmp_path / "whole.db")
+    run(whole)
+    ledger = Ledger(tmp_path / "whole.db", durable=False)
+    statuses = {o["status"] for o in ledger.orders() if o["kind"] == "limit"}
+    assert ledger.open_orders() == [] or all(o.created_seq >= 395 for o in ledger.open_orders())
+    ledger.close()
+    assert {"expired", "filled"} <= statuses
+    first = session(s, ledger_path=tmp_path / "split.db")
+    run(first, max_steps=211)
+    run(session(s, ledger_path=tmp_path / "split.db"))
+    assert fill_rows(tmp_path / "split.db") == fill_rows(tmp_path / "whole.db")

@@ -144,18 +144,16 @@ def _check_order(out: pd.DataFrame, source: str, max_gap: float) -> None:
         )
 
 
+OHLCV_COLUMNS = [*PRICE_COLUMNS, "volume"]
+
+
 def to_ohlcv(frame: pd.DataFrame) -> Ohlcv:
-    ts = frame.index.as_unit("ns").asi8.astype(np.float64) / 1e9
+    ts = frame.index.as_unit("ns").asi8 / 1e9
+    # One block copy, then column views: selecting columns one by one costs 10x more.
+    block = frame if list(frame.columns) == OHLCV_COLUMNS else frame[OHLCV_COLUMNS]
+    cols = np.ascontiguousarray(block.to_numpy(dtype=float).T)
     interval = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
-    return Ohlcv(
-        ts,
-        frame["open"].to_numpy(float),
-        frame["high"].to_numpy(float),
-        frame["low"].to_numpy(float),
-        frame["close"].to_numpy(float),
-        frame["volume"].to_numpy(float),
-        interval,
-    )
+    return Ohlcv(ts, cols[0], cols[1], cols[2], cols[3], cols[4], interval)
 
 
 def symbol_from_path(path: Path) -> str:

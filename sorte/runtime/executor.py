@@ -7,7 +7,10 @@ Rules, in order, for a decision on a symbol:
    not passed yet, in which case the decision is skipped;
 4. a new position opens on the decision's side (shorts only when the broker allows them),
    sized as ``position_fraction`` of equity, capped so that hitting the stop loss costs at
-   most ``max_loss_per_trade`` of equity, and vetoed by the risk manager's hard limits.
+   most ``max_loss_per_trade`` of equity, and vetoed by the risk manager's hard limits. It
+   is a market order, or with ``order_type: limit`` a limit order ``limit_offset_bps``
+   better than the decision price that expires after ``limit_ttl_bars``; exits are
+   always market orders.
 
 Client order ids are ``strategy:symbol:seq:leg``: the same decision retried produces the
 same id, which the ledger refuses to store twice.
@@ -41,6 +44,9 @@ class Executor:
         self.risk = RiskManager(risk)
         self.allow_short = broker_settings.allow_short
         self.qty_step = qty_step
+        self.limit_entries = broker_settings.order_type == "limit"
+        self.limit_offset = broker_settings.limit_offset_bps / 10_000
+        self.limit_ttl = broker_settings.limit_ttl_bars
 
     def on_decision(self, d: Decision, recent_closes: dict[str, np.ndarray] | None = None) -> ExecutionReport:
         broker = self.broker
@@ -89,7 +95,7 @@ class Executor:
             notional = cap
         if pos is None:
             positions = held  # only read by the risk checks
-            exposure = broker.gross_exposure() - 0.0
+            exposure = broker.gross_exposure()
         else:  # the position being closed no longer counts
             positions = {s: p for s, p in held.items() if p is not pos} if len(held) > 1 else {}
             exposure = broker.gross_exposure() - abs(pos.qty) * broker.last_price.get(symbol, d.price)
@@ -107,16 +113,17 @@ class Executor:
             symbol,
             side,
             float(qty),
-            "market",
+            "limit" if self.limit_entries else "market",
             "open",
             d.strategy,
             d.seq,
             d.ts,
             d.reason,
-            0.0,
+            d.price * (1 - side * self.limit_offset) if self.limit_entries else 0.0,
             d.stop_loss,
             d.take_profit,
             d.hold_s,
+            self.limit_ttl if self.limit_entries else 0,
         )
         broker.submit(order)
         report.orders.append(order)

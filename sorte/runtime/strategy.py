@@ -31,7 +31,7 @@ from sorte.errors import StrategyError
 from sorte.literals import read_literals
 
 REQUIRED_FUNCTIONS = ("lookback", "features", "decide")
-NOT_STRATEGIES = {"__init__", "cascade"}
+NOT_STRATEGIES = {"__init__", "cascade", "prompts"}
 
 
 class ParamSpec(BaseModel):
