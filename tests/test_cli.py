@@ -153,3 +153,34 @@ def test_run_on_the_ccxt_feed_through_a_local_exchange(settings, monkeypatch):
 def test_ccxt_feed_with_files_is_refused(settings, goog_csv):
     result = runner.invoke(app, ["run", "--feed", "ccxt", "-s", "BTC/USDT", "--data", str(goog_csv)])
     assert result.exit_code == 2 and "does not combine" in result.output
+
+
+def test_backtest_replay_of_an_llm_cascade(settings, tmp_path, monkeypatch):
+    import shutil
+
+    from sorte.config import REPO_ROOT
+
+    strategies = tmp_path / "strategies"
+    shutil.copytree(REPO_ROOT / "strategies", strategies)
+    cascade = strategies / "cascade.py"
+    text = cascade.read_text().replace(
+        '"prompt": "technical", "threshold": 0.6, "weight": 1.0, "enabled": False',
+        '"prompt": "technical", "threshold": 0.6, "weight": 1.0, "enabled": True',
+    )
+    assert text != cascade.read_text()
+    cascade.write_text(text)
+    script = tmp_path / "answers.json"
+    script.write_text(json.dumps([{"score": 0.9, "side": "BUY", "reason": "scripted"}]))
+    monkeypatch.setenv("SORTE_STRATEGIES_DIR", str(strategies))
+    monkeypatch.setenv("SORTE_LLM__PROVIDERS", json.dumps({"fake": {"kind": "fake", "model_path": str(script)}}))
+    monkeypatch.setenv("SORTE_LLM__ROLES", json.dumps({"standard": {"chain": [{"provider": "fake", "model": "m"}]}}))
+    missing = runner.invoke(app, ["backtest", "cascade", "--replay"])
+    assert missing.exit_code == 2
+    assert "not in the cache" in missing.output and "stage=analysis" in missing.output
+    recorded = invoke("backtest", "cascade", "--json", str(tmp_path / "a.json"))
+    assert recorded.exit_code == 0, recorded.output
+    replayed = invoke("backtest", "cascade", "--replay", "--json", str(tmp_path / "b.json"))
+    assert replayed.exit_code == 0, replayed.output
+    a, b = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
+    assert a == b and a["decisions"] > 0
+    assert (settings.data_dir / "llm" / "cache.db").exists()

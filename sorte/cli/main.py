@@ -129,6 +129,7 @@ def run_cmd(
         _fail(exc)
     finally:
         session.ledger.close()
+        service.close_llm(rt.cascade)
     _print_summary(summary.model_dump())
 
 
@@ -182,12 +183,15 @@ def backtest_cmd(
     plot: Path | None = typer.Option(None, help="Write the equity curve (PNG)"),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON"),
     min_confidence: float | None = typer.Option(None, min=0, max=1, help="Trade only at this confidence"),
+    replay: bool = typer.Option(False, help="LLM stages answer only from the cache (never call a model)"),
     config: Path | None = ConfigOpt,
     max_gap: float = MaxGapOpt,
 ) -> None:
     """Backtest a strategy on historical bars and print its metrics."""
     try:
         settings = _settings(config)
+        if replay:
+            settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"replay": True})})
         params = service.parse_params(param)
         if strategy == "cascade" and params:
             raise SorteError("--param applies to a single strategy, not to the cascade")

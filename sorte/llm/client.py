@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -102,7 +103,9 @@ class LLM:
         )
         self.cache = ResponseCache(cache_path, settings.cache_max_entries, int(settings.cache_max_disk_mb * 2**20))
         self.metrics = metrics or LLMMetrics()
-        self._semaphores = {name: asyncio.Semaphore(p.settings.concurrency) for name, p in self.providers.items()}
+        # Per event loop: asyncio primitives bind to the loop that first uses them, and a
+        # backtest or CLI command may run several loops one after the other.
+        self._semaphores: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.replay_misses: list[str] = []
 
     async def close(self) -> None:
@@ -164,12 +167,14 @@ class LLM:
                     role_cfg.cache_ttl_s,
                     bypass_cache,
                 )
-            except LLMError as exc:
+            except Exception as exc:  # noqa: BLE001 - any backend failure moves on along the chain
                 reason = _reason(exc)
                 reasons.append(f"{name}:{model}: {exc}")
                 self.metrics.fallbacks.labels(role, reason).inc()
+                last = (provider, name, model) == targets[-1]
                 log.warning(
-                    f"[LLM] {name} unavailable or slow ({reason}, timeout {timeout:g}s): falling back",
+                    f"[LLM] {name} unavailable or slow ({reason}, timeout {timeout:g}s): "
+                    + ("no fallback left" if last else "falling back"),
                     role=role,
                     stage=stage,
                     backend=name,
@@ -200,12 +205,11 @@ class LLM:
         t0 = time.perf_counter()
         convo = list(messages)
         for attempt in range(retries + 1):
-            async with self._semaphores[provider.name]:
-                try:
-                    done = await asyncio.wait_for(provider.complete(model, convo, schema_json, max_tokens), timeout)
-                except TimeoutError:
-                    self.metrics.calls.labels(role, provider.name, "timeout").inc()
-                    raise LLMTimeout(f"no answer within {timeout:g}s") from None
+            try:  # the timeout covers the wait for a free slot on the backend too
+                done = await asyncio.wait_for(self._complete(provider, model, convo, schema_json, max_tokens), timeout)
+            except TimeoutError:
+                self.metrics.calls.labels(role, provider.name, "timeout").inc()
+                raise LLMTimeout(f"no answer within {timeout:g}s") from None
             try:
                 value = parse_as(done.text, schema)
             except InvalidOutput as exc:
@@ -233,6 +237,15 @@ class LLM:
                 done.tokens_out,
             )
         raise AssertionError("unreachable")
+
+    async def _complete(
+        self, provider: Provider, model: str, messages: list[dict[str, str]], schema_json: dict, max_tokens: int
+    ):
+        per_loop = self._semaphores.setdefault(asyncio.get_running_loop(), {})
+        if provider.name not in per_loop:
+            per_loop[provider.name] = asyncio.Semaphore(provider.settings.concurrency)
+        async with per_loop[provider.name]:
+            return await provider.complete(model, messages, schema_json, max_tokens)
 
     def _done(
         self,
@@ -265,7 +278,7 @@ class LLM:
         return (await self.ask(role, messages, schema, **kw)).value
 
 
-def _reason(exc: LLMError) -> str:
+def _reason(exc: Exception) -> str:
     return {
         "LLMTimeout": "timeout",
         "LLMUnavailable": "unavailable",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sorte.errors import CascadeError
 from sorte.indicators import rolling_std, rsi, sma
 from sorte.literals import read_literals
+from sorte.llm.client import LLM
 from sorte.runtime.models import Ohlcv
 
 PLACEHOLDERS = {
@@ -117,4 +118,37 @@ def verdict_score(verdict: StageVerdict, proposed: int) -> tuple[float, int]:
     return verdict.score, named
 
 
-SideName = Literal["BUY", "SELL", "HOLD"]
+class LLMJudge:
+    """Asks one role about the last bar of a window, with one stage's prompt template."""
+
+    lookback = SUMMARY_LOOKBACK + 1
+
+    def __init__(self, llm: LLM, stage: str, role: str, system: str, template: str, final: bool) -> None:
+        self.llm, self.stage, self.role = llm, stage, role
+        self.system, self.template = system, template
+        self.schema: type[StageVerdict] = FinalVerdict if final else StageVerdict
+
+    async def __call__(self, bars: Ohlcv, symbol: str, proposed: int, previous: str) -> tuple:
+        summary = market_summary(bars, symbol, proposed, previous)
+        answer = await self.llm.ask(
+            self.role, render(self.system, self.template, summary), self.schema, stage=self.stage
+        )
+        verdict = answer.value
+        score, side = verdict_score(verdict, proposed)
+        hold = verdict.hold_seconds if isinstance(verdict, FinalVerdict) else None
+        return score, side, f"{verdict.reason} [{answer.backend}:{answer.model}]", hold
+
+
+def build_judges(llm: LLM, prompts_file: Path, stages: list[tuple[str, str, str | None]]) -> dict[str, LLMJudge]:
+    """A judge per (stage name, role, prompt name); the prompt name defaults to the stage's."""
+    system, prompts = read_prompts(prompts_file)
+    judges = {}
+    for name, role, prompt in stages:
+        key = prompt or name
+        if key not in prompts:
+            raise CascadeError(
+                f"cascade stage {name!r}: no prompt {key!r} in {prompts_file.name} (has: {', '.join(sorted(prompts))})"
+            )
+        llm.settings.role(role)  # unknown roles fail here, before the runtime starts
+        judges[name] = LLMJudge(llm, name, role, system, prompts[key], final=key == "final")
+    return judges

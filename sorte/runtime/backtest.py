@@ -113,7 +113,7 @@ class _Loop:
         self.cascade, self.scan_all = cascade, scan_all
         self.symbols = sorted(data)
         self.series = {s: to_ohlcv(data[s]) for s in self.symbols}
-        self.signals = {s: cascade.evaluate_batch(self.series[s]) for s in self.symbols}
+        self.signals = {s: cascade.evaluate_batch(self.series[s], s) for s in self.symbols}
         self.broker = PaperBroker(broker_settings)
         self.executor = Executor(self.broker, risk_settings, broker_settings)
         self.start_cash = broker_settings.initial_cash

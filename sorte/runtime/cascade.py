@@ -9,8 +9,10 @@ are documented in ``strategies/cascade.py``.
 from __future__ import annotations
 
 import ast
+import asyncio
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -113,6 +115,7 @@ class StageOutput:
     score: np.ndarray
     side: np.ndarray
     reason: np.ndarray
+    hold: np.ndarray | None = None  # seconds, from a final LLM stage (NaN where it gave none)
 
 
 class Stage(Protocol):
@@ -176,22 +179,52 @@ class TechnicalStage:
 
 
 class LLMStage(TechnicalStage):
-    """Slot for a language-model stage; without an LLM layer it answers with the
-    deterministic technical-analysis score and says so."""
+    """A language-model stage. ``judge`` asks the model about one bar; without a judge, or
+    when the model times out, fails or answers invalidly, the stage answers with the
+    deterministic technical-analysis score, says so in the log, and the runtime trades on."""
 
     kind = "llm"
 
-    def __init__(self, definition: StageDef) -> None:
+    def __init__(self, definition: StageDef, judge: Judge | None = None) -> None:
         super().__init__(definition)
         self.role, self.prompt = definition.role, definition.prompt
+        self.judge = judge
         self.fallbacks = 0
+        self.answered = 0
+
+    def lookback(self) -> int:
+        return max(TECHNICAL_LOOKBACK, self.judge.lookback if self.judge else 0)
 
     def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput:
-        self.fallbacks += 1
-        log.debug("llm_stage", stage=self.name, fallback="technical-analysis", reason="no-llm-layer")
+        """Technical fallback for every bar (the judge is asked per bar by the cascade)."""
         out = super().evaluate(bars, proposed)
-        out.reason = np.where(proposed != 0, "technical-analysis fallback (no LLM)", out.reason)
+        if self.judge is None:
+            self.fallbacks += 1
+            log.debug("llm_stage", stage=self.name, fallback="technical-analysis", reason="no-llm-configured")
+            out.reason = np.where(proposed != 0, "technical-analysis fallback (no LLM configured)", out.reason)
         return out
+
+    async def judge_last(self, bars: Ohlcv, symbol: str, proposed: int, previous: str) -> tuple:
+        """(score, side, reason, hold) of the last bar: the model's, or the fallback's."""
+        assert self.judge is not None
+        try:
+            verdict = await self.judge(bars, symbol, proposed, previous)
+        except Exception as exc:  # noqa: BLE001 - any model failure must leave the runtime trading
+            self.fallbacks += 1
+            reason = type(exc).__name__
+            log.warning(f"[LLM] stage={self.name} fallback=technical-analysis reason={reason}", error=str(exc))
+            out = super().evaluate(bars, np.full(len(bars), proposed, np.int8))
+            return float(out.score[-1]), 0, f"technical-analysis fallback ({reason})", None
+        self.answered += 1
+        return verdict
+
+
+class Judge(Protocol):
+    """Asks a model about the last bar of ``bars``: (score, side, reason, hold seconds or None)."""
+
+    lookback: int
+
+    async def __call__(self, bars: Ohlcv, symbol: str, proposed: int, previous: str) -> tuple: ...
 
 
 @dataclass
@@ -219,6 +252,37 @@ class BatchSignals:
     proposer: np.ndarray  # index of the stage that proposed the side, -1 if none
     outputs: list[StageOutput] = field(repr=False, default_factory=list)
     passed: list[np.ndarray] = field(repr=False, default_factory=list)
+    hold: np.ndarray | None = None  # per bar, from the last stage that gave one (NaN: none)
+
+
+@dataclass
+class _Last:
+    """Running state of ``evaluate_last`` over the stages."""
+
+    proposed: int = 0
+    proposer: int = -1
+    weighted: float = 0.0
+    hold: float | None = None
+    results: list[StageResult] = field(default_factory=list)
+
+    def previous(self) -> str:
+        return "; ".join(f"{r.stage}: {r.reason} ({r.score:.2f})" for r in self.results if r.reason)
+
+
+def _last(out: StageOutput) -> tuple:
+    hold = None if out.hold is None else float(out.hold[-1])
+    return float(out.score[-1]), int(out.side[-1]), str(out.reason[-1]), hold
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine to completion from synchronous code, also when this thread already
+    runs an event loop (then in a worker thread with a loop of its own)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 class Cascade:
@@ -234,7 +298,7 @@ class Cascade:
     def strategies(self) -> list[Strategy]:
         return [s.strategy for s in self.stages if isinstance(s, StrategyStage)]
 
-    def evaluate_batch(self, bars: Ohlcv) -> BatchSignals:
+    def evaluate_batch(self, bars: Ohlcv, symbol: str = "") -> BatchSignals:
         n = len(bars)
         proposed = np.zeros(n, np.int8)
         proposer = np.full(n, -1, np.int16)
@@ -244,6 +308,8 @@ class Cascade:
         for i, stage in enumerate(self.stages):
             t0 = time.perf_counter()
             out = stage.evaluate(bars, proposed)
+            if isinstance(stage, LLMStage) and stage.judge is not None:
+                self._judge_batch(stage, bars, symbol, out, proposed, alive, outputs)
             if i == 0:  # nothing proposed yet: no conflict, every side is new
                 newly = out.side != 0
                 with np.errstate(invalid="ignore"):
@@ -268,35 +334,98 @@ class Cascade:
             passed_masks.append(alive.copy())
         confidence = weighted / self.total_weight
         act = alive & (proposed != 0) & (confidence >= self.min_confidence)
-        return BatchSignals(proposed, confidence, act, proposer, outputs, passed_masks)
+        hold = None
+        for out in outputs:
+            if out.hold is not None:
+                hold = out.hold if hold is None else np.where(np.isfinite(out.hold), out.hold, hold)
+        return BatchSignals(proposed, confidence, act, proposer, outputs, passed_masks, hold)
+
+    def _judge_batch(
+        self,
+        stage: LLMStage,
+        bars: Ohlcv,
+        symbol: str,
+        out: StageOutput,
+        proposed: np.ndarray,
+        alive: np.ndarray,
+        earlier: list[StageOutput],
+    ) -> None:
+        """Ask the model about every bar still alive with a side, as the live runtime would
+        bar by bar (same trailing window, same prompt, so the same cache entries)."""
+        idx = np.flatnonzero(alive & (proposed != 0)).tolist()
+        if not idx:
+            return
+        names = [st.name for st in self.stages[: len(earlier)]]
+
+        def previous(i: int) -> str:
+            return "; ".join(
+                f"{n}: {o.reason[i]} ({o.score[i]:.2f})" for n, o in zip(names, earlier, strict=True) if o.reason[i]
+            )
+
+        async def ask_all() -> list[tuple]:
+            calls = [stage.judge_last(bars.window(i, self.window), symbol, int(proposed[i]), previous(i)) for i in idx]
+            return await asyncio.gather(*calls)
+
+        answers = run_sync(ask_all())
+        out.score, out.side, out.reason = out.score.copy(), out.side.copy(), out.reason.astype(object)
+        out.hold = np.full(len(bars), np.nan)
+        for i, (score, side, reason, hold) in zip(idx, answers, strict=True):
+            out.score[i], out.side[i], out.reason[i] = score, side, reason
+            if hold is not None:
+                out.hold[i] = hold
 
     def evaluate_last(self, symbol: str, seq: int, bars: Ohlcv) -> Decision | None:
-        """Decide on the last bar of a trailing window; None when the bar is discarded."""
-        proposed = np.zeros(1, np.int8)
-        proposer = -1
-        weighted = 0.0
-        results: list[StageResult] = []
+        """Decide on the last bar of a trailing window; None when the bar is discarded.
+        LLM stages answer with their technical fallback here; ``aevaluate_last`` asks them."""
+        state = _Last()
         for i, stage in enumerate(self.stages):
             t0 = time.perf_counter()
-            out = stage.evaluate(bars, np.full(len(bars), proposed[0], np.int8))
-            score, side, reason = float(out.score[-1]), int(out.side[-1]), str(out.reason[-1])
-            conflict = side != 0 and proposed[0] != 0 and side != proposed[0]
-            if proposed[0] == 0 and side != 0:
-                proposed[0], proposer = side, i
-            ok = score >= stage.threshold and not conflict
-            elapsed = time.perf_counter() - t0
-            stats = self.stats[stage.name]
-            stats.evaluated += 1
-            stats.passed += int(ok)
-            stats.seconds += elapsed
-            results.append(StageResult(stage.name, score, side, reason, ok, elapsed))
-            if not ok:
+            answer = _last(stage.evaluate(bars, np.full(len(bars), state.proposed, np.int8)))
+            if not self._record(i, stage, answer, t0, state):
                 return None
-            weighted += stage.weight * score
-        confidence = weighted / self.total_weight
-        if proposed[0] == 0 or confidence < self.min_confidence:
+        return self._conclude(symbol, seq, bars, state)
+
+    async def aevaluate_last(self, symbol: str, seq: int, bars: Ohlcv) -> Decision | None:
+        """``evaluate_last`` with the LLM stages' models asked (concurrently across symbols)."""
+        state = _Last()
+        for i, stage in enumerate(self.stages):
+            t0 = time.perf_counter()
+            if isinstance(stage, LLMStage) and stage.judge is not None:
+                answer = await stage.judge_last(bars, symbol, state.proposed, state.previous())
+            else:
+                answer = _last(stage.evaluate(bars, np.full(len(bars), state.proposed, np.int8)))
+            if not self._record(i, stage, answer, t0, state):
+                return None
+        return self._conclude(symbol, seq, bars, state)
+
+    def _record(self, i: int, stage: Stage, answer: tuple, t0: float, state: _Last) -> bool:
+        """Apply the cascade's rules to one stage's answer; False when it discards the bar."""
+        score, side, reason, hold = answer
+        conflict = side != 0 and state.proposed != 0 and side != state.proposed
+        if state.proposed == 0 and side != 0:
+            state.proposed, state.proposer = side, i
+        ok = score >= stage.threshold and not conflict
+        elapsed = time.perf_counter() - t0
+        stats = self.stats[stage.name]
+        stats.evaluated += 1
+        stats.passed += int(ok)
+        stats.seconds += elapsed
+        state.results.append(StageResult(stage.name, score, side, reason, ok, elapsed))
+        if hold is not None and np.isfinite(hold):
+            state.hold = hold
+        state.weighted += stage.weight * score
+        return ok
+
+    def _conclude(self, symbol: str, seq: int, bars: Ohlcv, state: _Last) -> Decision | None:
+        confidence = state.weighted / self.total_weight
+        if state.proposed == 0 or confidence < self.min_confidence:
             return None
-        return self.make_decision(symbol, seq, bars, len(bars) - 1, int(proposed[0]), confidence, proposer, results)
+        d = self.make_decision(
+            symbol, seq, bars, len(bars) - 1, state.proposed, confidence, state.proposer, state.results
+        )
+        if state.hold is not None:
+            d.hold_s = clamp_hold(state.hold)
+        return d
 
     def make_decision(
         self,
@@ -351,7 +480,7 @@ class Cascade:
             StageResult(stage.name, out.score.item(idx), out.side.item(idx), out.reason.item(idx), mask.item(idx))
             for stage, out, mask in zip(self.stages, signals.outputs, signals.passed, strict=True)
         ]
-        return self.make_decision(
+        d = self.make_decision(
             symbol,
             seq,
             bars,
@@ -361,6 +490,7 @@ class Cascade:
             signals.proposer.item(idx),
             results,
         )
+        return _with_llm_hold(d, signals.hold, idx)
 
     def decisions_at(self, signals: BatchSignals, symbol: str, bars: Ohlcv, idxs: np.ndarray) -> list[Decision]:
         """``decision_at`` for many bars at once (each bar's row is its sequence number);
@@ -406,10 +536,28 @@ class Cascade:
                     results,
                 )
             )
+        if signals.hold is not None:
+            for d, i in zip(out, idx.tolist(), strict=True):
+                _with_llm_hold(d, signals.hold, i)
         return out
 
 
-def build_cascade(definition: CascadeDefinition, strategies_dir: Path) -> Cascade:
+def _with_llm_hold(d: Decision, hold: np.ndarray | None, idx: int) -> Decision:
+    """A final LLM stage's hold time, when it gave one, replaces the strategy's."""
+    if hold is not None and np.isfinite(hold[idx]):
+        d.hold_s = clamp_hold(float(hold[idx]))
+    return d
+
+
+def build_cascade(definition: CascadeDefinition, strategies_dir: Path, llm: Any = None) -> Cascade:
+    """Stages from a definition. With an LLM client (``sorte.llm.client.LLM``) the llm stages
+    ask their model; without one they answer with the technical-analysis fallback."""
+    judges = {}
+    llm_stages = [(s.name, s.role or "", s.prompt) for s in definition.enabled_stages if s.kind == "llm"]
+    if llm is not None and llm_stages:
+        from sorte.llm.stages import build_judges
+
+        judges = build_judges(llm, strategies_dir / "prompts.py", llm_stages)
     stages: list[Stage] = []
     for sd in definition.enabled_stages:
         if sd.kind == "strategy":
@@ -421,7 +569,7 @@ def build_cascade(definition: CascadeDefinition, strategies_dir: Path) -> Cascad
         elif sd.kind == "technical":
             stages.append(TechnicalStage(sd))
         else:
-            stages.append(LLMStage(sd))
+            stages.append(LLMStage(sd, judges.get(sd.name)))
     return Cascade(definition, stages)
 
 
@@ -447,5 +595,5 @@ def single_strategy_cascade(
     return build_cascade(definition, strategies_dir)
 
 
-def load_cascade(strategies_dir: Path) -> Cascade:
-    return build_cascade(read_cascade(strategies_dir / "cascade.py"), strategies_dir)
+def load_cascade(strategies_dir: Path, llm: Any = None) -> Cascade:
+    return build_cascade(read_cascade(strategies_dir / "cascade.py"), strategies_dir, llm)

@@ -209,7 +209,7 @@ class Runtime:
     async def _analyze(self, bar: Bar) -> Decision | None:
         window = self.buffers[bar.symbol].ohlcv()
         t0 = time.perf_counter()
-        decision = self.cascade.evaluate_last(bar.symbol, bar.seq, window)
+        decision = await self.cascade.aevaluate_last(bar.symbol, bar.seq, window)
         self.metrics.decision_latency.observe(time.perf_counter() - t0)
         return decision
 

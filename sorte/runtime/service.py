@@ -19,7 +19,7 @@ from sorte.errors import ConfigError, DataError, TradingRefused
 from sorte.runtime import demo
 from sorte.runtime.backtest import BacktestResult, run_backtest
 from sorte.runtime.broker import PaperBroker
-from sorte.runtime.cascade import Cascade, load_cascade, single_strategy_cascade
+from sorte.runtime.cascade import Cascade, LLMStage, build_cascade, read_cascade, single_strategy_cascade
 from sorte.runtime.clock import SimClock, WallClock
 from sorte.runtime.control import RuntimeControl
 from sorte.runtime.data import DEFAULT_MAX_GAP, load_bars, symbol_from_path
@@ -76,7 +76,7 @@ def build_paper_session(
     """A runtime in paper mode on a replay feed, resuming its ledger when that is unfinished."""
     if settings.runtime.mode == "live":
         check_live_credentials(settings)
-    cascade = load_cascade(settings.strategies_dir)
+    cascade = configured_cascade(settings)
     files = files if files is not None else settings.runtime.data
     frames = load_frames(files, max_gap) if files else demo_frames(settings)
     clock = WallClock() if settings.runtime.speed > 0 else SimClock()
@@ -157,7 +157,7 @@ def backtest(
     """Backtest one strategy (or the configured cascade when ``strategy`` is None)."""
     frames = load_frames(files, max_gap) if files else demo_frames(settings)
     if strategy is None:
-        cascade = load_cascade(settings.strategies_dir)
+        cascade = configured_cascade(settings)
     else:
         cascade = single_strategy_cascade(
             strategy,
@@ -165,7 +165,48 @@ def backtest(
             params,
             min_confidence=0.0 if min_confidence is None else min_confidence,
         )
-    return cascade, run_backtest(cascade, frames, settings.broker, settings.risk, progress)
+    try:
+        result = run_backtest(cascade, frames, settings.broker, settings.risk, progress)
+    finally:
+        close_llm(cascade)
+    check_replay(cascade)
+    return cascade, result
+
+
+def configured_cascade(settings: Settings) -> Cascade:
+    """The cascade of ``strategies/cascade.py``, its LLM stages wired to the configured
+    models (the LLM client is built only when some LLM stage is enabled)."""
+    definition = read_cascade(settings.strategies_dir / "cascade.py")
+    llm = None
+    if any(s.kind == "llm" for s in definition.enabled_stages):
+        from sorte.llm.service import build_llm
+
+        llm = build_llm(settings)
+    return build_cascade(definition, settings.strategies_dir, llm)
+
+
+def _llm_of(cascade: Cascade):
+    judges = [s.judge for s in cascade.stages if isinstance(s, LLMStage) and s.judge is not None]
+    return judges[0].llm if judges else None
+
+
+def close_llm(cascade: Cascade) -> None:
+    llm = _llm_of(cascade)
+    if llm is not None:
+        llm.cache.close()
+
+
+def check_replay(cascade: Cascade) -> None:
+    """In replay mode, missing cached answers are one clear error, listing them."""
+    llm = _llm_of(cascade)
+    if llm is None or not llm.replay_misses:
+        return
+    misses = llm.replay_misses
+    shown = "\n  ".join(misses[:20]) + (f"\n  ... and {len(misses) - 20} more" if len(misses) > 20 else "")
+    raise ConfigError(
+        f"replay mode: {len(misses)} LLM answer(s) are not in the cache, so this backtest cannot be replayed "
+        f"(run it once without --replay to record them):\n  {shown}"
+    )
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

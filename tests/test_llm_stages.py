@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import numpy as np
+import pytest
+import structlog
+
+from sorte.config import (
+    REPO_ROOT,
+    BrokerSettings,
+    LLMSettings,
+    ProviderSettings,
+    RiskSettings,
+    RoleSettings,
+    RoleTarget,
+)
+from sorte.errors import CascadeError
+from sorte.llm.client import LLM
+from sorte.llm.errors import LLMUnavailable
+from sorte.llm.providers.fake import FakeProvider
+from sorte.llm.stages import read_prompts
+from sorte.runtime.backtest import run_backtest
+from sorte.runtime.cascade import build_cascade, parse_cascade
+from sorte.runtime.data import to_ohlcv
+
+STRATEGIES = REPO_ROOT / "strategies"
+
+
+def rsi_reader(model, messages):
+    """A deterministic 'model': supports BUYs when RSI < 70 and SELLs when RSI > 30."""
+    prompt = messages[-1]["content"]
+    found = re.search(r"RSI(?:\(14\))? ([\d.]+)", prompt)
+    rsi = float(found.group(1)) if found else 50.0
+    side = re.search(r"proposed (BUY|SELL)|a (BUY|SELL)", prompt)
+    wanted = next(g for g in side.groups() if g)
+    score = (70 - rsi) / 40 if wanted == "BUY" else (rsi - 30) / 40
+    answer = {"score": min(max(score, 0), 1), "side": wanted, "reason": f"rsi {rsi}"}
+    if "how many seconds" in prompt:
+        answer["hold_seconds"] = 240  # out of range on purpose: clamped to 90
+    return json.dumps(answer)
+
+
+def make_llm(script, tmp_path=None, replay=False, timeout_s=5.0, delay_s=0.0):
+    settings = LLMSettings(
+        providers={"fake": ProviderSettings(kind="fake", timeout_s=timeout_s)},
+        roles={
+            r: RoleSettings(chain=[RoleTarget(provider="fake", model="scripted")]) for r in ("standard", "sentiment")
+        },
+        replay=replay,
+    )
+    fake = FakeProvider("fake", settings.providers["fake"], script, delay_s)
+    return LLM(settings, tmp_path / "cache.db" if tmp_path else None, {"fake": fake}), fake
+
+
+def cascade(llm, final=False):
+    stages = [
+        {
+            "name": "momentum",
+            "kind": "strategy",
+            "strategy": "momentum",
+            "threshold": 0.0,
+            "params": {"stop_loss": 0, "take_profit": 0},
+        },
+        {"name": "analysis", "kind": "llm", "role": "standard", "prompt": "technical", "threshold": 0.3},
+    ]
+    if final:
+        stages.append({"name": "final", "kind": "llm", "role": "sentiment", "prompt": "final", "threshold": 0.0})
+    return build_cascade(parse_cascade({"min_confidence": 0.0, "stages": stages}), STRATEGIES, llm)
+
+
+def test_shipped_prompts_are_valid_templates():
+    system, prompts = read_prompts(STRATEGIES / "prompts.py")
+    assert system and {"sentiment", "technical", "risk", "validation", "final"} <= set(prompts)
+
+
+def test_unknown_prompt_or_placeholder_is_refused(tmp_path):
+    llm, _ = make_llm(rsi_reader)
+    bad = parse_cascade(
+        {
+            "stages": [
+                {"name": "momentum", "kind": "strategy", "strategy": "momentum", "threshold": 0},
+                {"name": "x", "kind": "llm", "role": "standard", "prompt": "nope", "threshold": 0},
+            ]
+        }
+    )
+    with pytest.raises(CascadeError, match="no prompt 'nope'"):
+        build_cascade(bad, STRATEGIES, llm)
+    (tmp_path / "prompts.py").write_text('SYSTEM = "s"\nPROMPTS = {"technical": "RSI {rsi} {secret}"}\n')
+    with pytest.raises(CascadeError, match="unknown placeholder"):
+        read_prompts(tmp_path / "prompts.py")
+
+
+def test_streaming_llm_stage_asks_the_model_and_reports_it(goog):
+    llm, fake = make_llm(rsi_reader)
+    c = cascade(llm)
+    o = to_ohlcv(goog.head(300))
+    batch = c.evaluate_batch(o, "GOOG")
+    i = int(np.flatnonzero(batch.act)[0])
+    d = asyncio.run(c.aevaluate_last("GOOG", i, o.window(i, c.window)))
+    assert d is not None and "[fake:scripted]" in d.reason and "rsi" in d.reason
+    assert fake.calls and "Technical analysis of GOOG" in fake.calls[-1][1][-1]["content"]
+    assert c.stages[1].answered >= 1
+
+
+def test_backtest_with_llm_stages_equals_the_live_path_and_replays_from_cache(goog, tmp_path):
+    frames = {"GOOG": goog.head(400)}
+    bs, rs = BrokerSettings(fee_bps=0, slippage_bps=0, allow_short=True), RiskSettings()
+    llm, fake = make_llm(rsi_reader, tmp_path)
+    result = run_backtest(cascade(llm, final=True), frames, bs, rs)
+    calls = len(fake.calls)
+    assert calls > 5 and result.decisions
+    assert all(d.hold_s == 90 for d in result.decisions)  # the final stage's 240 s, clamped
+    # the live runtime's path asks the same questions: every answer comes from the cache
+    c = cascade(llm, final=True)
+    o = to_ohlcv(frames["GOOG"])
+    live = [asyncio.run(c.aevaluate_last("GOOG", d.seq, o.window(d.seq, c.window))) for d in result.decisions]
+    assert [(x.side, x.confidence) for x in live] == [(d.side, d.confidence) for d in result.decisions]
+    assert len(fake.calls) == calls
+    asyncio.run(llm.close())
+    # replay: a new process with only the cache gives the same trades and calls nothing
+    replay, fake2 = make_llm(rsi_reader, tmp_path, replay=True)
+    again = run_backtest(cascade(replay, final=True), frames, bs, rs)
+    assert [(f.seq, f.side, f.price) for f in again.fills] == [(f.seq, f.side, f.price) for f in result.fills]
+    assert fake2.calls == [] and replay.replay_misses == []
+
+
+def test_replay_lists_what_is_missing_and_calls_no_model(goog, tmp_path):
+    llm, fake = make_llm(rsi_reader, tmp_path, replay=True)
+    run_backtest(cascade(llm), {"GOOG": goog.head(300)}, BrokerSettings(), RiskSettings())
+    assert fake.calls == []
+    assert llm.replay_misses and all("stage=analysis" in m for m in llm.replay_misses)
+
+
+@pytest.mark.parametrize("failure", ["timeout", "down", "garbage"])
+def test_a_failing_model_falls_back_to_technical_analysis_and_trading_goes_on(goog, failure):
+    script = {
+        "timeout": [json.dumps({"score": 1, "side": "BUY", "reason": "late"})],
+        "down": [LLMUnavailable("connection refused")],
+        "garbage": ["I think you should buy!"],
+    }[failure]
+    llm, _ = make_llm(script, timeout_s=0.05, delay_s=1.0 if failure == "timeout" else 0.0)
+    c = cascade(llm)
+    o = to_ohlcv(goog.head(120))
+    with structlog.testing.capture_logs() as logs:
+        batch = c.evaluate_batch(o, "GOOG")
+    assert c.stages[1].fallbacks > 0 and c.stages[1].answered == 0
+    assert batch.act.any()  # decisions still come, on the technical score
+    i = int(np.flatnonzero(batch.act)[0])
+    assert "technical-analysis fallback" in batch.outputs[1].reason[i]
+    assert any(e["event"].startswith("[LLM] stage=analysis fallback=technical-analysis") for e in logs)
+
+
+def test_without_an_llm_client_the_stage_is_the_technical_fallback(goog):
+    c = cascade(None)
+    batch = c.evaluate_batch(to_ohlcv(goog.head(200)), "GOOG")
+    i = int(np.flatnonzero(batch.act)[0])
+    assert "no LLM configured" in batch.outputs[1].reason[i]
