@@ -108,3 +108,22 @@ def test_progress_reaches_the_end(goog, frictionless):
     )
     assert seen[-1] == (len(goog), len(goog))
     assert len(seen) > 10
+
+
+def test_trade_pnl_includes_both_fees_and_matches_the_fills(eurusd):
+    bs = BrokerSettings(fee_bps=10, slippage_bps=5, allow_short=True)
+    r = run_backtest(
+        single_strategy_cascade("momentum", STRATEGIES, {"stop_loss": 0.002, "take_profit": 0.004}),
+        {"E": eurusd.head(1500)},
+        bs,
+        RiskSettings(),
+    )
+    closed = [t for t in r.trades if t.exit_seq is not None]
+    assert len(closed) > 20
+    for t in closed:
+        side = 1 if t.side == "BUY" else -1
+        entry = next(f for f in r.fills if f.seq == t.entry_seq and f.purpose == "open" and f.side == side)
+        exit_ = next(
+            f for f in r.fills if f.seq == t.exit_seq and f.purpose != "open" and f.side == -side and f.qty == t.qty
+        )
+        assert t.pnl == pytest.approx(entry.realized_pnl + exit_.realized_pnl)  # -entry fee + (gross - exit fee)

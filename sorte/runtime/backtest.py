@@ -416,7 +416,7 @@ def trades_from_fills(fills: list[Fill]) -> list[Trade]:
             current.exit_seq, current.exit_ts = f.seq, f.ts
             current.exit_price, current.exit_reason = price, f.purpose
             direction = 1 if current.side == "BUY" else -1
-            current.pnl = direction * (price - current.entry_price) * current.qty - f.fee
+            current.pnl += direction * (price - current.entry_price) * current.qty - f.fee  # pnl held -entry fee
             current.return_pct = 100 * direction * (price / current.entry_price - 1)
             done.append(current)
             del open_trades[sym]
