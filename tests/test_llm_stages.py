@@ -158,3 +158,49 @@ def test_without_an_llm_client_the_stage_is_the_technical_fallback(goog):
     batch = c.evaluate_batch(to_ohlcv(goog.head(200)), "GOOG")
     i = int(np.flatnonzero(batch.act)[0])
     assert "no LLM configured" in batch.outputs[1].reason[i]
+
+
+def test_paper_runtime_with_an_llm_stage_trades_and_exports_llm_metrics(settings, tmp_path):
+    import shutil
+
+    from sorte.runtime import service
+
+    strategies = tmp_path / "strategies"
+    shutil.copytree(STRATEGIES, strategies)
+    cascade_file = strategies / "cascade.py"
+    cascade_file.write_text(
+        cascade_file.read_text().replace(
+            '"prompt": "technical", "threshold": 0.6, "weight": 1.0, "enabled": False',
+            '"prompt": "technical", "threshold": 0.0, "weight": 1.0, "enabled": True',
+        )
+    )
+    script = tmp_path / "answers.json"
+    script.write_text(json.dumps([{"score": 0.95, "side": "HOLD", "reason": "looks fine"}]))
+    s = settings.model_copy(
+        update={
+            "strategies_dir": strategies,
+            "runtime": settings.runtime.model_copy(update={"demo_bars": 300}),
+            "llm": LLMSettings(
+                providers={"fake": ProviderSettings(kind="fake", model_path=script)},
+                roles={"standard": RoleSettings(chain=[RoleTarget(provider="fake", model="m")])},
+            ),
+        }
+    )
+    sess = service.build_paper_session(s)
+    summary = asyncio.run(sess.runtime.run())
+    sess.ledger.close()
+    assert summary.decisions > 0 and summary.stage_pass_rates["analysis"] > 0
+    text = sess.runtime.metrics.render().decode()
+    assert 'sorte_llm_calls_total{backend="fake",outcome="ok",role="standard"}' in text
+    assert "sorte_llm_cache_hit_ratio" in text and "sorte_decisions_total" in text
+
+
+def test_ollama_gpu_report_from_ps():
+    import ollama
+
+    from sorte.llm.providers.ollama import _gpu
+
+    empty = ollama.ProcessResponse(models=[])
+    cpu = ollama.ProcessResponse(models=[{"model": "m", "size": 100, "size_vram": 0}])
+    gpu = ollama.ProcessResponse(models=[{"model": "m", "size": 100, "size_vram": 100}])
+    assert _gpu(empty).startswith("unknown") and _gpu(cpu) == "no (CPU)" and _gpu(gpu).startswith("yes (100%")

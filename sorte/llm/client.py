@@ -18,6 +18,8 @@ from typing import Generic, TypeVar
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from pydantic import BaseModel
 
 from sorte.config import LLMSettings, ProviderSettings
@@ -69,6 +71,25 @@ def build_provider(name: str, settings: ProviderSettings) -> Provider:
     return FakeProvider(name, settings)
 
 
+class _CacheCollector(Collector):
+    """Cache statistics read at scrape time (hit rate, sizes, lookup latency)."""
+
+    def __init__(self, cache: ResponseCache) -> None:
+        self.cache = cache
+
+    def collect(self):
+        st = self.cache.stats()
+        for name, doc, value in (
+            ("sorte_llm_cache_hit_ratio", "Cache hits / lookups", st.hit_rate),
+            ("sorte_llm_cache_memory_entries", "Answers in the in-memory LRU", st.memory_entries),
+            ("sorte_llm_cache_disk_entries", "Answers in the disk store", st.disk_entries),
+            ("sorte_llm_cache_disk_bytes", "Bytes in the disk store", st.disk_bytes),
+            ("sorte_llm_cache_lookup_p50_seconds", "Median lookup time", st.lookup_p50_us / 1e6),
+            ("sorte_llm_cache_lookup_p99_seconds", "99th percentile lookup time", st.lookup_p99_us / 1e6),
+        ):
+            yield GaugeMetricFamily(name, doc, value=value)
+
+
 class LLMMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -103,6 +124,7 @@ class LLM:
         )
         self.cache = ResponseCache(cache_path, settings.cache_max_entries, int(settings.cache_max_disk_mb * 2**20))
         self.metrics = metrics or LLMMetrics()
+        self.metrics.registry.register(_CacheCollector(self.cache))
         # Per event loop: asyncio primitives bind to the loop that first uses them, and a
         # backtest or CLI command may run several loops one after the other.
         self._semaphores: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

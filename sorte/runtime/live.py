@@ -18,7 +18,6 @@ import structlog
 from sorte.config import Settings
 from sorte.errors import ConfigError
 from sorte.runtime.broker import PaperBroker
-from sorte.runtime.cascade import load_cascade
 from sorte.runtime.ccxt_feed import CcxtPollingFeed
 from sorte.runtime.control import RuntimeControl
 from sorte.runtime.engine import Listener, RunSummary, Runtime
@@ -26,7 +25,7 @@ from sorte.runtime.executor import Executor
 from sorte.runtime.ledger import Ledger
 from sorte.runtime.live_broker import CcxtBroker
 from sorte.runtime.metrics import RuntimeMetrics
-from sorte.runtime.service import LIVE_DEFAULT_INTERVAL_S, PaperSession, check_live_credentials
+from sorte.runtime.service import LIVE_DEFAULT_INTERVAL_S, PaperSession, check_live_credentials, configured_cascade
 
 log = structlog.get_logger("sorte.live")
 
@@ -70,7 +69,8 @@ def build_live_session(
     live = settings.runtime.mode == "live"
     if live:
         check_live_credentials(settings)
-    cascade = load_cascade(settings.strategies_dir)
+    metrics = metrics or RuntimeMetrics()
+    cascade = configured_cascade(settings, metrics.registry)
     feed = feed or CcxtPollingFeed(settings)
     broker: PaperBroker
     if live:

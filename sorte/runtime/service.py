@@ -76,7 +76,8 @@ def build_paper_session(
     """A runtime in paper mode on a replay feed, resuming its ledger when that is unfinished."""
     if settings.runtime.mode == "live":
         check_live_credentials(settings)
-    cascade = configured_cascade(settings)
+    metrics = metrics or RuntimeMetrics()
+    cascade = configured_cascade(settings, metrics.registry)
     files = files if files is not None else settings.runtime.data
     frames = load_frames(files, max_gap) if files else demo_frames(settings)
     clock = WallClock() if settings.runtime.speed > 0 else SimClock()
@@ -173,7 +174,7 @@ def backtest(
     return cascade, result
 
 
-def configured_cascade(settings: Settings) -> Cascade:
+def configured_cascade(settings: Settings, registry: Any = None) -> Cascade:
     """The cascade of ``strategies/cascade.py``, its LLM stages wired to the configured
     models (the LLM client is built only when some LLM stage is enabled)."""
     definition = read_cascade(settings.strategies_dir / "cascade.py")
@@ -181,7 +182,7 @@ def configured_cascade(settings: Settings) -> Cascade:
     if any(s.kind == "llm" for s in definition.enabled_stages):
         from sorte.llm.service import build_llm
 
-        llm = build_llm(settings)
+        llm = build_llm(settings, registry)
     return build_cascade(definition, settings.strategies_dir, llm)
 
 

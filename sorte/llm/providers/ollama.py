@@ -78,6 +78,7 @@ class OllamaProvider:
         client = ollama.AsyncClient(host=self.base_url, timeout=5)
         try:
             listing = await client.list()
+            loaded = await client.ps()
         except (httpx.HTTPError, ConnectionError, ollama.ResponseError) as exc:
             return Health(False, f"unreachable at {self.base_url}: {exc}")
         except MALFORMED as exc:
@@ -85,10 +86,22 @@ class OllamaProvider:
         finally:
             await _close(client)
         models = [m.model for m in listing.models if m.model]
-        return Health(True, f"{len(models)} model(s) at {self.base_url}", models, "reported by ollama ps")
+        return Health(True, f"{len(models)} model(s) at {self.base_url}", models, _gpu(loaded))
 
     async def close(self) -> None:
         return None
+
+
+def _gpu(loaded: ollama.ProcessResponse) -> str:
+    """What ``ollama ps`` says of the loaded models: how much of them sits in GPU memory."""
+    running = [(m.model, m.size or 0, m.size_vram or 0) for m in loaded.models]
+    if not running:
+        return "unknown (no model loaded)"
+    in_vram = sum(v for _, _, v in running)
+    total = sum(s for _, s, _ in running)
+    if in_vram == 0:
+        return "no (CPU)"
+    return f"yes ({100 * in_vram / total:.0f}% of {len(running)} loaded model(s) in VRAM)" if total else "yes"
 
 
 async def _close(client: ollama.AsyncClient | None) -> None:
