@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-import structlog
 from fake_exchange import FakeBinance
 from structlog.testing import capture_logs
 
@@ -19,16 +18,6 @@ from sorte.runtime.live import build_live_session
 from sorte.runtime.models import Bar
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_structlog() -> Iterator[None]:
-    """Another test module may have configured structlog to print to a stream pytest has
-    closed since; these tests log, so they start from structlog's defaults."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture()

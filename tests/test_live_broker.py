@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 from fake_exchange import API_KEY, API_SECRET, FakeBinance
 from pydantic import SecretStr
 from structlog.testing import capture_logs
@@ -23,16 +22,6 @@ from sorte.runtime.live_broker import CcxtBroker, exchange_client_id
 from sorte.runtime.models import BUY, SELL, Bar, Decision, Order
 
 SYMBOL = "BTC/USDT"
-
-
-@pytest.fixture(autouse=True)
-def fresh_structlog() -> Iterator[None]:
-    """Another test module may have configured structlog to print to a stream pytest has
-    closed since; these tests log, so they start from structlog's defaults."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture()

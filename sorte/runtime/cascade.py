@@ -8,7 +8,6 @@ are documented in ``strategies/cascade.py``.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import re
 import time
@@ -24,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from sorte.config import clamp_hold
 from sorte.errors import CascadeError, StrategyError
 from sorte.indicators import clip01, rolling_std, rsi, sma
+from sorte.literals import read_literals
 from sorte.runtime.models import Decision, Ohlcv, StageResult
 from sorte.runtime.strategy import Strategy, load_strategy
 
@@ -80,19 +80,7 @@ def read_cascade(path: Path) -> CascadeDefinition:
     """Read MIN_CONFIDENCE and STAGES from the cascade file's literals, without importing it."""
     if not path.is_file():
         raise CascadeError(f"cascade definition {path} does not exist")
-    try:
-        tree = ast.parse(path.read_text(), filename=str(path))
-    except SyntaxError as exc:
-        raise CascadeError(f"{path.name}: not valid Python ({exc.msg}, line {exc.lineno})") from None
-    found: dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            if isinstance(target, ast.Name) and target.id in {"MIN_CONFIDENCE", "STAGES"}:
-                try:
-                    found[target.id] = ast.literal_eval(node.value)
-                except ValueError:
-                    raise CascadeError(f"{path.name}: {target.id} must be a plain literal") from None
+    found = read_literals(path, {"MIN_CONFIDENCE", "STAGES"}, CascadeError)
     if "STAGES" not in found:
         raise CascadeError(f"{path.name}: no top-level STAGES list")
     return parse_cascade(

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from sorte.errors import ConfigError
 from sorte.runtime.models import Fill, Order, Position
 
 SCHEMA = """
@@ -232,3 +235,29 @@ class Ledger:
             with self.journal_path.open("a") as fh:
                 for r in rows:
                     fh.write(json.dumps({"fill_id": r[0], **asdict(Fill(*r[1:]))}) + "\n")
+
+
+def open_owned(
+    path: Path, owner: str, fresh: bool, what: str, finished: Callable[[dict[str, int]], bool] | None = None
+) -> Ledger:
+    """Open the ledger of one feed (``owner`` fingerprints it). A ledger of another feed is
+    refused; ``fresh``, or a finished run by ``finished(cursor)``, archives the old one."""
+    journal = path.with_suffix(".journal.jsonl")
+    if path.exists() and not fresh:
+        probe = Ledger(path, durable=False)
+        current, cursor = probe.meta("feed"), probe.cursor()
+        probe.close()
+        if current != owner:
+            raise ConfigError(
+                f"ledger {path} belongs to another {what}; "
+                f"pass --fresh to archive it and start over, or --ledger for another file"
+            )
+        fresh = finished is not None and finished(cursor)
+    if fresh and path.exists():
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for p in (path, journal, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if p.exists():
+                p.rename(p.with_name(f"{p.name}.{stamp}"))
+    ledger = Ledger(path, journal=journal)
+    ledger.set_meta("feed", owner)
+    return ledger

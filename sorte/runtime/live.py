@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import structlog
 
 from sorte.config import Settings
-from sorte.errors import ConfigError
 from sorte.runtime.broker import PaperBroker
 from sorte.runtime.ccxt_feed import CcxtPollingFeed
 from sorte.runtime.control import RuntimeControl
 from sorte.runtime.engine import Listener, RunSummary, Runtime
 from sorte.runtime.executor import Executor
-from sorte.runtime.ledger import Ledger
+from sorte.runtime.ledger import Ledger, open_owned
 from sorte.runtime.live_broker import CcxtBroker
 from sorte.runtime.metrics import RuntimeMetrics
 from sorte.runtime.service import LIVE_DEFAULT_INTERVAL_S, PaperSession, check_live_credentials, configured_cascade
@@ -99,21 +97,4 @@ def _fingerprint(settings: Settings, feed: CcxtPollingFeed) -> str:
 
 
 def _open_ledger(path: Path, fingerprint: str, fresh: bool) -> Ledger:
-    journal = path.with_suffix(".journal.jsonl")
-    if path.exists() and not fresh:
-        probe = Ledger(path, durable=False)
-        owner = probe.meta("feed")
-        probe.close()
-        if owner != fingerprint:
-            raise ConfigError(
-                f"ledger {path} belongs to another market (exchange, symbols, timeframe or mode); "
-                f"pass --fresh to archive it and start over, or --ledger for another file"
-            )
-    if fresh and path.exists():
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for p in (path, journal, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            if p.exists():
-                p.rename(p.with_name(f"{p.name}.{stamp}"))
-    ledger = Ledger(path, journal=journal)
-    ledger.set_meta("feed", fingerprint)
-    return ledger
+    return open_owned(path, fingerprint, fresh, "market (exchange, symbols, timeframe or mode)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from sorte.runtime.data import DEFAULT_MAX_GAP, load_bars, symbol_from_path
 from sorte.runtime.engine import Listener, Runtime
 from sorte.runtime.executor import Executor
 from sorte.runtime.feed import Feed, ReplayFeed
-from sorte.runtime.ledger import Ledger
+from sorte.runtime.ledger import Ledger, open_owned
 from sorte.runtime.metrics import RuntimeMetrics
 
 LIVE_DEFAULT_INTERVAL_S = 5.0
@@ -92,26 +91,10 @@ def build_paper_session(
 
 
 def _open_ledger(path: Path, fingerprint: str, feed: ReplayFeed, fresh: bool) -> Ledger:
-    journal = path.with_suffix(".journal.jsonl")
-    if path.exists() and not fresh:
-        probe = Ledger(path, durable=False)
-        owner, cursor = probe.meta("feed"), probe.cursor()
-        probe.close()
-        finished = bool(cursor) and all(cursor.get(s, -1) >= len(feed.series[s]) - 1 for s in feed.symbols)
-        if owner != fingerprint:
-            raise ConfigError(
-                f"ledger {path} belongs to another feed (other data or demo settings); "
-                f"pass --fresh to archive it and start over, or --ledger for another file"
-            )
-        fresh = finished
-    if fresh and path.exists():
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for p in (path, journal, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            if p.exists():
-                p.rename(p.with_name(f"{p.name}.{stamp}"))
-    ledger = Ledger(path, journal=journal)
-    ledger.set_meta("feed", fingerprint)
-    return ledger
+    def finished(cursor: dict[str, int]) -> bool:  # a finished replay starts over
+        return bool(cursor) and all(cursor.get(s, -1) >= len(feed.series[s]) - 1 for s in feed.symbols)
+
+    return open_owned(path, fingerprint, fresh, "feed (other data or demo settings)", finished)
 
 
 def _assemble(settings, cascade, feed: Feed, clock, ledger, listener, metrics, interval) -> Runtime:
