@@ -428,6 +428,7 @@ class FakeOpenAI(_FakeServer):
         super().__init__(*args, **kwargs)
         self.api_key = api_key  # when set, requests without "Authorization: Bearer <api_key>" get 401
         self.separate_reasoning = False  # True: thoughts in message.reasoning_content (vLLM, llama.cpp)
+        self.json_mode_only = False  # True: a json_schema response_format gets 400, as older servers answer
 
     @property
     def handler_class(self) -> type[_Handler]:  # type: ignore[override]
@@ -452,6 +453,17 @@ class _OpenAIHandler(_Handler):
                 401, _openai_error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
             )
         if (method, path) == ("POST", "/v1/chat/completions"):
+            fmt = (body.get("response_format") or {}).get("type")
+            if self.fake.json_mode_only and fmt == "json_schema":
+                return self.send_json(
+                    400,
+                    _openai_error(
+                        "response_format type json_schema is not supported",
+                        "invalid_request_error",
+                        None,
+                        "response_format",
+                    ),
+                )
             return self.chat(body)
         if (method, path) == ("GET", "/v1/models"):
             data = [

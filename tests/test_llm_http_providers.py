@@ -431,3 +431,17 @@ def test_fake_openai_streams_server_sent_events() -> None:
 
     with FakeOpenAI() as server:
         assert Verdict.model_validate_json(asyncio.run(go(server.url)))
+
+
+def test_openai_server_without_json_schema_support_gets_json_mode_and_the_schema_in_the_prompt() -> None:
+    with FakeOpenAI(answers=[Reply(content=VALID_ANSWER)]) as server:
+        server.json_mode_only = True
+        provider = OpenAICompatProvider("openai", ProviderSettings(kind="openai", base_url=server.url))
+        done = complete(provider, server.models[0])
+        assert Verdict.model_validate_json(done.text)
+        sent = [r for r in server.requests if r.path == "/v1/chat/completions"]
+        assert [r.body["response_format"]["type"] for r in sent] == ["json_schema", "json_object"]
+        assert "Reply with JSON matching this schema" in sent[-1].body["messages"][-1]["content"]
+        complete(provider, server.models[0])  # remembered: straight to JSON mode
+        sent = [r for r in server.requests if r.path == "/v1/chat/completions"]
+        assert sent[-1].body["response_format"]["type"] == "json_object" and len(sent) == 3

@@ -11,6 +11,7 @@ mapped to the layer's typed errors so the client can fall back."""
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 import openai
@@ -27,10 +28,15 @@ from sorte.llm.providers.base import Completion, Health
 MALFORMED = (ValueError, TypeError, LookupError, AttributeError)
 
 
+class _SchemaRefused(Exception):
+    """The server does not take a json_schema response_format."""
+
+
 class OpenAICompatProvider:
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         self.name, self.settings = name, settings
         self.base_url = settings.base_url or "http://localhost:8080/v1"
+        self.json_mode = False  # set once the server refused a json_schema response_format
         self.api_key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
 
     def _client(self, timeout: float) -> openai.AsyncOpenAI:
@@ -50,10 +56,23 @@ class OpenAICompatProvider:
         )
         if schema is None:
             return chat
+        if self.json_mode:
+            return chat.bind(response_format={"type": "json_object"})
         fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": False}}
         return chat.bind(response_format=fmt)
 
     async def complete(
+        self, model: str, messages: list[dict[str, str]], schema: dict[str, Any] | None, max_tokens: int
+    ) -> Completion:
+        try:
+            return await self._complete(model, messages, schema, max_tokens)
+        except _SchemaRefused:
+            # JSON mode instead: the schema goes into the prompt, the client validates.
+            self.json_mode = True
+            hint = {"role": "system", "content": f"Reply with JSON matching this schema: {json.dumps(schema)}"}
+            return await self._complete(model, [*messages, hint], schema, max_tokens)
+
+    async def _complete(
         self, model: str, messages: list[dict[str, str]], schema: dict[str, Any] | None, max_tokens: int
     ) -> Completion:
         client = self._client(self.settings.timeout_s)
@@ -72,6 +91,10 @@ class OpenAICompatProvider:
             raise LLMUnavailable(
                 f"OpenAI-compatible server unreachable at {self.base_url} ({type(cause).__name__}: {_short(cause)})"
             ) from None
+        except openai.BadRequestError as exc:
+            if schema is not None and not self.json_mode and "response_format" in str(exc):
+                raise _SchemaRefused from None
+            raise LLMUnavailable(f"{self.base_url} refused the request: {_short(exc)}") from None
         except openai.APIStatusError as exc:
             raise LLMUnavailable(f"{self.base_url} answered HTTP {exc.status_code}: {_short(exc)}") from None
         except openai.LengthFinishReasonError:  # only with response_format: the JSON was cut at max_tokens
