@@ -1,0 +1,252 @@
+"""Git operations of a run, on real repositories in tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sorte.config import REPO_ROOT
+from sorte.editing import gitops
+from sorte.editing.gitops import GitIdentity, GitOpsError, MergeConflict
+
+USER_ENV = {
+    "GIT_AUTHOR_NAME": "Trader",
+    "GIT_AUTHOR_EMAIL": "trader@example.com",
+    "GIT_COMMITTER_NAME": "Trader",
+    "GIT_COMMITTER_EMAIL": "trader@example.com",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    import os
+
+    env = {**os.environ, **USER_ENV, "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(root: Path) -> Path:
+    """A repository with a copy of strategies/ and one commit on main."""
+    repo = root / "repo"
+    shutil.copytree(REPO_ROOT / "strategies", repo / "strategies", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / ".gitignore").write_text("/var/\n__pycache__/\n")
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "initial")
+    return repo
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def commit_edit(run: gitops.RunWorktree, old: str = '"default": 0.02', new: str = '"default": 0.03', **kw) -> str:
+    edit(run.path / "strategies" / "momentum.py", old, new)
+    sha = gitops.commit_run(run, "aumenta o stop loss do momentum para 3%", "momentum.stop_loss 0.02 -> 0.03", **kw)
+    assert sha
+    return sha
+
+
+def test_open_run_creates_branch_and_worktree_outside_the_checkout(repo):
+    run = gitops.open_run(repo, "r1", "Aumenta o stop loss do momentum para 3%!")
+    assert run.branch == "sorte/r1-aumenta-o-stop-loss-do-momentum-para-3"
+    assert run.path == (repo / "var" / "worktrees" / "r1").resolve()
+    assert run.created and run.base == "main"
+    assert git(run.path, "rev-parse", "--abbrev-ref", "HEAD").strip() == run.branch
+    assert git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"  # the user's checkout is untouched
+    assert (run.path / "strategies" / "momentum.py").exists()
+
+
+def test_reopening_a_run_reuses_branch_and_worktree(repo, tmp_path):
+    first = gitops.open_run(repo, "r1", "first request", worktrees_dir=tmp_path / "wt")
+    again = gitops.open_run(repo, "r1", "a different request", worktrees_dir=tmp_path / "wt")
+    assert (again.branch, again.path, again.created) == (first.branch, first.path, False)
+    assert len(git(repo, "branch", "--list", "sorte/*").splitlines()) == 1
+    assert len(git(repo, "worktree", "list").splitlines()) == 2
+
+
+def test_reopen_discards_leftovers_and_recreates_a_missing_worktree(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    (run.path / "strategies" / "momentum.py").write_text("half-written")
+    (run.path / "strategies" / "stray.py").write_text("x = 1\n")
+    gitops.open_run(repo, "r1", "x")
+    assert "PARAMS" in (run.path / "strategies" / "momentum.py").read_text()
+    assert not (run.path / "strategies" / "stray.py").exists()
+    shutil.rmtree(run.path)
+    again = gitops.open_run(repo, "r1", "x")
+    assert (again.path / "strategies" / "momentum.py").exists()
+
+
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", "a b", "-x", "x" * 65, "a..b", "r;rm", "é"])
+def test_run_ids_are_validated(repo, bad):
+    with pytest.raises(GitOpsError, match="invalid run id"):
+        gitops.open_run(repo, bad, "x")
+
+
+def test_missing_repo_and_missing_base_are_clear_errors(tmp_path, repo):
+    with pytest.raises(GitOpsError, match="not inside a git repository"):
+        gitops.open_run(tmp_path / "nowhere", "r1", "x")
+    with pytest.raises(GitOpsError, match="base branch develop not found"):
+        gitops.open_run(repo, "r1", "x", base="develop")
+
+
+def test_one_atomic_commit_with_identity_message_and_trailers(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    sha = commit_edit(run, key="abc123", identity=GitIdentity("Bot", "bot@example.com"))
+    log = git(repo, "log", "-1", "--format=%an <%ae>|%cn|%B", sha)
+    assert log.startswith("Bot <bot@example.com>|Bot|sorte: momentum.stop_loss 0.02 -> 0.03")
+    assert "Request: aumenta o stop loss do momentum para 3%" in log
+    assert "Sorte-Run: r1" in log and "Sorte-Plan: abc123" in log
+    assert git(repo, "rev-list", "--count", f"main..{run.branch}").strip() == "1"
+    assert git(repo, "show", "--name-only", "--format=", sha).split() == ["strategies/momentum.py"]
+    assert git(repo, "log", "-1", "--format=%an", "main").strip() == "Trader"  # main untouched
+
+
+def test_default_identity_and_nothing_to_commit(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    assert gitops.commit_run(run, "req", "summary") is None
+    sha = commit_edit(run)
+    assert git(repo, "log", "-1", "--format=%an <%ae>", sha).strip() == "Sorte <sorte@localhost>"
+
+
+def test_same_plan_for_the_same_run_is_committed_once(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    sha = commit_edit(run, key="k1")
+    run = gitops.open_run(repo, "r1", "x")
+    (run.path / "strategies" / "breakout.py").write_text("# would be a second commit\n")
+    assert gitops.commit_run(run, "req", "summary", key="k1") == sha
+    assert git(repo, "rev-list", "--count", f"main..{run.branch}").strip() == "1"
+
+
+def test_commit_stages_only_the_given_paths(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    (run.path / "strategies" / "other.py").write_text("y = 2\n")
+    sha = commit_edit(run, paths=["strategies/momentum.py"])
+    assert git(repo, "show", "--name-only", "--format=", sha).split() == ["strategies/momentum.py"]
+
+
+def test_diff_against_base(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    commit_edit(run)
+    text = gitops.diff(repo, "r1")
+    assert "--- a/strategies/momentum.py" in text and "+++ b/strategies/momentum.py" in text
+    assert '-        "default": 0.02,' in text and '+        "default": 0.03,' in text
+    # the base moving on does not leak into the run's diff
+    (repo / "strategies" / "breakout.py").write_text("# changed on main\n")
+    git(repo, "commit", "--quiet", "-am", "main moves")
+    assert "breakout" not in gitops.diff(repo, "r1")
+
+
+def test_abandon_deletes_worktree_and_branch_keeps_audit_ref(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    sha = commit_edit(run)
+    gitops.abandon(repo, "r1")
+    assert not run.path.exists()
+    assert git(repo, "branch", "--list", "sorte/*").strip() == ""
+    assert git(repo, "rev-parse", "refs/sorte/abandoned/r1").strip() == sha
+    (info,) = gitops.list_branches(repo)
+    assert (info.state, info.ahead, info.worktree) == ("abandoned", 1, None)
+    assert "0.03" in gitops.diff(repo, "r1")
+    with pytest.raises(GitOpsError, match="abandoned; start a new run id"):
+        gitops.open_run(repo, "r1", "x")
+    with pytest.raises(GitOpsError, match="already abandoned"):
+        gitops.abandon(repo, "r1")
+
+
+def test_merge_fast_forward_updates_main_and_its_checkout(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    sha = commit_edit(run)
+    assert gitops.merge(repo, "r1", "ff") == sha
+    assert git(repo, "rev-parse", "main").strip() == sha
+    assert '"default": 0.03' in (repo / "strategies" / "momentum.py").read_text()  # checkout follows
+    assert git(repo, "status", "--porcelain").strip() == ""
+    assert not run.path.exists()
+    (info,) = gitops.list_branches(repo)
+    assert (info.state, info.ahead, info.behind) == ("merged", 0, 0)
+
+
+def test_merge_commit_when_main_moved_on(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    tip = commit_edit(run)
+    (repo / "strategies" / "breakout.py").write_text("# changed on main\n")
+    git(repo, "commit", "--quiet", "-am", "main moves")
+    with pytest.raises(GitOpsError, match="cannot fast-forward"):
+        gitops.merge(repo, "r1", "ff")
+    new = gitops.merge(repo, "r1", "merge")
+    parents = git(repo, "log", "-1", "--format=%P|%an|%s", new).strip()
+    assert parents.split("|")[0].split()[1] == tip
+    assert parents.split("|")[1:] == ["Sorte", f"Merge {run.branch} into main"]
+    assert '"default": 0.03' in (repo / "strategies" / "momentum.py").read_text()
+
+
+def test_merge_commit_without_a_checkout_of_main(repo):
+    git(repo, "checkout", "--quiet", "-b", "elsewhere")
+    run = gitops.open_run(repo, "r1", "x")
+    tip = commit_edit(run)
+    new = gitops.merge(repo, "r1", "merge")
+    assert git(repo, "rev-parse", "main").strip() == new
+    assert git(repo, "log", "-1", "--format=%P", new).split()[1] == tip
+
+
+def test_conflict_is_refused_and_changes_nothing(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    commit_edit(run)
+    edit(repo / "strategies" / "momentum.py", '"default": 0.02', '"default": 0.05')
+    git(repo, "commit", "--quiet", "-am", "conflicting change on main")
+    before = git(repo, "rev-parse", "main", run.branch)
+    with pytest.raises(MergeConflict, match="conflicts with main in strategies/momentum.py"):
+        gitops.merge(repo, "r1", "merge")
+    assert git(repo, "rev-parse", "main", run.branch) == before
+    assert git(repo, "status", "--porcelain").strip() == ""
+    assert gitops.list_branches(repo)[0].state == "open"
+
+
+def test_merge_refuses_a_dirty_checkout_and_an_empty_run(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    with pytest.raises(GitOpsError, match="nothing to merge"):
+        gitops.merge(repo, "r1")
+    commit_edit(run)
+    edit(repo / "strategies" / "breakout.py", '"""', '"""Dirty. ')
+    with pytest.raises(GitOpsError, match="uncommitted changes"):
+        gitops.merge(repo, "r1")
+    assert git(repo, "rev-parse", "main").strip() != git(repo, "rev-parse", run.branch).strip()
+
+
+def test_list_branches_states_and_counts(repo):
+    a = gitops.open_run(repo, "a", "first")
+    commit_edit(a)
+    commit_edit(a, '"default": 10', '"default": 12')
+    b = gitops.open_run(repo, "b", "second")
+    commit_edit(b)
+    gitops.open_run(repo, "c", "third")
+    gitops.merge(repo, "b")
+    gitops.abandon(repo, "c")
+    infos = {i.run_id: i for i in gitops.list_branches(repo)}
+    assert infos["a"].state == "open" and (infos["a"].ahead, infos["a"].behind) == (2, 1)
+    assert infos["a"].worktree == a.path and infos["a"].last_subject.startswith("sorte: momentum")
+    assert infos["b"].state == "merged"
+    assert infos["c"].state == "abandoned" and infos["c"].ahead == 0
+    assert infos["a"].branch == "sorte/a-first"
+
+
+def test_discard_run_forgets_everything(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    gitops.discard_run(repo, "r1")
+    assert not run.path.exists()
+    assert gitops.find_run(repo, "r1") is None
+    assert git(repo, "branch", "--list", "sorte/*").strip() == ""
+    assert gitops.open_run(repo, "r1", "x").created
+
+
+def test_slugify():
+    assert gitops.slugify("Só compra quando o RSI < 30 em mean_reversion") == "so-compra-quando-o-rsi-30-em-mean-revers"
+    assert gitops.slugify("!!!") == "edit"
