@@ -8,6 +8,7 @@ call waits its turn (the router's timeout bounds that wait too)."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,15 @@ from sorte.llm.providers.base import Completion, Health
 
 _MODELS: dict[tuple[Path, int], Any] = {}
 _LOAD_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    # Freed explicitly while the interpreter still works: left to Llama.__del__ at
+    # shutdown, llama.cpp's cleanup finds its C bindings already gone and prints errors.
+    for model in _MODELS.values():
+        model.close()
+    _MODELS.clear()
 
 
 class LlamaCppProvider:
