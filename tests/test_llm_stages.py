@@ -193,6 +193,7 @@ def test_paper_runtime_with_an_llm_stage_trades_and_exports_llm_metrics(settings
     text = sess.runtime.metrics.render().decode()
     assert 'sorte_llm_calls_total{backend="fake",outcome="ok",role="standard"}' in text
     assert "sorte_llm_cache_hit_ratio" in text and "sorte_decisions_total" in text
+    assert 'sorte_llm_stage_fallbacks{stage="analysis"} 0.0' in text
 
 
 def test_ollama_gpu_report_from_ps():

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from sorte.runtime import risk as riskmath
 from sorte.runtime.broker import PaperBroker
-from sorte.runtime.cascade import Cascade
+from sorte.runtime.cascade import Cascade, LLMStage
 from sorte.runtime.clock import Clock, SimClock
 from sorte.runtime.control import RuntimeControl
 from sorte.runtime.executor import ExecutionReport, Executor
@@ -282,6 +282,9 @@ class Runtime:
         return known
 
     def _export_stage_stats(self) -> None:
+        for stage in self.cascade.stages:
+            if isinstance(stage, LLMStage) and stage.judge is not None:
+                self.metrics.llm_stage_fallbacks.labels(stage.name).set(stage.fallbacks)
         for name, st in self.cascade.stats.items():
             passed, discarded = st.passed, st.evaluated - st.passed
             prev_passed, prev_discarded = self._exported.get(name, (0, 0))

@@ -29,6 +29,9 @@ class RuntimeMetrics:
         self.exposure = Gauge("sorte_gross_exposure_ratio", "Gross exposure / equity", registry=r)
         self.open_positions = Gauge("sorte_open_positions", "Open positions", registry=r)
         self.batch_interval = Gauge("sorte_batch_interval_seconds", "Current batch interval", registry=r)
+        self.llm_stage_fallbacks = Gauge(
+            "sorte_llm_stage_fallbacks", "LLM stage answers replaced by the technical score", ["stage"], registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
