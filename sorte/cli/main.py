@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
+from sorte.cli.edit import branches_app, edit_cmd
 from sorte.config import Settings, load_settings
 from sorte.errors import SorteError
 from sorte.logging import setup_logging
@@ -296,6 +297,10 @@ def doctor_cmd(
         f"(hit rate {c.hit_rate:.0%}), {c.disk_entries} entries / {c.disk_bytes / 2**20:.1f} MiB on disk, "
         f"lookup p50 {c.lookup_p50_us:.1f} us p99 {c.lookup_p99_us:.1f} us"
     )
+
+
+app.command("edit")(edit_cmd)
+app.add_typer(branches_app, name="branches")
 
 
 def main() -> None:

@@ -1,0 +1,146 @@
+"""Edit service: apply an EditPlan on a run's own branch and commit it, for every front-end.
+
+The CLI, Telegram and the agent call these functions; none of them touches git or the
+editor directly. A refused plan writes nothing and commits nothing, and a run created for
+it is removed again, so a refusal leaves no trace in the repository.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from sorte.config import Settings
+from sorte.editing import gitops
+from sorte.editing.gitops import BranchInfo, GitIdentity, MergeMode
+
+if TYPE_CHECKING:
+    from sorte.editing.plan import EditPlan
+
+
+class EditOutcome(BaseModel):
+    """What an edit did: the run's branch, its new commit (None on a dry run or when nothing
+    changed), the plan's diff, the whole branch's diff against its base, the files changed."""
+
+    run_id: str
+    branch: str
+    commit: str | None
+    diff: str
+    branch_diff: str
+    changed: list[str]
+    dry_run: bool
+    kept: bool  # False when the run's branch was removed again (dry run or no change on a new run)
+
+
+@dataclass(frozen=True)
+class GitConfig:
+    repo_root: Path
+    worktrees_dir: Path
+    base: str | None
+    identity: GitIdentity
+    merge_mode: MergeMode
+
+
+def git_config(settings: Settings) -> GitConfig:
+    """Where runs live and who commits. Reads an optional ``git`` settings section
+    (repo_root, base_branch, author_name, author_email, merge_mode) when the settings have one."""
+    section: Any = getattr(settings, "git", None)
+    repo_root = getattr(section, "repo_root", None) or settings.strategies_dir
+    return GitConfig(
+        repo_root=Path(repo_root),
+        worktrees_dir=(Path(settings.data_dir) / "worktrees").resolve(),
+        base=getattr(section, "base_branch", None),
+        identity=GitIdentity(
+            getattr(section, "author_name", None) or GitIdentity.name,
+            getattr(section, "author_email", None) or GitIdentity.email,
+        ),
+        merge_mode=getattr(section, "merge_mode", None) or "ff",
+    )
+
+
+def new_run_id() -> str:
+    """Time-ordered and unique enough for one repository: 20261122-201500-a1b2c3."""
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+
+
+def load_plan_file(path: Path) -> EditPlan:
+    """Read and validate a plan file; a missing file or bad JSON is an EditRefused naming it."""
+    from sorte.editing.plan import EditRefused, load_plan
+
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise EditRefused(None, None, f"cannot read plan file {path}: {exc.strerror or exc}") from None
+    return load_plan(text)
+
+
+def _apply(plan: EditPlan, root: Path, write: bool):
+    # Imported here so that git operations work without the editor's LibCST stack loaded.
+    from sorte.editing.apply import apply_plan
+
+    return apply_plan(plan, root, write=write)
+
+
+def edit_on_branch(
+    settings: Settings,
+    plan: EditPlan,
+    request: str | None = None,
+    run_id: str | None = None,
+    dry_run: bool = False,
+) -> EditOutcome:
+    """Apply ``plan`` in the run's worktree and commit it there (one commit per plan).
+
+    Re-running a run id reuses its branch; the same plan is never committed twice."""
+    cfg = git_config(settings)
+    run_id = gitops.validate_run_id(run_id or new_run_id())
+    request = (request or plan.summary).strip()
+    run = gitops.open_run(cfg.repo_root, run_id, request, worktrees_dir=cfg.worktrees_dir, base=cfg.base)
+    try:
+        result = _apply(plan, run.path, write=not dry_run)
+        sha = None
+        if not dry_run:
+            key = gitops.plan_key(plan.model_dump_json())
+            sha = gitops.commit_run(
+                run, request, plan.summary, paths=sorted(result.changed) or None, key=key, identity=cfg.identity
+            )
+    except BaseException:
+        if run.created:
+            gitops.discard_run(cfg.repo_root, run_id)
+        raise
+    kept = not (run.created and sha is None)
+    branch_diff = gitops.diff(cfg.repo_root, run_id) if kept else result.diff
+    if not kept:
+        gitops.discard_run(cfg.repo_root, run_id)
+    return EditOutcome(
+        run_id=run_id,
+        branch=run.branch,
+        commit=sha,
+        diff=result.diff,
+        branch_diff=branch_diff,
+        changed=sorted(result.changed),
+        dry_run=dry_run,
+        kept=kept,
+    )
+
+
+def branches(settings: Settings) -> list[BranchInfo]:
+    return gitops.list_branches(git_config(settings).repo_root)
+
+
+def branch_diff(settings: Settings, run_id: str) -> str:
+    return gitops.diff(git_config(settings).repo_root, run_id)
+
+
+def abandon(settings: Settings, run_id: str) -> None:
+    gitops.abandon(git_config(settings).repo_root, run_id)
+
+
+def merge(settings: Settings, run_id: str, mode: MergeMode | None = None) -> str:
+    """Merge an approved run into its base; ``mode`` defaults to the configured one (ff)."""
+    cfg = git_config(settings)
+    return gitops.merge(cfg.repo_root, run_id, mode or cfg.merge_mode, identity=cfg.identity)

@@ -1,0 +1,221 @@
+"""The edit service and ``sorte edit`` / ``sorte branches``, with the real editor on real git repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sorte.config import REPO_ROOT, Settings
+from sorte.editing import gitops, service
+from sorte.editing.gitops import GitOpsError
+
+pytest.importorskip("sorte.editing.apply")
+from sorte.editing.plan import EditPlan, EditRefused  # noqa: E402
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1"}
+    env |= {f"GIT_{who}_{what}": val for who in ("AUTHOR", "COMMITTER") for what, val in USER}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(root: Path) -> Path:
+    """A repository with a copy of strategies/ and one commit on main (as in test_gitops)."""
+    repo = root / "repo"
+    shutil.copytree(REPO_ROOT / "strategies", repo / "strategies", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / ".gitignore").write_text("/var/\n__pycache__/\n")
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "initial")
+    return repo
+
+
+PLAN = {
+    "summary": "Wider momentum stop loss, stricter confidence, later technical filter",
+    "ops": [
+        {"op": "set_param", "strategy": "momentum", "name": "stop_loss", "value": 0.03},
+        {"op": "set_min_confidence", "value": 0.8},
+        {"op": "set_stage", "stage": "technical", "threshold": 0.6},
+    ],
+}
+USER = (("NAME", "Trader"), ("EMAIL", "trader@example.com"))
+REQUEST = "aumenta o stop loss do momentum para 3%"
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path)
+
+
+@pytest.fixture()
+def cfg(settings: Settings, repo: Path) -> Settings:
+    return settings.model_copy(update={"strategies_dir": repo / "strategies"})
+
+
+def plan(**changes) -> EditPlan:
+    return EditPlan.model_validate({**PLAN, **changes})
+
+
+def branch_names(repo: Path) -> list[str]:
+    return git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/sorte").split()
+
+
+def test_edit_commits_one_plan_on_a_run_branch(cfg, repo):
+    out = service.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
+    assert out.branch == "sorte/r1-aumenta-o-stop-loss-do-momentum-para-3" and out.kept and not out.dry_run
+    assert out.changed == ["strategies/cascade.py", "strategies/momentum.py"]
+    assert '+        "default": 0.03,' in out.diff and "+MIN_CONFIDENCE = 0.8" in out.diff
+    assert out.branch_diff.count("diff --git") == 2
+    body = git(repo, "log", "-1", "--format=%an|%B", out.commit)
+    assert body.startswith("Sorte|sorte: Wider momentum stop loss") and REQUEST in body and "Sorte-Run: r1" in body
+    assert git(repo, "status", "--porcelain").strip() == ""  # the user's checkout is untouched
+    assert "0.02" in (repo / "strategies" / "momentum.py").read_text()
+
+
+def test_rerunning_the_same_plan_and_run_id_adds_nothing(cfg, repo):
+    first = service.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
+    again = service.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
+    assert again.commit == first.commit and again.diff == "" and again.branch == first.branch
+    assert git(repo, "rev-list", "--count", f"main..{first.branch}").strip() == "1"
+    assert branch_names(repo) == [first.branch]
+    follow_up = plan(
+        summary="Even wider", ops=[{"op": "set_param", "strategy": "momentum", "name": "stop_loss", "value": 0.04}]
+    )
+    out = service.edit_on_branch(cfg, follow_up, "and 4%", run_id="r1")
+    assert out.commit != first.commit
+    assert git(repo, "rev-list", "--count", f"main..{first.branch}").strip() == "2"
+
+
+def test_dry_run_writes_and_commits_nothing(cfg, repo):
+    out = service.edit_on_branch(cfg, plan(), REQUEST, run_id="dry", dry_run=True)
+    assert out.commit is None and out.dry_run and not out.kept and "+MIN_CONFIDENCE = 0.8" in out.diff
+    assert branch_names(repo) == [] and gitops.find_run(repo, "dry") is None
+    assert not (cfg.data_dir / "worktrees" / "dry").exists()
+
+
+def test_refused_plan_leaves_no_trace(cfg, repo):
+    bad = plan(ops=[*PLAN["ops"], {"op": "set_param", "strategy": "momentum", "name": "stop_loss", "value": 9.0}])
+    with pytest.raises(EditRefused, match="operation 3"):
+        service.edit_on_branch(cfg, bad, REQUEST, run_id="bad")
+    assert branch_names(repo) == [] and gitops.find_run(repo, "bad") is None
+    assert not (cfg.data_dir / "worktrees" / "bad").exists()
+    # refused on an existing run: its branch and commits stay as they were
+    first = service.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
+    with pytest.raises(EditRefused):
+        service.edit_on_branch(cfg, bad, REQUEST, run_id="r1")
+    assert git(repo, "rev-parse", first.branch).strip() == first.commit
+    assert git(repo, "-C", str(cfg.data_dir / "worktrees" / "r1"), "status", "--porcelain").strip() == ""
+
+
+def test_plan_that_changes_nothing_keeps_no_branch(cfg, repo):
+    noop = plan(ops=[{"op": "set_min_confidence", "value": 0.75}])
+    out = service.edit_on_branch(cfg, noop, "same as now")
+    assert out.commit is None and not out.kept and branch_names(repo) == []
+
+
+def test_generated_run_ids_are_valid_and_distinct():
+    ids = {service.new_run_id() for _ in range(20)}
+    assert len(ids) == 20 and all(gitops.RUN_ID_RE.match(i) for i in ids)
+
+
+def test_service_branches_merge_abandon(cfg, repo):
+    a = service.edit_on_branch(cfg, plan(), REQUEST, run_id="a")
+    service.edit_on_branch(cfg, plan(ops=[{"op": "set_min_confidence", "value": 0.7}]), "b", run_id="b")
+    assert service.merge(cfg, "a") == a.commit
+    service.abandon(cfg, "b")
+    assert {i.run_id: i.state for i in service.branches(cfg)} == {"a": "merged", "b": "abandoned"}
+    with pytest.raises(GitOpsError):
+        service.merge(cfg, "b")
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    from sorte.cli.main import app
+
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture()
+def cli_env(cfg, repo, monkeypatch, tmp_path) -> Path:
+    monkeypatch.setenv("SORTE_STRATEGIES_DIR", str(repo / "strategies"))
+    monkeypatch.setenv("SORTE_DATA_DIR", str(cfg.data_dir))
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(PLAN))
+    return path
+
+
+def test_cli_edit_prints_the_diff_and_commits(cli_env, repo):
+    result = invoke("edit", "--plan", str(cli_env), "--request", REQUEST, "--run-id", "c1")
+    assert result.exit_code == 0, result.output
+    assert "+MIN_CONFIDENCE = 0.8" in result.stdout and "--- a/strategies/momentum.py" in result.stdout
+    assert "committed" in result.output and "sorte/c1-aumenta" in result.output
+    assert branch_names(repo) == ["sorte/c1-aumenta-o-stop-loss-do-momentum-para-3"]
+
+
+def test_cli_dry_run(cli_env, repo):
+    result = invoke("edit", "--plan", str(cli_env), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "+MIN_CONFIDENCE = 0.8" in result.stdout and "nothing written or committed" in result.output
+    assert branch_names(repo) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read plan file"),
+        ("{not json", "refused"),
+        (json.dumps({"summary": "x", "ops": [{"op": "set_param", "strategy": "momentum"}]}), "operation 0"),
+        (
+            json.dumps({**PLAN, "ops": [{"op": "set_param", "strategy": "momentum", "name": "nope", "value": 1}]}),
+            "nope",
+        ),
+    ],
+)
+def test_cli_bad_plans_exit_2_with_one_line(cli_env, repo, content, message):
+    path = cli_env.with_name("bad.json")
+    if content is not None:
+        path.write_text(content)
+    result = invoke("edit", "--plan", str(path))
+    assert result.exit_code == 2
+    assert message in result.output and result.output.strip().startswith("error:")
+    assert "Traceback" not in result.output and branch_names(repo) == []
+
+
+def test_cli_missing_repo_and_bad_run_id(cli_env, tmp_path, monkeypatch):
+    result = invoke("edit", "--plan", str(cli_env), "--run-id", "../x")
+    assert result.exit_code == 2 and "invalid run id" in result.output
+    outside = tmp_path / "outside" / "strategies"
+    outside.mkdir(parents=True)
+    monkeypatch.setenv("SORTE_STRATEGIES_DIR", str(outside))
+    result = invoke("edit", "--plan", str(cli_env))
+    assert result.exit_code == 2 and "not inside a git repository" in result.output
+
+
+def test_cli_branches_list_diff_merge_abandon(cli_env, repo):
+    assert "no Sorte branches" in invoke("branches").stdout
+    invoke("edit", "--plan", str(cli_env), "--run-id", "m1")
+    invoke("edit", "--plan", str(cli_env), "--run-id", "m2")
+    listing = invoke("branches").stdout
+    assert "m1" in listing and "m2" in listing and "open" in listing
+    assert "+MIN_CONFIDENCE = 0.8" in invoke("branches", "diff", "m1").stdout
+    result = invoke("branches", "merge", "m1", "--mode", "ff")
+    assert result.exit_code == 0 and "merged" in result.stdout
+    # m2 branched from the old main, which has moved on since
+    result = invoke("branches", "merge", "m2", "--mode", "ff")
+    assert result.exit_code == 2 and "cannot fast-forward" in result.output
+    assert invoke("branches", "abandon", "m2").exit_code == 0
+    result = invoke("branches", "merge", "m2")
+    assert result.exit_code == 2 and "abandoned" in result.output
+    assert invoke("branches", "merge", "m9", "--mode", "squash").exit_code == 2
+    listing = invoke("branches").stdout
+    assert "merged" in listing and "abandoned" in listing
