@@ -275,8 +275,9 @@ def _validate(ws: _Workspace, plan: EditPlan, changed: dict[str, tuple[str, str]
 def _guarded(plan: EditPlan, index: int, check: object) -> None:
     try:
         check()  # type: ignore[operator]
-    except (StrategyError, CascadeError) as exc:
-        raise EditRefused(index, plan.ops[index].op, f"the result does not validate: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of the edited code refuses the plan
+        detail = str(exc) if isinstance(exc, StrategyError | CascadeError) else f"{type(exc).__name__}: {exc}"
+        raise EditRefused(index, plan.ops[index].op, f"the result does not validate: {detail}") from None
 
 
 def _check_module(folder: Path, stem: str) -> None:
@@ -285,7 +286,7 @@ def _check_module(folder: Path, stem: str) -> None:
     if stem in NOT_STRATEGIES:
         return
     read_param_specs(folder / f"{stem}.py")
-    load_strategy(stem, folder)
+    load_strategy(stem, folder).lookback()
 
 
 def _check_cascade(folder: Path) -> None:

@@ -1,0 +1,49 @@
+"""A minimal repository tree for editor tests: the real strategies/ plus protected files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sorte.config import REPO_ROOT
+
+PROTECTED_FILES = {
+    "tests/test_existing.py": "def test_existing():\n    assert True\n",
+    "tests/strategies/test_old.py": "def test_old():\n    assert True\n",
+    "guardian/rules.yaml": "rules: []\n",
+    "bench/data/prices.csv": "time,close\n1,2\n",
+    "sorte/core.py": "VALUE = 1\n",
+    "commander/__init__.py": "",
+    "sandbox/__init__.py": "",
+    "knowledge/__init__.py": "",
+}
+
+
+def make_tree(root: Path) -> Path:
+    shutil.copytree(REPO_ROOT / "strategies", root / "strategies", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, text in PROTECTED_FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file's bytes (caches left out): compared before and after to prove what changed."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> Path:
+    return make_tree(tmp_path / "repo")
+
+
+@pytest.fixture()
+def snap():
+    """The snapshot function, for tests (test modules cannot import conftest)."""
+    return snapshot
