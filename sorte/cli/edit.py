@@ -28,7 +28,7 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _fail(exc: SorteError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 

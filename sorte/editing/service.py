@@ -7,8 +7,11 @@ it is removed again, so a refusal leaves no trace in the repository.
 
 from __future__ import annotations
 
+import fcntl
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +66,19 @@ def git_config(settings: Settings) -> GitConfig:
     )
 
 
+@contextmanager
+def _locked(cfg: GitConfig) -> Iterator[None]:
+    """One git-changing operation at a time across processes (CLI, Telegram, agent): the run
+    records and worktrees are shared, and two edits of one run id must not interleave."""
+    cfg.worktrees_dir.mkdir(parents=True, exist_ok=True)
+    with open(cfg.worktrees_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def new_run_id() -> str:
     """Time-ordered and unique enough for one repository: 20261122-201500-a1b2c3."""
     return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
@@ -98,7 +114,11 @@ def edit_on_branch(
     Re-running a run id reuses its branch; the same plan is never committed twice."""
     cfg = git_config(settings)
     run_id = gitops.validate_run_id(run_id or new_run_id())
-    request = (request or plan.summary).strip()
+    with _locked(cfg):
+        return _edit_locked(cfg, plan, (request or plan.summary).strip(), run_id, dry_run)
+
+
+def _edit_locked(cfg: GitConfig, plan: EditPlan, request: str, run_id: str, dry_run: bool) -> EditOutcome:
     run = gitops.open_run(cfg.repo_root, run_id, request, worktrees_dir=cfg.worktrees_dir, base=cfg.base)
     try:
         result = _apply(plan, run.path, write=not dry_run)
@@ -137,10 +157,13 @@ def branch_diff(settings: Settings, run_id: str) -> str:
 
 
 def abandon(settings: Settings, run_id: str) -> None:
-    gitops.abandon(git_config(settings).repo_root, run_id)
+    cfg = git_config(settings)
+    with _locked(cfg):
+        gitops.abandon(cfg.repo_root, run_id)
 
 
 def merge(settings: Settings, run_id: str, mode: MergeMode | None = None) -> str:
     """Merge an approved run into its base; ``mode`` defaults to the configured one (ff)."""
     cfg = git_config(settings)
-    return gitops.merge(cfg.repo_root, run_id, mode or cfg.merge_mode, identity=cfg.identity)
+    with _locked(cfg):
+        return gitops.merge(cfg.repo_root, run_id, mode or cfg.merge_mode, identity=cfg.identity)

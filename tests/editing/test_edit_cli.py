@@ -119,6 +119,15 @@ def test_plan_that_changes_nothing_keeps_no_branch(cfg, repo):
     assert out.commit is None and not out.kept and branch_names(repo) == []
 
 
+def test_concurrent_edits_of_one_run_id_make_one_branch_and_one_commit(cfg, repo):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda i: service.edit_on_branch(cfg, plan(), REQUEST, run_id="same"), range(4)))
+    assert len({o.commit for o in outs}) == 1 and branch_names(repo) == [outs[0].branch]
+    assert git(repo, "rev-list", "--count", f"main..{outs[0].branch}").strip() == "1"
+
+
 def test_generated_run_ids_are_valid_and_distinct():
     ids = {service.new_run_id() for _ in range(20)}
     assert len(ids) == 20 and all(gitops.RUN_ID_RE.match(i) for i in ids)
