@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
 import os
 import shutil
 import tempfile
@@ -148,6 +149,9 @@ def _checked_value(source: str, rel: str, name: str, value: object) -> int | flo
     specs = _declared_params(source, rel)
     if name not in specs:
         raise PolicyError(f"{rel} declares no parameter {name!r} (has: {', '.join(specs)})")
+    if isinstance(value, float) and not math.isfinite(value) or isinstance(value, int) and abs(value) > 2**53:
+        # check_value cannot take these (numpy overflows on huge ints, int(inf) raises): refuse them here.
+        raise PolicyError(f"parameter {name!r}={value!r} is outside its bounds (not a finite number)")
     return check_value(name, ParamSpec.model_validate(specs[name]), value)
 
 
