@@ -128,6 +128,22 @@ def test_concurrent_edits_of_one_run_id_make_one_branch_and_one_commit(cfg, repo
     assert git(repo, "rev-list", "--count", f"main..{outs[0].branch}").strip() == "1"
 
 
+def test_identity_base_and_merge_mode_come_from_a_git_settings_section(cfg, repo):
+    from types import SimpleNamespace
+
+    git(repo, "branch", "trunk")
+    section = SimpleNamespace(
+        author_name="Bot", author_email="bot@example.com", base_branch="trunk", merge_mode="merge"
+    )
+    custom = SimpleNamespace(strategies_dir=cfg.strategies_dir, data_dir=cfg.data_dir, git=section)
+    out = service.edit_on_branch(custom, plan(), REQUEST, run_id="r1")
+    assert git(repo, "log", "-1", "--format=%an <%ae>", out.commit).strip() == "Bot <bot@example.com>"
+    merged = service.merge(custom, "r1")
+    assert git(repo, "rev-parse", "trunk").strip() == merged != out.commit  # a merge commit on trunk
+    assert git(repo, "log", "-1", "--format=%an", "main").strip() == "Trader"
+    assert service.git_config(cfg).identity == gitops.GitIdentity("Sorte", "sorte@localhost")
+
+
 def test_generated_run_ids_are_valid_and_distinct():
     ids = {service.new_run_id() for _ in range(20)}
     assert len(ids) == 20 and all(gitops.RUN_ID_RE.match(i) for i in ids)
