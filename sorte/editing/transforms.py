@@ -254,14 +254,14 @@ def _one(indices: list[int], what: str) -> int:
 
 def replace_body(source: str, op: ReplaceBody) -> str:
     module = parse(source, op.file)
-    new_body = _parse_body(op.body)
+    new_body, footer = _parse_body(op.body)
     signature = _parse_signature(op.signature) if op.signature else None
 
     def rebuild(func: cst.FunctionDef) -> cst.FunctionDef:
         block = func.body
         if not isinstance(block, cst.IndentedBlock):
             raise PolicyError(f"{op.function} is a one-line function; give its full body")
-        changes: dict[str, Any] = {"body": block.with_changes(body=new_body)}
+        changes: dict[str, Any] = {"body": block.with_changes(body=new_body, footer=footer)}
         if signature is not None:
             changes.update(params=signature.params, returns=signature.returns)
         return func.with_changes(**changes)
@@ -286,14 +286,25 @@ def _swap(module: cst.Module, index: int, node: cst.BaseStatement) -> cst.Module
     return module.with_changes(body=[*module.body[:index], node, *module.body[index + 1 :]])
 
 
-def _parse_body(body: str) -> Sequence[cst.BaseStatement]:
+class _BlankLines(cst.CSTTransformer):
+    """Blank lines moved into an indented block must stay empty (no trailing whitespace)."""
+
+    def leave_EmptyLine(self, original: cst.EmptyLine, updated: cst.EmptyLine) -> cst.EmptyLine:
+        return updated if updated.comment else updated.with_changes(indent=False, whitespace=cst.SimpleWhitespace(""))
+
+
+def _parse_body(body: str) -> tuple[Sequence[cst.BaseStatement], Sequence[cst.EmptyLine]]:
+    """The new body's statements (its leading comments kept) and its trailing comment lines."""
     try:
         parsed = cst.parse_module(textwrap.dedent(body).strip("\n") + "\n")
     except cst.ParserSyntaxError as exc:
         raise PolicyError(f"the new body does not parse: {exc.message} (line {exc.raw_line})") from None
     if not parsed.body:
         raise PolicyError("the new body is empty")
-    return parsed.body
+    parsed = parsed.visit(_BlankLines())
+    first = parsed.body[0].with_changes(leading_lines=[*parsed.header, *parsed.body[0].leading_lines])
+    footer = [line for line in parsed.footer if line.comment]
+    return [first, *parsed.body[1:]], footer
 
 
 def _parse_signature(signature: str) -> cst.FunctionDef:
@@ -318,7 +329,8 @@ def add_function(source: str, op: AddFunction) -> str:
             return source
         raise PolicyError(f"function {func.name.value!r} already exists in {op.file} (use replace_body)")
     blank = cst.EmptyLine(indent=False, whitespace=cst.SimpleWhitespace(""))
-    func = func.with_changes(leading_lines=(blank, blank))
+    # Comments above the new 'def' are the module header of the parsed source: keep them.
+    func = func.with_changes(leading_lines=(blank, blank, *new.header, *func.leading_lines))
     return module.with_changes(body=[*module.body, func]).code
 
 

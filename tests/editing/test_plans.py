@@ -386,3 +386,16 @@ def test_schema_is_json_serialisable_and_round_trips() -> None:
 
 def test_suite_size() -> None:
     assert len(VALID) + len(INVALID) + len(MALFORMED) >= 50
+
+
+def test_replace_body_keeps_its_own_comments_and_empty_blank_lines(tree: Path) -> None:
+    text = "# why: longer warm-up\nn = max(p.fast, p.slow)\n\nreturn n + 2\n# end of lookback\n"
+    _apply_json(plan(body(MOM, "lookback", text)), tree)
+    edited = (tree / MOM).read_text()
+    expected = "    # why: longer warm-up\n    n = max(p.fast, p.slow)\n\n    return n + 2\n    # end of lookback\n"
+    assert expected in edited
+
+
+def test_add_function_keeps_comments_above_the_def(tree: Path) -> None:
+    _apply_json(plan(addf(BRK, "# why: shared by decide\n" + HELPER)), tree)
+    assert (tree / BRK).read_text().endswith("\n\n\n# why: shared by decide\n" + HELPER)
