@@ -34,8 +34,31 @@ FORBIDDEN_MODULES = {
     "builtins",
     "ccxt",
 }
+# Strategy code imports only these (tests, added under tests/strategies/, get the deny-list alone).
+STRATEGY_IMPORTS = {
+    "numpy",
+    "pandas",
+    "math",
+    "statistics",
+    "sorte.indicators",
+    "__future__",
+    "typing",
+    "dataclasses",
+    "functools",
+    "itertools",
+    "collections",
+    "enum",
+}
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "breakpoint", "globals", "vars"}
-FORBIDDEN_NAMES = {"__builtins__", "__import__", "__subclasses__", "__globals__"}
+FORBIDDEN_NAMES = {
+    "__builtins__",
+    "__import__",
+    "__subclasses__",
+    "__globals__",
+    "__code__",
+    "__closure__",
+    "__bases__",
+}
 OS_FORBIDDEN = {"system", "popen", "remove", "unlink", "rmdir", "removedirs", "rename", "replace", "kill"}
 OS_FORBIDDEN_PREFIXES = ("exec", "spawn", "fork")
 WRITE_METHODS = {"write_text", "write_bytes", "unlink", "rmdir", "rename", "replace", "touch", "mkdir", "symlink_to"}
@@ -77,8 +100,9 @@ def check_code(source: str, filename: str) -> ast.Module:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
         raise PolicyError(f"{filename} would not parse: {exc.msg} (line {exc.lineno})") from None
+    strategy_code = filename.startswith(f"{EDITABLE}/")
     for node in ast.walk(tree):
-        problem = _forbidden(node)
+        problem = _forbidden(node) or (_off_allow_list(node) if strategy_code else None)
         if problem:
             raise PolicyError(f"{filename} line {getattr(node, 'lineno', '?')}: {problem}")
     return tree
@@ -100,6 +124,20 @@ def _forbidden(node: ast.AST) -> str | None:
         return _forbidden_attribute(node)
     if isinstance(node, ast.Call):
         return _forbidden_call(node)
+    return None
+
+
+def _off_allow_list(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        names = [("." * node.level) + (node.module or "")]
+    else:
+        return None
+    for name in names:
+        if name not in STRATEGY_IMPORTS and name.split(".")[0] not in {"numpy", "pandas", "strategies"}:
+            allowed = ", ".join(sorted(STRATEGY_IMPORTS))
+            return f"import of {name!r} is not allowed in strategy code (allowed: {allowed})"
     return None
 
 

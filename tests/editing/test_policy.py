@@ -119,7 +119,20 @@ def test_forbidden_code(source: str) -> None:
     ],
 )
 def test_allowed_code(source: str) -> None:
-    check_code(source, "strategies/x.py")
+    check_code(source, "tests/strategies/test_x.py")
+    if "os.path" not in source:
+        check_code(source, "strategies/x.py")
+
+
+@pytest.mark.parametrize("source", ["import os", "import os as o", "import sys", "import pickle", "from . import x"])
+def test_strategy_code_imports_only_the_allow_list(source: str) -> None:
+    with pytest.raises(PolicyError, match="not allowed in strategy code"):
+        check_code(source, "strategies/x.py")
+    check_code(source, "tests/strategies/test_x.py")
+
+
+def test_strategy_code_may_import_its_helpers() -> None:
+    check_code("import numpy.linalg\nfrom strategies.momentum import PARAMS\nfrom typing import Any", "strategies/x.py")
 
 
 def test_manifest_covers_protected_files_only(tree: Path) -> None:
