@@ -152,6 +152,18 @@ class LLMSettings(BaseModel):
         return self
 
 
+class GitSettings(BaseModel):
+    """Where agent runs branch from and who commits them."""
+
+    model_config = {"extra": "forbid"}
+
+    repo_root: Path | None = Field(None, description="Repository of the strategies; None = the one holding them")
+    base_branch: str | None = Field(None, description="Branch runs start from; None = main, else master")
+    author_name: str = "Sorte"
+    author_email: str = "sorte@localhost"
+    merge_mode: Literal["ff", "merge"] = "ff"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SORTE_",
@@ -169,6 +181,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     exchange: ExchangeSettings = ExchangeSettings()
     llm: LLMSettings = LLMSettings()
+    git: GitSettings = GitSettings()
 
     @model_validator(mode="after")
     def _live_needs_flag(self) -> Settings:

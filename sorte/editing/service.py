@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -50,19 +50,14 @@ class GitConfig:
 
 
 def git_config(settings: Settings) -> GitConfig:
-    """Where runs live and who commits. Reads an optional ``git`` settings section
-    (repo_root, base_branch, author_name, author_email, merge_mode) when the settings have one."""
-    section: Any = getattr(settings, "git", None)
-    repo_root = getattr(section, "repo_root", None) or settings.strategies_dir
+    """Where runs live and who commits (the ``git`` settings section)."""
+    git = settings.git
     return GitConfig(
-        repo_root=Path(repo_root),
+        repo_root=Path(git.repo_root or settings.strategies_dir),
         worktrees_dir=(Path(settings.data_dir) / "worktrees").resolve(),
-        base=getattr(section, "base_branch", None),
-        identity=GitIdentity(
-            getattr(section, "author_name", None) or GitIdentity.name,
-            getattr(section, "author_email", None) or GitIdentity.email,
-        ),
-        merge_mode=getattr(section, "merge_mode", None) or "ff",
+        base=git.base_branch,
+        identity=GitIdentity(git.author_name, git.author_email),
+        merge_mode=git.merge_mode,
     )
 
 

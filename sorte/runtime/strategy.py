@@ -61,14 +61,14 @@ def check_value(name: str, spec: ParamSpec, value: Any) -> int | float | bool:
         if isinstance(value, bool):
             raise ValueError
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise StrategyError(f"parameter {name!r} must be a {spec.type}, got {value!r}") from None
+    if not np.isfinite(number):
+        raise StrategyError(f"parameter {name!r} must be finite, got {value!r}")
     if spec.type == "int":
         if number != int(number):
             raise StrategyError(f"parameter {name!r} must be an int, got {value!r}")
         number = int(number)
-    if not np.isfinite(number):
-        raise StrategyError(f"parameter {name!r} must be finite, got {value!r}")
     if spec.min is not None and number < spec.min or spec.max is not None and number > spec.max:
         raise StrategyError(f"parameter {name!r}={value!r} is outside its bounds [{spec.min}, {spec.max}]")
     return number

@@ -128,14 +128,12 @@ def test_concurrent_edits_of_one_run_id_make_one_branch_and_one_commit(cfg, repo
     assert git(repo, "rev-list", "--count", f"main..{outs[0].branch}").strip() == "1"
 
 
-def test_identity_base_and_merge_mode_come_from_a_git_settings_section(cfg, repo):
-    from types import SimpleNamespace
+def test_identity_base_and_merge_mode_come_from_the_git_settings(cfg, repo):
+    from sorte.config import GitSettings
 
     git(repo, "branch", "trunk")
-    section = SimpleNamespace(
-        author_name="Bot", author_email="bot@example.com", base_branch="trunk", merge_mode="merge"
-    )
-    custom = SimpleNamespace(strategies_dir=cfg.strategies_dir, data_dir=cfg.data_dir, git=section)
+    section = GitSettings(author_name="Bot", author_email="bot@example.com", base_branch="trunk", merge_mode="merge")
+    custom = cfg.model_copy(update={"git": section})
     out = service.edit_on_branch(custom, plan(), REQUEST, run_id="r1")
     assert git(repo, "log", "-1", "--format=%an <%ae>", out.commit).strip() == "Bot <bot@example.com>"
     merged = service.merge(custom, "r1")
