@@ -19,6 +19,8 @@ lint: install-test
 bench: install-test                 ## benchmarks, figures go to bench/results/
 	$(PY) bench/backtest_vs_backtestingpy.py
 	$(PY) bench/decision_latency.py
+	$(PY) bench/llm_cache.py
+	$(PY) bench/edit_plan.py
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
