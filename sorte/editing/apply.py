@@ -296,7 +296,17 @@ def _check_module(folder: Path, stem: str) -> None:
 def _check_cascade(folder: Path) -> None:
     from sorte.runtime.cascade import build_cascade, read_cascade
 
-    build_cascade(read_cascade(folder / "cascade.py"), folder)
+    definition = read_cascade(folder / "cascade.py")
+    build_cascade(definition, folder)
+    # Without a model, build_cascade does not read the prompts: check the enabled LLM stages have theirs.
+    llm_stages = [s for s in definition.enabled_stages if s.kind == "llm"]
+    if llm_stages:
+        from sorte.llm.stages import read_prompts
+
+        _, prompts = read_prompts(folder / "prompts.py")
+        for s in llm_stages:
+            if (s.prompt or s.name) not in prompts:
+                raise CascadeError(f"cascade stage {s.name!r}: no prompt {s.prompt or s.name!r} in prompts.py")
 
 
 def _check_prompts(folder: Path) -> None:

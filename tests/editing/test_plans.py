@@ -399,3 +399,12 @@ def test_replace_body_keeps_its_own_comments_and_empty_blank_lines(tree: Path) -
 def test_add_function_keeps_comments_above_the_def(tree: Path) -> None:
     _apply_json(plan(addf(BRK, "# why: shared by decide\n" + HELPER)), tree)
     assert (tree / BRK).read_text().endswith("\n\n\n# why: shared by decide\n" + HELPER)
+
+
+def test_enabling_an_llm_stage_without_its_prompt_is_refused(tree: Path, snap) -> None:
+    cascade = tree / "strategies/cascade.py"
+    cascade.write_text(cascade.read_text().replace('"prompt": "sentiment"', '"prompt": "missing"'))
+    before = snap(tree)
+    with pytest.raises(EditRefused, match="no prompt 'missing'") as info:
+        _apply_json(plan(stage("sentiment", enabled=True)), tree)
+    assert info.value.op_index == 0 and snap(tree) == before
