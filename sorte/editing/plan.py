@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sorte.errors import SorteError
 
@@ -55,6 +55,12 @@ class SetStage(_Op):
     enabled: bool | None = Field(None, description="Turn the stage on or off.")
     weight: float | None = Field(None, gt=0, le=100, description="Weight in the final weighted mean.")
     position: int | None = Field(None, ge=0, description="New 0-based position of the stage in the cascade order.")
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> SetStage:
+        if all(v is None for v in (self.threshold, self.enabled, self.weight, self.position)):
+            raise ValueError("give at least one of threshold, enabled, weight, position")
+        return self
 
 
 class SetMinConfidence(_Op):
@@ -165,7 +171,7 @@ class EditPlan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    summary: str = Field(max_length=500, description="One sentence saying what the plan changes and why.")
+    summary: str = Field(min_length=1, max_length=500, description="One sentence saying what the plan changes and why.")
     ops: list[Op] = Field(min_length=1, max_length=50, description="Operations, applied in order.")
 
 

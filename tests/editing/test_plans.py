@@ -212,6 +212,8 @@ MALFORMED = {
     "threshold_out_of_range": json.dumps(plan(stage("technical", threshold=1.5))),
     "extra_field": json.dumps(plan({**sp("momentum", "fast", 3), "force": True})),
     "bad_strategy_name": json.dumps(plan(sp("../x", "fast", 3))),
+    "stage_without_change": json.dumps(plan(stage("technical"))),
+    "empty_summary": json.dumps({"summary": "", "ops": [{"op": "set_min_confidence", "value": 0.5}]}),
     "ops_not_list": json.dumps({"summary": "x", "ops": {"op": "set_min_confidence", "value": 0.5}}),
 }
 
@@ -408,3 +410,11 @@ def test_enabling_an_llm_stage_without_its_prompt_is_refused(tree: Path, snap) -
     with pytest.raises(EditRefused, match="no prompt 'missing'") as info:
         _apply_json(plan(stage("sentiment", enabled=True)), tree)
     assert info.value.op_index == 0 and snap(tree) == before
+
+
+def test_load_plan_names_the_failing_operation() -> None:
+    raw = plan({"op": "set_min_confidence", "value": 0.5}, sp("momentum", "fast", "ten"))
+    with pytest.raises(EditRefused) as info:
+        load_plan(json.dumps(raw))
+    assert (info.value.op_index, info.value.op_kind) == (1, "set_param")
+    assert "operation 1 (set_param) refused: ops.1.set_param.value" in str(info.value)
