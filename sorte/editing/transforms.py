@@ -341,12 +341,8 @@ def remove_function(source: str, op: RemoveFunction) -> str:
     if not indices:
         return source
     index = _one(indices, f"function {op.name!r} in {op.file}")
-    body = list(module.body)
-    removed = body.pop(index)
-    # Keep the blank lines that separated the removed function from what follows.
-    if index < len(body):
-        body[index] = body[index].with_changes(leading_lines=removed.leading_lines)
-    return module.with_changes(body=body).code
+    # The function's own leading lines (its comments) go with it; the next statement keeps its own spacing.
+    return module.with_changes(body=[*module.body[:index], *module.body[index + 1 :]]).code
 
 
 def references(source: str, name: str) -> int:

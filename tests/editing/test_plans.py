@@ -418,3 +418,13 @@ def test_load_plan_names_the_failing_operation() -> None:
         load_plan(json.dumps(raw))
     assert (info.value.op_index, info.value.op_kind) == (1, "set_param")
     assert "operation 1 (set_param) refused: ops.1.set_param.value" in str(info.value)
+
+
+def test_remove_function_takes_its_comment_and_keeps_the_rest(tree: Path) -> None:
+    path = tree / BRK
+    original = path.read_text()
+    path.write_text(
+        original.replace("\n\ndef features(", "\n\n# helper comment\ndef helper():\n    return 1\n\n\ndef features(", 1)
+    )
+    _apply_json(plan({"op": "remove_function", "file": BRK, "name": "helper"}), tree)
+    assert path.read_text() == original
