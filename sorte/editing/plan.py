@@ -33,8 +33,15 @@ class EditRefused(SorteError):
         super().__init__(f"{where} refused: {reason}")
 
 
+def _require_op(schema: dict) -> None:
+    # "op" has a default for Python callers, but JSON must carry it: the union dispatches on it.
+    required = schema.setdefault("required", [])
+    if "op" not in required:
+        required.insert(0, "op")
+
+
 class _Op(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_require_op)
 
 
 class SetParam(_Op):

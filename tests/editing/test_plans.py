@@ -381,6 +381,7 @@ def test_protected_file_change_is_detected_and_rolled_back(tree: Path, monkeypat
 def test_schema_is_json_serialisable_and_round_trips() -> None:
     schema = EditPlan.model_json_schema()
     assert "discriminator" in json.dumps(schema)
+    assert all(d["required"][0] == "op" for d in schema["$defs"].values())
     for raw in VALID.values():
         parsed = load_plan(json.dumps(raw))
         assert load_plan(parsed.model_dump_json()) == parsed
