@@ -29,6 +29,7 @@ from sorte.editing.plan import (
 from sorte.editing.policy import PolicyError
 
 PROMPT_CHUNK = 90
+LINE_LENGTH = 120
 
 
 def parse(source: str, filename: str) -> cst.Module:
@@ -202,15 +203,16 @@ def edit_prompt(source: str, op: EditPrompt) -> str:
         if literal_value(entry.value) == op.template:
             return prompts
         assert isinstance(prompts, cst.Dict)
-        return _set_dict_value(prompts, index, prompt_literal(op.template))
+        return _set_dict_value(prompts, index, prompt_literal(op.template, key=op.prompt))
 
     return _replace_assignment(module, "PROMPTS", rebuild).code
 
 
-def prompt_literal(text: str, indent: str = "    ") -> cst.BaseExpression:
-    """A parenthesised, implicitly concatenated string, one chunk per line, like the file's own style."""
+def prompt_literal(text: str, key: str = "", indent: str = "    ") -> cst.BaseExpression:
+    """One string when the entry fits on a line, else a parenthesised implicit concatenation with one
+    chunk per line: the file's own style, which the formatter leaves as it is."""
     chunks = _chunks(text, PROMPT_CHUNK)
-    if len(chunks) == 1:
+    if len(chunks) == 1 or len(indent) + len(_quote(key)) + len(_quote(text)) + 3 <= LINE_LENGTH:
         return cst.parse_expression(_quote(text))
     lines = "".join(f"{indent}    {_quote(c)}\n" for c in chunks)
     return cst.parse_expression(f"(\n{lines}{indent})")
