@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+from collections.abc import Set as AbstractSet
 from pathlib import Path, PurePosixPath
 
 EDITABLE = "strategies"
@@ -197,7 +198,7 @@ def build_manifest(root: Path) -> dict[str, str]:
     return manifest
 
 
-def check_manifest(root: Path, before: dict[str, str], allowed_new: set[str] = frozenset()) -> None:
+def check_manifest(root: Path, before: dict[str, str], allowed_new: AbstractSet[str] = frozenset()) -> None:
     """Raise PolicyError if a protected file changed, vanished or appeared (except allowed new tests)."""
     after = build_manifest(root)
     changed = sorted(p for p, h in before.items() if after.get(p) != h)
