@@ -267,8 +267,11 @@ def _validate(ws: _Workspace, plan: EditPlan, changed: dict[str, tuple[str, str]
         folder = Path(tmp) / EDITABLE
         shutil.copytree(ws.root / EDITABLE, folder, ignore=shutil.ignore_patterns("__pycache__"))
         for rel in touched:
-            (folder / Path(rel).name).write_text(changed[rel][1])
-        for rel in touched:
+            target = folder / Path(rel).relative_to(EDITABLE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(changed[rel][1])
+        # Strategy modules are the top-level files; nested helpers are checked through them.
+        for rel in (r for r in touched if Path(r).parent == Path(EDITABLE)):
             _guarded(plan, ws.last_op[rel], lambda rel=rel: _check_module(folder, Path(rel).stem))
         last = max(ws.last_op[rel] for rel in touched)
         _guarded(plan, ws.last_op.get(CASCADE, last), lambda: _check_cascade(folder))

@@ -429,3 +429,13 @@ def test_remove_function_takes_its_comment_and_keeps_the_rest(tree: Path) -> Non
     )
     _apply_json(plan({"op": "remove_function", "file": BRK, "name": "helper"}), tree)
     assert path.read_text() == original
+
+
+def test_nested_helper_file_is_edited_in_place(tree: Path) -> None:
+    helper = tree / "strategies/lib/helpers.py"
+    helper.parent.mkdir()
+    helper.write_text("def scale(x):\n    return x\n")
+    result = _apply_json(plan(body("strategies/lib/helpers.py", "scale", "return 2 * x")), tree)
+    assert list(result.changed) == ["strategies/lib/helpers.py"]
+    assert helper.read_text() == "def scale(x):\n    return 2 * x\n"
+    assert not (tree / "strategies/helpers.py").exists()
