@@ -439,3 +439,13 @@ def test_nested_helper_file_is_edited_in_place(tree: Path) -> None:
     assert list(result.changed) == ["strategies/lib/helpers.py"]
     assert helper.read_text() == "def scale(x):\n    return 2 * x\n"
     assert not (tree / "strategies/helpers.py").exists()
+
+
+def test_public_surface_is_complete_and_lazy() -> None:
+    import sorte.editing as editing
+
+    assert sorted(editing.__all__) == sorted(editing._WHERE)
+    for name in editing.__all__:
+        assert getattr(editing, name) is not None
+    with pytest.raises(AttributeError):
+        editing.no_such_name  # noqa: B018
