@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from gitrepo import git, make_repo
 from typer.testing import CliRunner
 
-from sorte.config import REPO_ROOT, Settings
+from sorte.config import Settings
 from sorte.editing import gitops, service
 from sorte.editing.gitops import GitOpsError
 
 pytest.importorskip("sorte.editing.apply")
 from sorte.editing.plan import EditPlan, EditRefused  # noqa: E402
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1"}
-    env |= {f"GIT_{who}_{what}": val for who in ("AUTHOR", "COMMITTER") for what, val in USER}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
-
-
-def make_repo(root: Path) -> Path:
-    """A repository with a copy of strategies/ and one commit on main (as in test_gitops)."""
-    repo = root / "repo"
-    shutil.copytree(REPO_ROOT / "strategies", repo / "strategies", ignore=shutil.ignore_patterns("__pycache__"))
-    (repo / ".gitignore").write_text("/var/\n__pycache__/\n")
-    git(repo, "init", "--quiet", "--initial-branch=main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "--quiet", "-m", "initial")
-    return repo
-
 
 PLAN = {
     "summary": "Wider momentum stop loss, stricter confidence, later technical filter",
@@ -44,7 +24,6 @@ PLAN = {
         {"op": "set_stage", "stage": "technical", "threshold": 0.6},
     ],
 }
-USER = (("NAME", "Trader"), ("EMAIL", "trader@example.com"))
 REQUEST = "aumenta o stop loss do momentum para 3%"
 
 
