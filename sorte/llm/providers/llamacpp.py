@@ -46,7 +46,7 @@ class LlamaCppProvider:
         try:
             from llama_cpp import Llama
         except ImportError:
-            raise LLMUnavailable("llama-cpp-python is not installed (make install builds it)") from None
+            raise LLMUnavailable("llama-cpp-python is not installed: `make install-llm` builds it") from None
         key = (self.model_file(), self.settings.context)
         with _LOAD_LOCK:
             if key not in _MODELS:
