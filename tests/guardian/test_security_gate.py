@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from guardian import run_security_gate, scan_diff_for_secrets, subprocess_runner
+from sorte.config import REPO_ROOT
+
+FAKE_KEY = "sk-" + "abcDEF1234567890ghijKLMN5678"  # built at runtime: no literal secret in this file
+
+BAD_STRATEGY = '''"""A strategy copy that breaks every rule."""
+import socket
+import subprocess
+
+import numpy as np
+
+
+def features(bars, p):
+    close = bars.close
+    x = eval("1 + 1")
+    subprocess.run(["ls"])
+    mod = __import__("os")
+    with open("/tmp/leak.txt", "w") as fh:
+        fh.write("x")
+    future = np.roll(close, -1)
+    nxt = [close[i + 1] for i in range(len(close) - 1)]
+    return {"close": close, "future": future}
+
+
+def decide(f, p):
+    ahead = f["close"].shift(-1)
+    return ahead, 0, ""
+'''
+
+
+def _candidate(tmp_path: Path, name: str, source: str) -> Path:
+    wt = tmp_path / "wt"
+    shutil.copytree(REPO_ROOT / "strategies", wt / "strategies", ignore=shutil.ignore_patterns("__pycache__"))
+    (wt / "strategies" / f"{name}.py").write_text(source)
+    return wt
+
+
+def test_secret_scan_of_diff_redacts_value() -> None:
+    diff = (
+        "diff --git a/strategies/momentum.py b/strategies/momentum.py\n"
+        "--- a/strategies/momentum.py\n+++ b/strategies/momentum.py\n@@ -1,2 +1,4 @@\n"
+        ' """doc"""\n'
+        f'+OPENAI = "{FAKE_KEY}"\n'
+        "+-----BEGIN RSA PRIVATE KEY-----\n"
+        " import numpy as np\n"
+    )
+    findings = scan_diff_for_secrets(diff)
+    assert [(f.rule, f.file, f.line) for f in findings] == [
+        ("secret-openai-key", "strategies/momentum.py", 2),
+        ("secret-private-key", "strategies/momentum.py", 3),
+    ]
+    assert all(FAKE_KEY not in f.message for f in findings)
+    assert scan_diff_for_secrets("--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n" + f'-OLD = "{FAKE_KEY}"\n') == []
+
+
+def test_diff_secret_fails_gate_without_tools(tmp_path: Path) -> None:
+    result = run_security_gate(
+        subprocess_runner, tmp_path, [], diff=f"+++ b/strategies/a.py\n@@ -0,0 +1 @@\n+KEY = '{FAKE_KEY}'\n"
+    )
+    assert result.status == "fail"
+    assert FAKE_KEY not in result.model_dump_json()
+
+
+@pytest.mark.slow
+def test_bad_strategy_is_caught(tmp_path: Path) -> None:
+    wt = _candidate(tmp_path, "evil", BAD_STRATEGY)
+    diff = f"+++ b/strategies/evil.py\n@@ -0,0 +1,2 @@\n+x = 1\n+TOKEN = '{FAKE_KEY}'\n"
+    result = run_security_gate(subprocess_runner, wt, ["strategies/evil.py"], diff=diff, limits={"timeout_s": 180})
+    assert result.status == "fail", result.summary
+    rules = {f.rule for f in result.findings}
+    for rule in (
+        "sorte-no-network",
+        "sorte-no-subprocess",
+        "sorte-no-eval-exec",
+        "sorte-no-dynamic-import",
+        "sorte-no-file-write",
+        "sorte-lookahead-negative-shift",
+        "sorte-lookahead-future-index",
+        "secret-openai-key",
+    ):
+        assert rule in rules, (rule, rules)
+    assert any(r.startswith("bandit-") for r in rules), rules
+    assert all(f.file in ("strategies/evil.py", "") or f.file.endswith("evil.py") for f in result.findings)
+    assert FAKE_KEY not in result.model_dump_json()
+
+
+@pytest.mark.slow
+def test_clean_candidate_passes(tmp_path: Path) -> None:
+    wt = tmp_path / "wt"
+    shutil.copytree(REPO_ROOT / "strategies", wt / "strategies", ignore=shutil.ignore_patterns("__pycache__"))
+    src = (wt / "strategies" / "momentum.py").read_text().replace('"default": 0.02', '"default": 0.03')
+    (wt / "strategies" / "momentum.py").write_text(src)
+    changed = sorted(p.relative_to(wt).as_posix() for p in (wt / "strategies").glob("*.py"))
+    diff = '+++ b/strategies/momentum.py\n@@ -18,1 +18,1 @@\n+        "default": 0.03,\n'
+    result = run_security_gate(subprocess_runner, wt, changed, diff=diff, limits={"timeout_s": 180})
+    assert result.status == "pass", (result.summary, result.findings)
