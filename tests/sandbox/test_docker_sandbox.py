@@ -6,6 +6,10 @@ Skipped when no engine answers, unless SORTE_REQUIRE_DOCKER=1 (CI), where they f
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -142,3 +146,41 @@ def test_leftover_containers_of_dead_owners_are_removed(engine: None, backend: D
         assert leftover.id not in ids
     finally:
         client.close()
+
+
+def _owned_by(pid: int) -> list[str]:
+    client = docker_client()
+    try:
+        label = f"{SANDBOX_LABEL}.owner_pid={pid}"
+        return [c.id for c in client.containers.list(all=True, filters={"label": label})]
+    finally:
+        client.close()
+
+
+def _start_runner(worktree: Path) -> subprocess.Popen[bytes]:
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from sandbox import DockerSandbox, SandboxLimits\n"
+        "DockerSandbox().run(['python', 'loop.py'], Path(sys.argv[1]), SandboxLimits(timeout_s=60))\n"
+    )
+    repo_root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", code, str(worktree)], cwd=repo_root)
+    deadline = time.monotonic() + 30
+    while not _owned_by(proc.pid):
+        assert proc.poll() is None, "the runner exited before its container started"
+        assert time.monotonic() < deadline, "no sandbox container appeared"
+        time.sleep(0.2)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_runs_leave_no_container(engine: None, worktree: Path, sig: signal.Signals) -> None:
+    proc = _start_runner(worktree)
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    if sig == signal.SIGKILL:  # no finally can run: the next sandbox use removes the orphan
+        from sandbox import cleanup_containers
+
+        cleanup_containers()
+    assert _owned_by(proc.pid) == []
