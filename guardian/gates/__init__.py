@@ -2,7 +2,7 @@
 
 Gates that run tools take a ``runner`` with the shape of ``sandbox.run``::
 
-    runner(command: list[str], worktree: Path, limits: dict) -> result
+    runner(command: list[str], worktree: Path, limits) -> result   # limits: a dict or sandbox.SandboxLimits
 
 where ``result`` has ``exit_code, stdout, stderr, timed_out, oom_killed, duration_s,
 outputs``. The command runs with ``worktree`` as its working directory; the token
@@ -38,7 +38,7 @@ class RunResult(Protocol):
 
 
 class Runner(Protocol):
-    def __call__(self, command: list[str], worktree: Path, limits: dict[str, Any]) -> RunResult: ...
+    def __call__(self, command: list[str], worktree: Path, limits: Any) -> RunResult: ...
 
 
 @dataclass
@@ -52,14 +52,18 @@ class LocalResult:
     outputs: dict[str, bytes] = field(default_factory=dict)
 
 
-def subprocess_runner(command: list[str], worktree: Path, limits: dict[str, Any] | None = None) -> LocalResult:
-    """Run ``command`` in ``worktree`` as a plain subprocess (no isolation); collects ``{out}``."""
-    limits = limits or {}
+def subprocess_runner(command: list[str], worktree: Path, limits: Any = None) -> LocalResult:
+    """Run ``command`` in ``worktree`` as a plain subprocess (no isolation); collects ``{out}``.
+
+    ``limits`` is a dict or an object (such as ``sandbox.SandboxLimits``); only ``timeout_s``
+    and ``env`` are honoured here.
+    """
+    limits = limits if isinstance(limits, Mapping) else (vars(limits) if limits is not None else {})
     timeout = float(limits.get("timeout_s", 300))
     with tempfile.TemporaryDirectory(prefix="guardian-out-") as out:
         argv = [a.replace(OUT, out) for a in command]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-        env.update({str(k): str(v) for k, v in limits.get("env", {}).items()})
+        env.update({str(k): str(v) for k, v in (limits.get("env") or {}).items()})
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(  # noqa: S603 - trusted, test-only runner

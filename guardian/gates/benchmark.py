@@ -226,7 +226,7 @@ def run_benchmark_gate_in(
     baseline: Path,
     *,
     tolerances: Tolerances | None = None,
-    limits: dict[str, Any] | None = None,
+    limits: Any = None,
 ) -> GateResult:
     """Run the benchmark through ``runner`` (the sandbox): ``python -m guardian.gates.benchmark``."""
     t0 = time.perf_counter()
@@ -234,7 +234,7 @@ def run_benchmark_gate_in(
     if tolerances is not None:
         command += ["--tolerances", tolerances.model_dump_json()]
     command += ["--out", f"{OUT}/benchmark.json"]
-    result = runner(command, worktree, dict(limits or {}))
+    result = runner(command, worktree, limits if limits is not None else {})
     elapsed = time.perf_counter() - t0
     if result.timed_out:
         return GateResult(gate=GATE, status="timeout", summary="benchmark timed out", duration_s=elapsed)

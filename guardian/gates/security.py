@@ -146,10 +146,10 @@ def _rel(path: str) -> str:
 
 
 def _tool(
-    name: str, runner: Runner, command: list[str], worktree: Path, limits: dict[str, Any], report: str, parse: Any
+    name: str, runner: Runner, command: list[str], worktree: Path, limits: Any, report: str, parse: Any
 ) -> tuple[GateStatus | None, list[Finding], str]:
     """(problem status or None, findings, note)."""
-    result: RunResult = runner(command, worktree, dict(limits))
+    result: RunResult = runner(command, worktree, limits)
     if result.timed_out:
         return "timeout", [], f"{name} timed out"
     data = read_output(result, report)
@@ -172,7 +172,7 @@ def run_security_gate(
     *,
     diff: str = "",
     rules: Path = RULES,
-    limits: dict[str, Any] | None = None,
+    limits: Any = None,
     bandit: bool = True,
     semgrep: bool = True,
     fail_on: frozenset[str] = frozenset({"medium", "high", "critical"}),
@@ -183,7 +183,7 @@ def run_security_gate(
     A finding whose severity is in ``fail_on`` fails the gate; tool errors make it "error".
     """
     t0 = time.perf_counter()
-    limits = dict(limits or {})
+    limits = limits if limits is not None else {}
     py_files = sorted({f for f in changed_files if f.endswith(".py") and (Path(worktree) / f).is_file()})
     strategy_files = [f for f in py_files if f.startswith("strategies/")]
     jobs: dict[str, tuple] = {}

@@ -38,12 +38,12 @@ def run_tests_gate(
     *,
     paths: list[str] | None = None,
     extra_args: list[str] | None = None,
-    limits: dict[str, Any] | None = None,
+    limits: Any = None,
     python: str | None = None,
 ) -> GateResult:
     """Run pytest over ``paths`` (default: the whole ``tests`` folder) of ``worktree``."""
     t0 = time.perf_counter()
-    result = runner(tests_command(paths, python, extra_args), worktree, dict(limits or {}))
+    result = runner(tests_command(paths, python, extra_args), worktree, limits if limits is not None else {})
     elapsed = time.perf_counter() - t0
     if result.timed_out:
         return GateResult(gate=GATE, status="timeout", summary="pytest timed out", duration_s=elapsed)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 from guardian import parse_junit, run_tests_gate, subprocess_runner
 
@@ -49,3 +50,9 @@ def test_parse_junit_collection_error() -> None:
     )
     result = parse_junit(xml, exit_code=2)
     assert result.status == "fail" and "collection failure" in result.findings[0].message
+
+
+def test_limits_may_be_an_object(tmp_path: Path) -> None:
+    wt = _project(tmp_path, "import os\n\ndef test_env():\n    assert os.environ['GUARDIAN_X'] == '1'\n")
+    limits = SimpleNamespace(timeout_s=120, env={"GUARDIAN_X": "1"})
+    assert run_tests_gate(subprocess_runner, wt, limits=limits).status == "pass"
