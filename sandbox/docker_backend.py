@@ -138,7 +138,7 @@ class DockerSandbox:
         self, command: list[str], worktree: Path, limits: SandboxLimits | dict[str, Any] | None = None
     ) -> SandboxResult:
         import docker.errors
-        from docker.types import Ulimit
+        from docker.types import LogConfig, Ulimit
 
         limits = coerce_limits(limits)
         command = [a.replace(OUT_TOKEN, SANDBOX_OUTPUT_DIR) for a in command]
@@ -185,6 +185,11 @@ class DockerSandbox:
                 volumes=volumes,
                 labels={SANDBOX_LABEL: "1", _OWNER_LABEL: str(os.getpid())},
                 ipc_mode="none",
+                # Bound what the engine keeps of stdout/stderr (json-file keeps the newest part).
+                log_config=LogConfig(
+                    type=LogConfig.types.JSON,
+                    config={"max-size": str(2 * limits.max_stream_bytes), "max-file": "1"},
+                ),
             )
             with _live_lock:
                 _live.add(container.id)

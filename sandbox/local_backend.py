@@ -36,7 +36,6 @@ from sandbox.models import (
     coerce_limits,
     fixed_env,
     read_outputs,
-    truncate_text,
 )
 
 log = structlog.get_logger(__name__)
@@ -168,6 +167,17 @@ def _kill_group(pgid: int) -> None:
         time.sleep(0.02)
 
 
+def _read_stream(path: Path, limit: int) -> tuple[str, bool]:
+    """The first ``limit`` bytes of a captured stream as text, and whether the rest was cut."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        data = fh.read(limit)
+    text = data.decode("utf-8", errors="replace")
+    if size > limit:
+        text += f"\n[... truncated {size - limit} bytes]"
+    return text, size > limit
+
+
 class LocalSandbox:
     """Runs commands as rlimited subprocesses (the fallback when no Docker engine answers)."""
 
@@ -223,34 +233,36 @@ class LocalSandbox:
             )
             start = time.monotonic()
             timed_out = False
-            proc = subprocess.Popen(  # noqa: S603 - the sandbox's purpose
-                list(command),
-                cwd=work,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                preexec_fn=preexec,  # noqa: PLW1509
-                close_fds=True,
-            )
-            try:
+            # Streams go to files (bounded by RLIMIT_FSIZE), not pipes held in memory.
+            with (base / "stdout").open("wb") as fout, (base / "stderr").open("wb") as ferr:
+                proc = subprocess.Popen(  # noqa: S603 - the sandbox's purpose
+                    list(command),
+                    cwd=work,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=fout,
+                    stderr=ferr,
+                    preexec_fn=preexec,  # noqa: PLW1509
+                    close_fds=True,
+                )
                 try:
-                    raw_out, raw_err = proc.communicate(timeout=limits.timeout_s)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                    log.warning("sandbox.timeout", backend=self.name, timeout_s=limits.timeout_s)
-                    _kill_group(proc.pid)
-                    raw_out, raw_err = proc.communicate()
-            finally:
-                if proc.poll() is None:
-                    _kill_group(proc.pid)
-                    proc.wait()
-                _kill_group(proc.pid)  # stragglers left in the session
+                    try:
+                        proc.wait(timeout=limits.timeout_s)
+                    except subprocess.TimeoutExpired:
+                        timed_out = True
+                        log.warning("sandbox.timeout", backend=self.name, timeout_s=limits.timeout_s)
+                        _kill_group(proc.pid)
+                        proc.wait()
+                finally:
+                    if proc.poll() is None:
+                        _kill_group(proc.pid)
+                        proc.wait()
+                    _kill_group(proc.pid)  # stragglers left in the session
             duration = time.monotonic() - start
+            stdout, out_cut = _read_stream(base / "stdout", limits.max_stream_bytes)
+            stderr, err_cut = _read_stream(base / "stderr", limits.max_stream_bytes)
             exit_code = -9 if timed_out else proc.returncode
-            oom = b"MemoryError" in raw_err[-4096:] and exit_code != 0
-            stdout, out_cut = truncate_text(raw_out, limits.max_stream_bytes)
-            stderr, err_cut = truncate_text(raw_err, limits.max_stream_bytes)
+            oom = exit_code != 0 and "MemoryError" in stderr[-4096:]
             outputs, outputs_cut = read_outputs(out, limits)
             return SandboxResult(
                 backend=self.name,

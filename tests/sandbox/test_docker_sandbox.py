@@ -184,3 +184,11 @@ def test_interrupted_runs_leave_no_container(engine: None, worktree: Path, sig: 
 
         cleanup_containers()
     assert _owned_by(proc.pid) == []
+
+
+def test_stdout_is_bounded(backend: DockerSandbox, worktree: Path) -> None:
+    limits = FAST.model_copy(update={"max_stream_bytes": 1000})
+    result = run(backend, worktree, "-c", "print('x' * 100000)", limits=limits)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_truncated
+    assert len(result.stdout) < 2000
