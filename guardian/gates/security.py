@@ -22,6 +22,9 @@ GATE = "security"
 RULES = Path(__file__).resolve().parent.parent / "rules" / "sorte.yml"
 BIN = Path(sys.executable).parent
 
+# semgrep-core reserves far more address space than it uses: 1 GiB kills it.
+DEFAULT_LIMITS: dict[str, Any] = {"timeout_s": 180, "memory_bytes": 4 << 30}
+
 _BANDIT_SEVERITY: dict[str, Severity] = {"LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 _SEMGREP_SEVERITY: dict[str, Severity] = {"INFO": "low", "WARNING": "medium", "ERROR": "high"}
 
@@ -183,7 +186,7 @@ def run_security_gate(
     A finding whose severity is in ``fail_on`` fails the gate; tool errors make it "error".
     """
     t0 = time.perf_counter()
-    limits = limits if limits is not None else {}
+    limits = limits if limits is not None else dict(DEFAULT_LIMITS)
     py_files = sorted({f for f in changed_files if f.endswith(".py") and (Path(worktree) / f).is_file()})
     strategy_files = [f for f in py_files if f.startswith("strategies/")]
     jobs: dict[str, tuple] = {}

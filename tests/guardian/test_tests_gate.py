@@ -56,3 +56,12 @@ def test_limits_may_be_an_object(tmp_path: Path) -> None:
     wt = _project(tmp_path, "import os\n\ndef test_env():\n    assert os.environ['GUARDIAN_X'] == '1'\n")
     limits = SimpleNamespace(timeout_s=120, env={"GUARDIAN_X": "1"})
     assert run_tests_gate(subprocess_runner, wt, limits=limits).status == "pass"
+
+
+def test_through_the_local_sandbox(tmp_path: Path) -> None:
+    from sandbox import get_backend
+
+    wt = _project(tmp_path, "def test_stop_loss():\n    assert 0.03 == 0.02, 'stop loss drifted'\n")
+    result = run_tests_gate(get_backend("local").run, wt, limits={"timeout_s": 120})
+    assert result.status == "fail"
+    assert "stop loss drifted" in result.findings[0].message
