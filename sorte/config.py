@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     strategies_dir: Path = REPO_ROOT / "strategies"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
+    sandbox: Literal["docker", "local", "auto"] = Field(
+        "auto", description="Where candidates run; auto = Docker when the engine answers, else local (with a warning)"
+    )
     runtime: RuntimeSettings = RuntimeSettings()
     broker: BrokerSettings = BrokerSettings()
     risk: RiskSettings = RiskSettings()
