@@ -88,6 +88,11 @@ def _blocked_ancestor(path: str) -> str | None:
     return None
 
 
+def _interpreter_under_tmp() -> bool:
+    tmp = Path("/tmp").resolve()
+    return any(tmp in Path(p).resolve().parents for p in (sys.prefix, sys.base_prefix))
+
+
 def _python_mounts() -> list[tuple[str, str]]:
     """(prefix, blocked ancestor) for interpreter trees that uid 65534 could not reach (e.g. under /root)."""
     found: list[tuple[str, str]] = []
@@ -214,7 +219,12 @@ class LocalSandbox:
             _read_only_tree(work)
 
             venv_bin = [str(Path(sys.prefix) / "bin")]
-            if unshare_net:  # private mount namespace: the same paths as in a container
+            # Replacing /tmp would hide an interpreter that lives under it (a checkout in /tmp):
+            # then the sandbox keeps the real /tmp and uses its private scratch dir by path.
+            private = unshare_net and not _interpreter_under_tmp()
+            if unshare_net and not private:
+                warnings.append("/tmp is shared: the interpreter lives under /tmp")
+            if private:  # private mount namespace: the same paths as in a container
                 env = fixed_env(SANDBOX_WORKTREE_LOCAL, SANDBOX_TMP, SANDBOX_OUTPUT_DIR, venv_bin, limits.env)
                 command = [a.replace(OUT_TOKEN, SANDBOX_OUTPUT_DIR) for a in command]
             else:
@@ -229,7 +239,7 @@ class LocalSandbox:
                 read_only=str(work) if unshare_net else None,
                 staging=str(staging),
                 python_mounts=_python_mounts() if drop else [],
-                private_tmp=str(tmp) if unshare_net else None,
+                private_tmp=str(tmp) if private else None,
             )
             start = time.monotonic()
             timed_out = False
