@@ -9,8 +9,8 @@ UV     := $(PYTHON) -m uv
 run: install                        ## runtime in paper mode on the bundled demo market
 	$(VENV)/bin/sorte run
 
-test: install-test lint             ## the whole test suite (slow tests included; the Docker engine: make docker)
-	$(PY) -m pytest
+test: install-test lint docker      ## the whole test suite: slow, LLM and Docker sandbox tests included
+	SORTE_REQUIRE_DOCKER=1 $(PY) -m pytest
 
 lint: install-test
 	$(VENV)/bin/ruff check .
