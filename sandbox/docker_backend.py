@@ -76,7 +76,7 @@ def cleanup_containers(client: Any | None = None, *, all_owners: bool = False) -
     client = client or docker_client()
     removed = 0
     try:
-        for container in client.containers.list(all=True, filters={"label": SANDBOX_LABEL}):
+        for container in client.containers.list(all=True, filters={"label": SANDBOX_LABEL}, ignore_removed=True):
             owner = container.labels.get(_OWNER_LABEL, "")
             mine_alive = owner.isdigit() and int(owner) != os.getpid() and _pid_alive(int(owner))
             if not all_owners and mine_alive:

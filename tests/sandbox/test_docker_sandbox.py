@@ -36,7 +36,10 @@ def sandbox_containers() -> list[str]:
     client = docker_client()
     try:
         mine = f"{SANDBOX_LABEL}.owner_pid={os.getpid()}"  # other processes may be validating too
-        return [c.id for c in client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, mine]})]
+        return [
+            c.id
+            for c in client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, mine]}, ignore_removed=True)
+        ]
     finally:
         client.close()
 
@@ -142,7 +145,7 @@ def test_leftover_containers_of_dead_owners_are_removed(engine: None, backend: D
         from sandbox import cleanup_containers
 
         assert cleanup_containers(client) >= 1
-        ids = [c.id for c in client.containers.list(all=True, filters={"label": SANDBOX_LABEL})]
+        ids = [c.id for c in client.containers.list(all=True, filters={"label": SANDBOX_LABEL}, ignore_removed=True)]
         assert leftover.id not in ids
     finally:
         client.close()
@@ -152,7 +155,7 @@ def _owned_by(pid: int) -> list[str]:
     client = docker_client()
     try:
         label = f"{SANDBOX_LABEL}.owner_pid={pid}"
-        return [c.id for c in client.containers.list(all=True, filters={"label": label})]
+        return [c.id for c in client.containers.list(all=True, filters={"label": label}, ignore_removed=True)]
     finally:
         client.close()
 
@@ -165,10 +168,12 @@ def _start_runner(worktree: Path) -> subprocess.Popen[bytes]:
         "DockerSandbox().run(['python', 'loop.py'], Path(sys.argv[1]), SandboxLimits(timeout_s=60))\n"
     )
     repo_root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-c", code, str(worktree)], cwd=repo_root)
+    log = worktree.parent / "runner.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-c", code, str(worktree)], cwd=repo_root, stdout=sink, stderr=sink)
     deadline = time.monotonic() + 30
     while not _owned_by(proc.pid):
-        assert proc.poll() is None, "the runner exited before its container started"
+        assert proc.poll() is None, f"the runner exited before its container started:\n{log.read_text()[-4000:]}"
         assert time.monotonic() < deadline, "no sandbox container appeared"
         time.sleep(0.2)
     return proc
