@@ -5,6 +5,7 @@ Skipped when no engine answers, unless SORTE_REQUIRE_DOCKER=1 (CI), where they f
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -90,9 +91,54 @@ def test_sockets_to_the_internet_and_host_fail(
 
 
 def test_reading_etc_shadow_is_refused(backend: DockerSandbox, worktree: Path) -> None:
-    result = run(backend, worktree, "shadow.py")
-    assert result.exit_code == 3, result.stdout + result.stderr
+    code = (
+        "import sys\n"
+        "try:\n"
+        "    print('SHADOW', open('/etc/shadow').read()[:20])\n"
+        "except FileNotFoundError:\n"
+        "    sys.exit(2)\n"
+        "except PermissionError:\n"
+        "    sys.exit(3)\n"
+    )
+    result = run(backend, worktree, "-c", code)
+    assert result.exit_code == 2, result.stdout + result.stderr  # not even mounted: the host /etc is not
     assert "SHADOW" not in result.stdout
+
+
+# What Docker itself puts in /etc, besides the image's own passwd/group/nsswitch.conf.
+_DOCKER_ETC = {"hostname", "hosts", "resolv.conf", "mtab", "passwd", "group", "nsswitch.conf"}
+
+
+def test_only_allow_listed_host_etc_entries_are_visible(backend: DockerSandbox, worktree: Path) -> None:
+    from sandbox.image import ETC_ENTRIES
+
+    code = (
+        "import os\n"
+        "print(sorted(os.listdir('/etc')))\n"
+        "print(sorted(os.listdir('/etc/ssl')) if os.path.isdir('/etc/ssl') else [])\n"
+        "print(open('/etc/passwd').read())\n"
+    )
+    result = run(backend, worktree, "-c", code)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    listing, ssl_listing, passwd = result.stdout.split("\n", 2)
+    allowed = _DOCKER_ETC | {entry.split("/")[0] for entry in ETC_ENTRIES}
+    visible = set(ast.literal_eval(listing))
+    assert visible <= allowed, visible - allowed
+    for secret in ["shadow", "gshadow", "ssh", "machine-id", "sudoers", "gitconfig", "pip.conf", "environment"]:
+        assert secret not in visible
+    assert "private" not in ast.literal_eval(ssl_listing)
+    assert {line.split(":")[0] for line in passwd.split()} == {"root", "nobody"}
+
+
+def test_python_runtime_and_ssl_work_without_the_host_etc(backend: DockerSandbox, worktree: Path) -> None:
+    code = (
+        "import getpass, ssl, sqlite3, numpy, pandas\n"
+        "ctx = ssl.create_default_context()\n"
+        "print('CA', ctx.cert_store_stats()['x509_ca'] > 0, getpass.getuser())\n"
+    )
+    result = run(backend, worktree, "-c", code, limits=FAST.model_copy(update={"timeout_s": 60}))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "CA True nobody" in result.stdout
 
 
 def test_host_environment_is_not_visible(backend: DockerSandbox, worktree: Path, secret_env: str) -> None:
