@@ -9,7 +9,15 @@ Gates that run tools take a ``runner`` shaped like ``sandbox.run`` (see ``guardi
 """
 
 from guardian.gates import LocalResult, Runner, RunResult, read_output, subprocess_runner
-from guardian.gates.benchmark import Tolerances, demo_datasets, run_benchmark_gate, run_benchmark_gate_in
+from guardian.gates.benchmark import (
+    SideReport,
+    Tolerances,
+    compare_reports,
+    demo_datasets,
+    run_benchmark_gate,
+    run_benchmark_gate_in,
+    run_side,
+)
 from guardian.gates.integrity import run_integrity_gate
 from guardian.gates.security import RULES, run_security_gate, scan_diff_for_secrets
 from guardian.gates.tests_gate import parse_junit, run_tests_gate
@@ -27,9 +35,11 @@ __all__ = [
     "Overall",
     "PairedTest",
     "RunResult",
+    "SideReport",
     "Runner",
     "Tolerances",
     "Verdict",
+    "compare_reports",
     "demo_datasets",
     "overall_of",
     "paired_bootstrap",
@@ -39,6 +49,7 @@ __all__ = [
     "run_benchmark_gate_in",
     "run_integrity_gate",
     "run_security_gate",
+    "run_side",
     "run_tests_gate",
     "scan_diff_for_secrets",
     "subprocess_runner",

@@ -1,8 +1,9 @@
 """The guardian's verdict: every gate's status, its findings and the metric table.
 
 Rendered three ways: a short text for Telegram, markdown for a PR body and JSON for the
-status page. Overall: any gate "fail" -> fail; all gates "pass" -> pass; otherwise
-(inconclusive, error, timeout, or no gate at all) -> inconclusive.
+status page. Overall: any gate "fail" or "timeout" -> fail (a candidate that does not finish
+within its limits is rejected); all gates "pass" -> pass; otherwise (inconclusive, error, or
+no gate at all) -> inconclusive, which never counts as a pass.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class GateResult(BaseModel):
 
 
 def overall_of(gates: list[GateResult]) -> Overall:
-    if any(g.status == "fail" for g in gates):
+    if any(g.status in ("fail", "timeout") for g in gates):
         return "fail"
     if gates and all(g.status == "pass" for g in gates):
         return "pass"

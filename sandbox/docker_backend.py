@@ -78,10 +78,9 @@ def cleanup_containers(client: Any | None = None, *, all_owners: bool = False) -
     try:
         for container in client.containers.list(all=True, filters={"label": SANDBOX_LABEL}, ignore_removed=True):
             owner = container.labels.get(_OWNER_LABEL, "")
-            mine_alive = owner.isdigit() and int(owner) != os.getpid() and _pid_alive(int(owner))
-            if not all_owners and mine_alive:
-                continue
-            if not all_owners and owner == str(os.getpid()) and container.id in _live:
+            # This process's own containers are removed by the run that made them (or at exit):
+            # another thread's container may be listed here before that run records it as live.
+            if not all_owners and owner.isdigit() and (int(owner) == os.getpid() or _pid_alive(int(owner))):
                 continue
             try:
                 container.remove(force=True)

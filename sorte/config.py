@@ -164,6 +164,32 @@ class GitSettings(BaseModel):
     merge_mode: Literal["ff", "merge"] = "ff"
 
 
+class GuardianSettings(BaseModel):
+    """What ``sorte validate`` runs on a candidate branch, and the limits of each sandboxed gate."""
+
+    model_config = {"extra": "forbid"}
+
+    baseline: str | None = Field(
+        None, description="Ref the candidate is judged against; None = the base branch (git.base_branch)"
+    )
+    test_paths: list[str] = Field(
+        default_factory=lambda: ["tests/strategies"],
+        description="Test paths the tests gate runs (the strategy contract suite); ['tests'] = everything",
+    )
+    test_args: list[str] = Field(default_factory=list, description="Extra pytest arguments, e.g. ['-m', 'not slow']")
+    tests_timeout_s: float = Field(300.0, gt=0)
+    security_timeout_s: float = Field(180.0, gt=0)
+    benchmark_timeout_s: float = Field(300.0, gt=0)
+    memory_mb: int = Field(2048, ge=256, description="Memory of the tests and benchmark containers")
+    security_memory_mb: int = Field(4096, ge=1024, description="semgrep-core reserves far more than it uses")
+    cpus: float = Field(1.0, gt=0, description="CPUs per sandboxed gate")
+    pids: int = Field(256, ge=16)
+    cache_baseline: bool = Field(True, description="Reuse the baseline's backtests for the same commit")
+    tolerances: dict[str, float] = Field(
+        default_factory=dict, description="Benchmark tolerances (guardian.Tolerances fields), e.g. {sharpe: 0.2}"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SORTE_",
@@ -185,6 +211,7 @@ class Settings(BaseSettings):
     exchange: ExchangeSettings = ExchangeSettings()
     llm: LLMSettings = LLMSettings()
     git: GitSettings = GitSettings()
+    guardian: GuardianSettings = GuardianSettings()
 
     @model_validator(mode="after")
     def _live_needs_flag(self) -> Settings:

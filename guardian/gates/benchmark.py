@@ -7,8 +7,11 @@ Metrics: return, Sharpe, max drawdown, number of trades and decision latency, ea
 better / same / worse / inconclusive under :class:`Tolerances`. A candidate drawdown
 above ``drawdown_floor_pct`` fails whatever else. Identical code comes out "same".
 
-Loading strategy modules executes candidate code: in production run this module inside
-the sandbox (``run_benchmark_gate_in(runner, ...)`` runs ``python -m guardian.gates.benchmark``).
+Loading strategy modules executes candidate code, so in production each side backtests in
+its own sandbox run (``python -m guardian.gates.benchmark --side TREE`` writes a
+:class:`SideReport`) and :func:`compare_reports` judges the two reports outside: the
+candidate never runs in the process that judges it. Latency is CPU time per bar, so a busy
+machine does not make a candidate look slower.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +31,13 @@ from pydantic import BaseModel
 
 from guardian.gates import OUT, Runner, read_output
 from guardian.stats import Outcome, PairedTest, paired_bootstrap
-from guardian.verdict import GateResult, GateStatus, MetricRow
+from guardian.verdict import Finding, GateResult, GateStatus, MetricRow
 from sorte.config import BrokerSettings, RiskSettings
 from sorte.runtime.backtest import BacktestResult, run_backtest
 from sorte.runtime.cascade import build_cascade, read_cascade
 
 GATE = "benchmark"
+SIDE_REPORT = "side.json"
 DEMO_SEEDS = (11, 23, 37)
 
 Dataset = dict[str, pd.DataFrame]
@@ -40,6 +45,8 @@ Dataset = dict[str, pd.DataFrame]
 
 class Tolerances(BaseModel):
     """Differences within these bounds count as "same"."""
+
+    model_config = {"extra": "forbid"}
 
     return_pct: float = 0.5  # total return, percentage points
     sharpe: float = 0.1
@@ -62,35 +69,62 @@ def demo_datasets(seeds: tuple[int, ...] = DEMO_SEEDS, n_symbols: int = 3, n_bar
     return {f"demo-{s}": generate(n_symbols=n_symbols, n_bars=n_bars, seed=s) for s in seeds}
 
 
-class _Side:
-    def __init__(self, root: Path, datasets: Mapping[str, Dataset], broker: BrokerSettings, risk: RiskSettings):
-        strategies = Path(root) / "strategies"
-        definition = read_cascade(strategies / "cascade.py")
-        self.results: dict[str, BacktestResult] = {}
-        self.latency: dict[str, float] = {}
-        for name, data in datasets.items():
-            cascade = build_cascade(definition, strategies)
-            t0 = time.perf_counter()
-            res = run_backtest(cascade, data, broker, risk)
-            elapsed = time.perf_counter() - t0
-            self.results[name] = res
-            self.latency[name] = elapsed / max(1, sum(len(f) for f in data.values()))
+class DatasetRun(BaseModel):
+    """One side's backtest on one data set: what the comparison needs, nothing executable."""
 
-    def bar_returns(self, name: str) -> pd.Series:
-        eq = self.results[name].equity
-        return eq.pct_change().fillna(0.0)
+    times: list[str]
+    returns: list[float]  # per-bar portfolio returns, aligned with ``times``
+    total_return_pct: float
+    sharpe: float
+    max_drawdown_pct: float
+    trades: int
+    cpu_s_per_bar: float
+
+
+class SideReport(BaseModel):
+    """A tree's backtests on every data set, written by ``python -m guardian.gates.benchmark --side``."""
+
+    datasets: dict[str, DatasetRun]
 
     def metric(self, attr: str) -> float:
-        return float(np.mean([getattr(r.metrics, attr) for r in self.results.values()]))
+        return float(np.mean([getattr(r, attr) for r in self.datasets.values()]))
 
     def worst_drawdown(self) -> float:
-        return float(max(abs(r.metrics.max_drawdown_pct) for r in self.results.values()))
+        return float(max(abs(r.max_drawdown_pct) for r in self.datasets.values()))
 
     def trades(self) -> int:
-        return int(sum(r.metrics.trades for r in self.results.values()))
+        return int(sum(r.trades for r in self.datasets.values()))
 
-    def mean_latency(self) -> float:
-        return float(np.mean(list(self.latency.values())))
+
+def run_side(
+    root: Path,
+    datasets: Mapping[str, Dataset] | None = None,
+    broker: BrokerSettings | None = None,
+    risk: RiskSettings | None = None,
+) -> SideReport:
+    """Backtest the cascade of ``root/strategies`` on every data set (executes that tree's code)."""
+    strategies = Path(root) / "strategies"
+    definition = read_cascade(strategies / "cascade.py")
+    datasets = datasets if datasets is not None else demo_datasets()
+    runs: dict[str, DatasetRun] = {}
+    for name, data in datasets.items():
+        cascade = build_cascade(definition, strategies)
+        # CPU time, not wall time: sides may run side by side with other gates on a busy machine.
+        t0 = time.process_time()
+        res: BacktestResult = run_backtest(cascade, data, broker or BrokerSettings(), risk or RiskSettings())
+        cpu = time.process_time() - t0
+        eq = res.equity
+        m = res.metrics
+        runs[name] = DatasetRun(
+            times=[str(t) for t in eq.index],
+            returns=eq.pct_change().fillna(0.0).astype(float).tolist(),
+            total_return_pct=float(m.total_return_pct),
+            sharpe=float(m.sharpe),
+            max_drawdown_pct=float(m.max_drawdown_pct),
+            trades=int(m.trades),
+            cpu_s_per_bar=cpu / max(1, sum(len(f) for f in data.values())),
+        )
+    return SideReport(datasets=runs)
 
 
 def _by_test(delta: float, tol: float, test: Outcome) -> Outcome:
@@ -102,29 +136,26 @@ def _by_test(delta: float, tol: float, test: Outcome) -> Outcome:
     return "worse" if test == "worse" else "inconclusive"
 
 
-def compare(
-    candidate: Path,
-    baseline: Path,
-    datasets: Mapping[str, Dataset] | None = None,
-    tolerances: Tolerances | None = None,
-    broker: BrokerSettings | None = None,
-    risk: RiskSettings | None = None,
-) -> GateResult:
-    t0 = time.perf_counter()
-    tol = tolerances or Tolerances()
-    datasets = datasets if datasets is not None else demo_datasets()
-    broker = broker or BrokerSettings()
-    risk = risk or RiskSettings()
-    base = _Side(baseline, datasets, broker, risk)
-    cand = _Side(candidate, datasets, broker, risk)
-
+def _paired(base: SideReport, cand: SideReport) -> tuple[np.ndarray, np.ndarray]:
+    missing = sorted(set(base.datasets) ^ set(cand.datasets))
+    if missing:
+        raise ValueError(f"the sides ran on different data sets: {', '.join(missing)}")
     pairs_c, pairs_b = [], []
-    for name in datasets:
-        rc, rb = cand.bar_returns(name), base.bar_returns(name)
-        joined = pd.concat([rc.rename("c"), rb.rename("b")], axis=1, join="inner")
+    for name, b in base.datasets.items():
+        c = cand.datasets[name]
+        rb = pd.Series(b.returns, index=b.times, name="b")
+        rc = pd.Series(c.returns, index=c.times, name="c")
+        joined = pd.concat([rc, rb], axis=1, join="inner")
         pairs_c.append(joined["c"].to_numpy())
         pairs_b.append(joined["b"].to_numpy())
-    c_ret, b_ret = np.concatenate(pairs_c), np.concatenate(pairs_b)
+    return np.concatenate(pairs_c), np.concatenate(pairs_b)
+
+
+def compare_reports(base: SideReport, cand: SideReport, tolerances: Tolerances | None = None) -> GateResult:
+    """Judge the candidate against the baseline from their side reports (no strategy code runs here)."""
+    t0 = time.perf_counter()
+    tol = tolerances or Tolerances()
+    c_ret, b_ret = _paired(base, cand)
     test: PairedTest = paired_bootstrap(
         c_ret, b_ret, n_boot=tol.n_boot, confidence=tol.confidence, seed=tol.seed, block=tol.block
     )
@@ -166,14 +197,14 @@ def compare(
     same_trades = abs(tc - tb) <= tol.trades_rel * max(tb, 1)
     scalar("trades", tb, tc, "same" if same_trades else "inconclusive", "informational")
 
-    lb, lc = base.mean_latency(), cand.mean_latency()
+    lb, lc = base.metric("cpu_s_per_bar"), cand.metric("cpu_s_per_bar")
     if lc > lb * (1 + tol.latency_rel) + tol.latency_abs_s:
         lat: Outcome = "worse"
     elif lc < lb / (1 + tol.latency_rel) - tol.latency_abs_s:
         lat = "better"
     else:
         lat = "same"
-    scalar("decision latency s", lb, lc, lat, "wall time per bar")
+    scalar("decision latency s", lb, lc, lat, "CPU time per bar")
 
     gating = [r for r in rows if r.note != "informational"]
     status: GateStatus
@@ -198,8 +229,26 @@ def compare(
         summary=summary,
         duration_s=time.perf_counter() - t0,
         metrics=rows,
-        details={"datasets": list(datasets), "paired_bars": test.n, "test": test.method},
+        details={"datasets": list(base.datasets), "paired_bars": test.n, "test": test.method},
     )
+
+
+def compare(
+    candidate: Path,
+    baseline: Path,
+    datasets: Mapping[str, Dataset] | None = None,
+    tolerances: Tolerances | None = None,
+    broker: BrokerSettings | None = None,
+    risk: RiskSettings | None = None,
+) -> GateResult:
+    """Both sides in this process, then :func:`compare_reports` (trusted trees only)."""
+    t0 = time.perf_counter()
+    datasets = datasets if datasets is not None else demo_datasets()
+    base = run_side(baseline, datasets, broker, risk)
+    cand = run_side(candidate, datasets, broker, risk)
+    gate = compare_reports(base, cand, tolerances)
+    gate.duration_s = time.perf_counter() - t0
+    return gate
 
 
 def run_benchmark_gate(
@@ -220,40 +269,82 @@ def run_benchmark_gate(
         )
 
 
+def side_command(python: str | None = None, root: str = ".") -> list[str]:
+    return [python or sys.executable, "-m", "guardian.gates.benchmark", "--side", root, "--out", f"{OUT}/{SIDE_REPORT}"]
+
+
+def run_side_in(runner: Runner, tree: Path, *, limits: Any = None) -> SideReport | GateResult:
+    """One side's backtests through ``runner`` (the sandbox); a GateResult when it did not finish."""
+    t0 = time.perf_counter()
+    result = runner(side_command(), tree, limits if limits is not None else {})
+    elapsed = time.perf_counter() - t0
+    if result.timed_out:
+        return GateResult(gate=GATE, status="timeout", summary="backtest timed out", duration_s=elapsed)
+    if result.oom_killed:
+        return GateResult(gate=GATE, status="fail", summary="backtest killed: out of memory", duration_s=elapsed)
+    data = read_output(result, SIDE_REPORT)
+    if data is None:
+        # The tree's own code crashed (an infrastructure failure would not reach Python).
+        tail = (result.stderr or result.stdout or "").strip()
+        last = tail.splitlines()[-1] if tail else "no output"
+        return GateResult(
+            gate=GATE,
+            status="fail",
+            summary=f"backtest crashed (exit {result.exit_code}): {last}"[:300],
+            duration_s=elapsed,
+            findings=[Finding(gate=GATE, rule="backtest-crash", message=tail[-1500:], severity="high")],
+        )
+    try:
+        return SideReport.model_validate_json(data)
+    except ValueError as exc:
+        return GateResult(gate=GATE, status="error", summary=f"unreadable backtest report: {exc}"[:500])
+
+
 def run_benchmark_gate_in(
     runner: Runner,
     worktree: Path,
-    baseline: Path,
+    baseline: Path | SideReport,
     *,
     tolerances: Tolerances | None = None,
     limits: Any = None,
 ) -> GateResult:
-    """Run the benchmark through ``runner`` (the sandbox): ``python -m guardian.gates.benchmark``."""
+    """Each side backtests in its own run of ``runner``; the comparison happens here, so candidate
+    code never runs in the process that judges it. ``baseline`` is a tree or its cached report."""
     t0 = time.perf_counter()
-    command = [sys.executable, "-m", "guardian.gates.benchmark", "--candidate", ".", "--baseline", str(baseline)]
-    if tolerances is not None:
-        command += ["--tolerances", tolerances.model_dump_json()]
-    command += ["--out", f"{OUT}/benchmark.json"]
-    result = runner(command, worktree, limits if limits is not None else {})
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        cand_f = pool.submit(run_side_in, runner, worktree, limits=limits)
+        base_f = None if isinstance(baseline, SideReport) else pool.submit(run_side_in, runner, baseline, limits=limits)
+        cand = cand_f.result()
+        base = baseline if base_f is None else base_f.result()
     elapsed = time.perf_counter() - t0
-    if result.timed_out:
-        return GateResult(gate=GATE, status="timeout", summary="benchmark timed out", duration_s=elapsed)
-    data = read_output(result, "benchmark.json")
-    if data is None:
-        tail = (result.stderr or result.stdout or "").strip()[-300:]
-        return GateResult(gate=GATE, status="error", summary=f"no benchmark report: {tail}", duration_s=elapsed)
-    gate = GateResult.model_validate_json(data)
+    if isinstance(cand, GateResult):
+        cand.duration_s = elapsed
+        return cand
+    if isinstance(base, GateResult):
+        return GateResult(
+            gate=GATE, status="error", summary=f"baseline: {base.status}: {base.summary}", duration_s=elapsed
+        )
+    try:
+        gate = compare_reports(base, cand, tolerances)
+    except ValueError as exc:
+        return GateResult(gate=GATE, status="error", summary=str(exc), duration_s=elapsed)
     gate.duration_s = elapsed
     return gate
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--candidate", type=Path, required=True)
-    parser.add_argument("--baseline", type=Path, required=True)
-    parser.add_argument("--tolerances", default=None, help="Tolerances as JSON")
+    parser.add_argument("--side", type=Path, help="backtest this tree and write its SideReport")
+    parser.add_argument("--candidate", type=Path, help="compare mode: candidate tree")
+    parser.add_argument("--baseline", type=Path, help="compare mode: baseline tree")
+    parser.add_argument("--tolerances", default=None, help="Tolerances as JSON (compare mode)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.side is not None:
+        args.out.write_text(run_side(args.side).model_dump_json())
+        return 0
+    if args.candidate is None or args.baseline is None:
+        parser.error("give --side TREE, or --candidate and --baseline")
     tol = Tolerances.model_validate(json.loads(args.tolerances)) if args.tolerances else None
     gate = run_benchmark_gate(args.candidate, args.baseline, tolerances=tol)
     args.out.write_text(gate.model_dump_json(indent=2))

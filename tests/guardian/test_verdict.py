@@ -14,7 +14,7 @@ def test_overall_rules() -> None:
     assert _verdict("pass", "fail", "error").overall == "fail"
     assert _verdict("pass", "inconclusive").overall == "inconclusive"
     assert _verdict("pass", "error").overall == "inconclusive"
-    assert _verdict("pass", "timeout").overall == "inconclusive"
+    assert _verdict("pass", "timeout").overall == "fail"
     assert _verdict().overall == "inconclusive"
 
 

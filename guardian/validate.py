@@ -1,0 +1,190 @@
+"""``sorte validate``: every gate on a candidate branch, in parallel, candidate code only in the sandbox.
+
+Integrity hashes files on the host (no candidate code runs); tests, Bandit + Semgrep and both
+sides of the benchmark each run in their own sandboxed command. The baseline's backtests are
+cached per commit, so a second validation against the same deployed commit only backtests
+the candidate. The verdict is saved under ``<data_dir>/guardian/verdicts/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from guardian.gates import Runner
+from guardian.gates.benchmark import GATE as BENCHMARK
+from guardian.gates.benchmark import SideReport, Tolerances, compare_reports, run_side_in
+from guardian.gates.integrity import GATE as INTEGRITY
+from guardian.gates.integrity import run_integrity_gate
+from guardian.gates.security import GATE as SECURITY
+from guardian.gates.security import run_security_gate
+from guardian.gates.tests_gate import GATE as TESTS
+from guardian.gates.tests_gate import run_tests_gate
+from guardian.verdict import GateResult, Verdict
+from guardian.workspace import GuardianError, Workspace, open_repository, prepare, resolve_baseline, resolve_candidate
+from sorte.config import Settings
+
+log = structlog.get_logger(__name__)
+
+GATES = (INTEGRITY, SECURITY, TESTS, BENCHMARK)
+MIB = 1024 * 1024
+#: The rules as the sandbox sees them: relative to the mounted tree (the integrity gate fails
+#: any candidate that touches them, so the candidate's copy is the baseline's).
+TREE_RULES = Path("guardian/rules/sorte.yml")
+
+#: progress(gate, "start" | "done", result or None)
+Progress = Callable[[str, str, GateResult | None], None]
+
+
+def _quiet(_gate: str, _state: str, _result: GateResult | None) -> None:
+    return None
+
+
+def sandbox_runner(settings: Settings) -> Runner:
+    """The configured sandbox backend as a gate runner (``auto`` warns when it falls back)."""
+    from sandbox import SandboxUnavailable, get_backend
+
+    try:
+        backend = get_backend(settings.sandbox)
+    except SandboxUnavailable as exc:
+        raise GuardianError(str(exc)) from None
+    return backend.run
+
+
+def _limits(settings: Settings, gate: str) -> dict[str, Any]:
+    g = settings.guardian
+    timeout = {TESTS: g.tests_timeout_s, SECURITY: g.security_timeout_s}.get(gate, g.benchmark_timeout_s)
+    memory = g.security_memory_mb if gate == SECURITY else g.memory_mb
+    return {"timeout_s": timeout, "memory_bytes": memory * MIB, "cpus": g.cpus, "pids": g.pids}
+
+
+def _cache_file(settings: Settings, sha: str) -> Path:
+    key = hashlib.sha256(
+        (sha + settings.broker.model_dump_json() + settings.risk.model_dump_json()).encode()
+    ).hexdigest()[:16]
+    return Path(settings.data_dir) / "guardian" / "baseline" / f"{sha[:12]}-{key}.json"
+
+
+def _baseline_report(settings: Settings, runner: Runner, ws: Workspace, sha: str) -> SideReport | GateResult:
+    path = _cache_file(settings, sha)
+    if settings.guardian.cache_baseline and path.is_file():
+        try:
+            return SideReport.model_validate_json(path.read_text())
+        except ValueError:
+            path.unlink(missing_ok=True)  # a torn or stale cache entry: recompute it
+    report = run_side_in(runner, ws.baseline, limits=_limits(settings, BENCHMARK))
+    if isinstance(report, SideReport) and settings.guardian.cache_baseline:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(report.model_dump_json())
+        tmp.replace(path)
+    return report
+
+
+def _tolerances(settings: Settings) -> Tolerances:
+    try:
+        return Tolerances.model_validate(settings.guardian.tolerances)
+    except ValueError as exc:
+        fields = ", ".join(Tolerances.model_fields)
+        raise GuardianError(f"guardian.tolerances is invalid ({exc.errors()[0]['msg']}); fields: {fields}") from None
+
+
+def _benchmark(
+    settings: Settings, runner: Runner, ws: Workspace, baseline_sha: str, tolerances: Tolerances
+) -> GateResult:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        base_f = pool.submit(_baseline_report, settings, runner, ws, baseline_sha)
+        cand = run_side_in(runner, ws.candidate, limits=_limits(settings, BENCHMARK))
+        base = base_f.result()
+    if isinstance(cand, GateResult):
+        return cand
+    if isinstance(base, GateResult):
+        return GateResult(gate=BENCHMARK, status="error", summary=f"baseline did not run: {base.summary}")
+    try:
+        return compare_reports(base, cand, tolerances)
+    except ValueError as exc:
+        return GateResult(gate=BENCHMARK, status="error", summary=str(exc)[:500])
+
+
+def _gate_jobs(
+    settings: Settings, runner: Runner, ws: Workspace, baseline_sha: str, tolerances: Tolerances
+) -> dict[str, Callable[[], GateResult]]:
+    g = settings.guardian
+    return {
+        INTEGRITY: lambda: run_integrity_gate(ws.candidate, ws.merge_base, allowed_new=ws.added_tests),
+        SECURITY: lambda: run_security_gate(
+            runner, ws.candidate, ws.changed, diff=ws.diff, rules=TREE_RULES, limits=_limits(settings, SECURITY)
+        ),
+        TESTS: lambda: run_tests_gate(
+            runner, ws.candidate, paths=g.test_paths, extra_args=g.test_args, limits=_limits(settings, TESTS)
+        ),
+        BENCHMARK: lambda: _benchmark(settings, runner, ws, baseline_sha, tolerances),
+    }
+
+
+def _run_gate(name: str, job: Callable[[], GateResult], progress: Progress) -> GateResult:
+    progress(name, "start", None)
+    t0 = time.perf_counter()
+    try:
+        result = job()
+    except Exception as exc:  # noqa: BLE001 - a gate that crashes is an error, never a pass
+        log.exception("guardian.gate_crashed", gate=name)
+        result = GateResult(gate=name, status="error", summary=f"{type(exc).__name__}: {exc}"[:500])
+    result.duration_s = round(time.perf_counter() - t0, 3)
+    log.info("guardian.gate", gate=name, status=result.status, duration_s=result.duration_s, summary=result.summary)
+    progress(name, "done", result)
+    return result
+
+
+def validate(
+    settings: Settings,
+    branch: str,
+    *,
+    baseline: str | None = None,
+    runner: Runner | None = None,
+    progress: Progress = _quiet,
+) -> Verdict:
+    """Validate ``branch`` (run id, branch or commit) against ``baseline`` (default: guardian.baseline,
+    else the base branch). Raises GuardianError when the refs do not resolve; gate problems
+    become gate statuses in the verdict."""
+    t0 = time.perf_counter()
+    tolerances = _tolerances(settings)
+    repo = open_repository(Path(settings.git.repo_root or settings.strategies_dir))
+    cand_ref = resolve_candidate(repo, branch)
+    base_ref = resolve_baseline(repo, baseline or settings.guardian.baseline or settings.git.base_branch)
+    runner = runner or sandbox_runner(settings)
+    ws = prepare(repo, cand_ref, base_ref)
+    log.info("guardian.validate", candidate=cand_ref.short(), baseline=base_ref.short(), changed=len(ws.changed))
+    try:
+        jobs = _gate_jobs(settings, runner, ws, base_ref.sha, tolerances)
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            futures = [pool.submit(_run_gate, name, job, progress) for name, job in jobs.items()]
+            gates = [f.result() for f in futures]
+    finally:
+        ws.remove()
+    verdict = Verdict(
+        candidate=cand_ref.short(),
+        baseline=base_ref.short(),
+        gates=gates,
+        duration_s=round(time.perf_counter() - t0, 3),
+    )
+    save(settings, verdict, cand_ref.sha)
+    log.info("guardian.verdict", overall=verdict.overall, duration_s=verdict.duration_s, reasons=verdict.reasons())
+    return verdict
+
+
+def save(settings: Settings, verdict: Verdict, sha: str) -> Path:
+    """Write the verdict as JSON (atomically) where the status page and the agent read it."""
+    folder = Path(settings.data_dir) / "guardian" / "verdicts"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{sha[:12]}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(verdict.to_json())
+    tmp.replace(path)
+    return path

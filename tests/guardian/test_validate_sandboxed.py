@@ -1,0 +1,148 @@
+"""Hostile candidates validated for real in the Docker sandbox: each ends in a failed verdict
+with its reason, and the host is untouched (needs a Docker engine; CI starts one)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+from project_repo import branch, copy_project, git, patch_function
+
+from guardian.validate import validate
+from guardian.verdict import Verdict
+from sandbox import SANDBOX_LABEL, docker_available
+from sandbox.docker_backend import docker_client
+from sorte.config import GitSettings, GuardianSettings, Settings
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+DECIDE = "def decide(f, p):\n"
+MOMENTUM = "strategies/momentum.py"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not docker_available():
+        if os.environ.get("SORTE_REQUIRE_DOCKER") == "1":
+            pytest.fail("SORTE_REQUIRE_DOCKER=1 but no Docker engine answers (run scripts/ensure-docker.sh)")
+        pytest.skip("no Docker engine answers (run scripts/ensure-docker.sh)")
+    return copy_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture(scope="module")
+def settings(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("var"),  # shared: the baseline's backtests are cached once
+        git=GitSettings(repo_root=repo),
+        guardian=GuardianSettings(tests_timeout_s=40, benchmark_timeout_s=40, memory_mb=512, pids=128),
+        sandbox="docker",
+    )
+
+
+def strategy_with(repo: Path, before_body: str, imports: str = "") -> dict[str, str]:
+    """momentum.py whose ``decide`` first runs ``before_body`` (indented by 4)."""
+    body = "".join(f"    {line}\n" for line in before_body.splitlines())
+    text = patch_function(repo, MOMENTUM, DECIDE, DECIDE + body)
+    return {MOMENTUM: imports + text}
+
+
+def strategy_test(name: str, source: str) -> dict[str, str]:
+    return {f"tests/strategies/test_{name}.py": source}
+
+
+def check(settings: Settings, repo: Path, name: str, changes: dict[str, str]) -> Verdict:
+    branch(repo, name, changes)
+    before = git(repo, "rev-parse", "main")
+    verdict = validate(settings, name)
+    assert verdict.overall == "fail", verdict.to_text()
+    assert verdict.reasons(), "a failed verdict says why"
+    assert git(repo, "rev-parse", "main") == before and git(repo, "status", "--porcelain") == ""
+    assert _sandbox_containers() == [], "a sandbox container was left behind"
+    return verdict
+
+
+def _sandbox_containers() -> list[str]:
+    client = docker_client()
+    try:
+        mine = f"{SANDBOX_LABEL}.owner_pid={os.getpid()}"
+        return [
+            c.id
+            for c in client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, mine]}, ignore_removed=True)
+        ]
+    finally:
+        client.close()
+
+
+def rules(verdict: Verdict, gate: str) -> set[str]:
+    found = verdict.gate(gate)
+    assert found is not None
+    return {f.rule for f in found.findings}
+
+
+def test_endless_loop_times_out(settings: Settings, repo: Path) -> None:
+    verdict = check(settings, repo, "loop", strategy_with(repo, "while True:\n    pass"))
+    assert verdict.gate("tests").status == "timeout", verdict.to_text()
+    assert verdict.gate("benchmark").status == "timeout", verdict.to_text()
+    assert any("timeout" in r for r in verdict.reasons())
+
+
+def test_allocating_30_gb_is_killed_for_memory(settings: Settings, repo: Path) -> None:
+    # 64 MiB at a time, each written: the container's memory limit, not malloc, must stop it.
+    verdict = check(settings, repo, "hog", strategy_with(repo, "_hog = [b'x' * (1 << 26) for _ in range(480)]"))
+    assert verdict.gate("tests").summary == "pytest was killed: out of memory", verdict.to_text()
+    assert verdict.gate("benchmark").summary == "backtest killed: out of memory", verdict.to_text()
+
+
+def test_fork_bomb_is_contained(settings: Settings, repo: Path) -> None:
+    bomb = "import os\n\n\ndef test_forks():\n    while True:\n        os.fork()\n"
+    verdict = check(settings, repo, "forks", strategy_test("forks", bomb))
+    assert verdict.gate("tests").status in ("fail", "timeout"), verdict.to_text()
+    assert "sorte-no-ctypes-fork-kill" in rules(verdict, "security"), verdict.to_text()
+
+
+def test_opening_a_socket_fails(settings: Settings, repo: Path) -> None:
+    changes = strategy_with(repo, "socket.create_connection(('1.1.1.1', 53), timeout=2).close()", "import socket\n")
+    verdict = check(settings, repo, "socket", changes)
+    assert "sorte-no-network" in rules(verdict, "security"), verdict.to_text()
+    assert verdict.gate("tests").status == "fail", verdict.to_text()
+    assert any("Network is unreachable" in f.message or "OSError" in f.message for f in verdict.gate("tests").findings)
+
+
+def test_reading_etc_shadow_finds_nothing(settings: Settings, repo: Path) -> None:
+    source = "def test_shadow():\n    print(open('/etc/shadow').read())\n"
+    verdict = check(settings, repo, "shadow", strategy_test("shadow", source))
+    assert verdict.gate("tests").status == "fail"
+    assert any("No such file" in f.message for f in verdict.gate("tests").findings), verdict.to_text()
+    assert "sorte-no-file-read" in rules(verdict, "security"), verdict.to_text()
+    host_shadow = Path("/etc/shadow")
+    if os.access(host_shadow, os.R_OK):
+        first = host_shadow.read_text().splitlines()[0]
+        assert first not in verdict.to_json()
+
+
+def test_host_environment_does_not_leak(settings: Settings, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    canary = "canary-" + secrets.token_hex(8)
+    monkeypatch.setenv("SORTE_CANARY_SECRET", canary)
+    source = "import os\n\n\ndef test_env():\n    assert 'SORTE_CANARY_SECRET' in os.environ, sorted(os.environ)\n"
+    verdict = check(settings, repo, "env", strategy_test("env", source))
+    assert verdict.gate("tests").status == "fail", verdict.to_text()
+    assert "sorte-no-env" in rules(verdict, "security"), verdict.to_text()
+    assert canary not in verdict.to_json()
+
+
+def test_writes_outside_the_tmpfs_fail(settings: Settings, repo: Path) -> None:
+    target = Path("/usr/lib") / f"sorte-evil-{secrets.token_hex(4)}"
+    source = (
+        "from pathlib import Path\n\n\n"
+        "def test_own_tree():\n    Path('strategies/momentum.py').write_text('hacked')\n\n\n"
+        f"def test_host():\n    Path({str(target)!r}).write_text('x')\n"
+    )
+    verdict = check(settings, repo, "writes", strategy_test("writes", source))
+    tests = verdict.gate("tests")
+    assert tests.details.get("failures", 0) + tests.details.get("errors", 0) == 2, verdict.to_text()
+    assert all("Read-only file system" in f.message for f in tests.findings), verdict.to_text()
+    assert "sorte-no-file-write" in rules(verdict, "security"), verdict.to_text()
+    assert not target.exists()
+    assert "hacked" not in (repo / MOMENTUM).read_text()
