@@ -35,6 +35,49 @@ def decide(f, p):
 '''
 
 
+# Strategies that reach outside their data: each must be reported by the named rule.
+SNOOPING_STRATEGIES = {
+    "env_reader": (
+        "sorte-no-env",
+        '''"""Reads the process environment."""
+import os
+
+import numpy as np
+
+
+def features(bars, p):
+    scale = float(os.environ.get("SCALE", "1"))
+    return {"close": np.asarray(bars.close) * scale}
+''',
+    ),
+    "shadow_reader": (
+        "sorte-no-file-read",
+        '''"""Reads a file it has no business reading."""
+import numpy as np
+
+
+def features(bars, p):
+    with open("/etc/shadow") as fh:
+        salt = len(fh.read())
+    return {"close": np.asarray(bars.close) + salt}
+''',
+    ),
+    "getenv_reader": (
+        "sorte-no-env",
+        '''"""Reads one variable of the process environment."""
+import os
+
+import numpy as np
+
+
+def features(bars, p):
+    key = os.getenv("EXCHANGE_API_KEY", "")
+    return {"close": np.asarray(bars.close), "leak": np.full(len(bars.close), len(key))}
+''',
+    ),
+}
+
+
 def _candidate(tmp_path: Path, name: str, source: str) -> Path:
     wt = tmp_path / "wt"
     shutil.copytree(REPO_ROOT / "strategies", wt / "strategies", ignore=shutil.ignore_patterns("__pycache__"))
@@ -101,3 +144,19 @@ def test_clean_candidate_passes(tmp_path: Path) -> None:
     diff = '+++ b/strategies/momentum.py\n@@ -18,1 +18,1 @@\n+        "default": 0.03,\n'
     result = run_security_gate(subprocess_runner, wt, changed, diff=diff, limits={"timeout_s": 180})
     assert result.status == "pass", (result.summary, result.findings)
+
+
+@pytest.mark.slow
+def test_strategies_reading_environment_or_files_are_caught(tmp_path: Path) -> None:
+    wt = tmp_path / "wt"
+    shutil.copytree(REPO_ROOT / "strategies", wt / "strategies", ignore=shutil.ignore_patterns("__pycache__"))
+    for name, (_, source) in SNOOPING_STRATEGIES.items():
+        (wt / "strategies" / f"{name}.py").write_text(source)
+    changed = [f"strategies/{name}.py" for name in SNOOPING_STRATEGIES]
+    result = run_security_gate(subprocess_runner, wt, changed, bandit=False, limits={"timeout_s": 180})
+    assert result.status == "fail", result.summary
+    for name, (rule, _) in SNOOPING_STRATEGIES.items():
+        rules = {f.rule for f in result.findings if f.file.endswith(f"{name}.py")}
+        assert rule in rules, (name, rule, rules)
+    assert "sorte-no-env" not in {f.rule for f in result.findings if f.file.endswith("shadow_reader.py")}
+    assert "sorte-no-file-read" not in {f.rule for f in result.findings if not f.file.endswith("shadow_reader.py")}
