@@ -9,6 +9,7 @@ the candidate. The verdict is saved under ``<data_dir>/guardian/verdicts/``.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,15 +47,14 @@ def _quiet(_gate: str, _state: str, _result: GateResult | None) -> None:
     return None
 
 
-def sandbox_runner(settings: Settings) -> Runner:
-    """The configured sandbox backend as a gate runner (``auto`` warns when it falls back)."""
+def sandbox_backend(settings: Settings) -> Any:
+    """The configured sandbox backend (``auto`` warns when it falls back to local)."""
     from sandbox import SandboxUnavailable, get_backend
 
     try:
-        backend = get_backend(settings.sandbox)
+        return get_backend(settings.sandbox)
     except SandboxUnavailable as exc:
         raise GuardianError(str(exc)) from None
-    return backend.run
 
 
 def _limits(settings: Settings, gate: str) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def _gate_jobs(
     }
 
 
-def _run_gate(name: str, job: Callable[[], GateResult], progress: Progress) -> GateResult:
+def _run_gate(name: str, job: Callable[[], GateResult], progress: Progress, stopped: _Stop) -> GateResult:
     progress(name, "start", None)
     t0 = time.perf_counter()
     try:
@@ -136,10 +136,33 @@ def _run_gate(name: str, job: Callable[[], GateResult], progress: Progress) -> G
     except Exception as exc:  # noqa: BLE001 - a gate that crashes is an error, never a pass
         log.exception("guardian.gate_crashed", gate=name)
         result = GateResult(gate=name, status="error", summary=f"{type(exc).__name__}: {exc}"[:500])
+    if stopped.by and stopped.by != name and stopped.cancelled:
+        result = GateResult(gate=name, status="skipped", summary=f"stopped: {stopped.by} failed first")
     result.duration_s = round(time.perf_counter() - t0, 3)
+    if not stopped.by and result.status in ("fail", "timeout"):
+        stopped.stop(name)
     log.info("guardian.gate", gate=name, status=result.status, duration_s=result.duration_s, summary=result.summary)
     progress(name, "done", result)
     return result
+
+
+class _Stop:
+    """Fail fast: the first gate that fails the candidate cancels the sandbox runs of the others."""
+
+    def __init__(self, cancel: Callable[[], None] | None, enabled: bool) -> None:
+        self.cancel = cancel if enabled else None
+        self.by = ""
+        self.cancelled = False
+        self.lock = threading.Lock()
+
+    def stop(self, gate: str) -> None:
+        with self.lock:
+            if self.by or self.cancel is None:
+                return
+            self.by = gate
+            self.cancelled = True
+        log.info("guardian.fail_fast", failed=gate)
+        self.cancel()
 
 
 def validate(
@@ -158,13 +181,17 @@ def validate(
     repo = open_repository(Path(settings.git.repo_root or settings.strategies_dir))
     cand_ref = resolve_candidate(repo, branch)
     base_ref = resolve_baseline(repo, baseline or settings.guardian.baseline or settings.git.base_branch)
-    runner = runner or sandbox_runner(settings)
+    cancel = None
+    if runner is None:
+        backend = sandbox_backend(settings)
+        runner, cancel = backend.run, backend.cancel_all
+    stopped = _Stop(cancel, settings.guardian.fail_fast)
     ws = prepare(repo, cand_ref, base_ref)
     log.info("guardian.validate", candidate=cand_ref.short(), baseline=base_ref.short(), changed=len(ws.changed))
     try:
         jobs = _gate_jobs(settings, runner, ws, base_ref.sha, tolerances)
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-            futures = [pool.submit(_run_gate, name, job, progress) for name, job in jobs.items()]
+            futures = [pool.submit(_run_gate, name, job, progress, stopped) for name, job in jobs.items()]
             gates = [f.result() for f in futures]
     finally:
         ws.remove()

@@ -3,7 +3,8 @@
 Rendered three ways: a short text for Telegram, markdown for a PR body and JSON for the
 status page. Overall: any gate "fail" or "timeout" -> fail (a candidate that does not finish
 within its limits is rejected); all gates "pass" -> pass; otherwise (inconclusive, error, or
-no gate at all) -> inconclusive, which never counts as a pass.
+no gate at all) -> inconclusive, which never counts as a pass. "skipped" marks a gate stopped
+because another gate had already failed the candidate (fail fast).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-GateStatus = Literal["pass", "fail", "inconclusive", "error", "timeout"]
+GateStatus = Literal["pass", "fail", "inconclusive", "error", "timeout", "skipped"]
 Overall = Literal["pass", "fail", "inconclusive"]
 Outcome = Literal["better", "same", "worse", "inconclusive"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
-_ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "error": "⚠️", "timeout": "⏱️"}
+_ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "error": "⚠️", "timeout": "⏱️", "skipped": "⏭️"}
 
 
 class Finding(BaseModel):

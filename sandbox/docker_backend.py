@@ -120,6 +120,18 @@ class DockerSandbox:
         self.image = image
         self.offline_image = offline_image
         self._client = client
+        self._active: set[str] = set()
+        self._active_lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def cancel_all(self) -> None:
+        """Kill this instance's running containers; later runs return at once as cancelled."""
+        self._cancelled.set()
+        with self._active_lock:
+            ids = list(self._active)
+        for cid in ids:
+            with contextlib.suppress(Exception):  # already gone
+                self.client.containers.get(cid).kill()
 
     @property
     def client(self) -> Any:
@@ -144,6 +156,8 @@ class DockerSandbox:
         worktree = Path(worktree).resolve()
         if not worktree.is_dir():
             raise FileNotFoundError(f"worktree {worktree} is not a directory")
+        if self._cancelled.is_set():
+            return SandboxResult(backend=self.name, exit_code=-9, cancelled=True)
         self.prepare()
 
         out_host = Path(tempfile.mkdtemp(prefix="sorte-sandbox-out-"))
@@ -192,6 +206,10 @@ class DockerSandbox:
             )
             with _live_lock:
                 _live.add(container.id)
+            with self._active_lock:
+                self._active.add(container.id)
+            if self._cancelled.is_set():
+                return SandboxResult(backend=self.name, exit_code=-9, cancelled=True)
             container.start()
             try:
                 status = container.wait(timeout=limits.timeout_s)
@@ -221,9 +239,12 @@ class DockerSandbox:
                 outputs=outputs,
                 outputs_truncated=outputs_cut,
                 network_isolated=True,
+                cancelled=self._cancelled.is_set(),
             )
         finally:
             if container is not None:
+                with self._active_lock:
+                    self._active.discard(container.id)
                 try:
                     container.remove(force=True)
                 except docker.errors.NotFound:

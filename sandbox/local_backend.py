@@ -21,6 +21,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,19 @@ class LocalSandbox:
 
     name = "local"
 
+    def __init__(self) -> None:
+        self._active: set[int] = set()
+        self._active_lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def cancel_all(self) -> None:
+        """Kill this instance's running process groups; later runs return at once as cancelled."""
+        self._cancelled.set()
+        with self._active_lock:
+            pids = list(self._active)
+        for pid in pids:
+            _kill_group(pid)
+
     def run(
         self, command: list[str], worktree: Path, limits: SandboxLimits | dict[str, Any] | None = None
     ) -> SandboxResult:
@@ -195,6 +209,8 @@ class LocalSandbox:
         worktree = Path(worktree).resolve()
         if not worktree.is_dir():
             raise FileNotFoundError(f"worktree {worktree} is not a directory")
+        if self._cancelled.is_set():
+            return SandboxResult(backend=self.name, exit_code=-9, cancelled=True)
         warnings: list[str] = []
         is_root = os.geteuid() == 0
         unshare_net = can_unshare_network()
@@ -255,6 +271,10 @@ class LocalSandbox:
                     preexec_fn=preexec,  # noqa: PLW1509
                     close_fds=True,
                 )
+                with self._active_lock:
+                    self._active.add(proc.pid)
+                if self._cancelled.is_set():
+                    _kill_group(proc.pid)
                 try:
                     try:
                         proc.wait(timeout=limits.timeout_s)
@@ -268,6 +288,8 @@ class LocalSandbox:
                         _kill_group(proc.pid)
                         proc.wait()
                     _kill_group(proc.pid)  # stragglers left in the session
+                    with self._active_lock:
+                        self._active.discard(proc.pid)
             duration = time.monotonic() - start
             stdout, out_cut = _read_stream(base / "stdout", limits.max_stream_bytes)
             stderr, err_cut = _read_stream(base / "stderr", limits.max_stream_bytes)
@@ -288,6 +310,7 @@ class LocalSandbox:
                 outputs_truncated=outputs_cut,
                 network_isolated=unshare_net,
                 warnings=warnings,
+                cancelled=self._cancelled.is_set(),
             )
         finally:
             for dirpath, _dirs, _files in os.walk(base):

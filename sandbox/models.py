@@ -74,6 +74,8 @@ class SandboxResult(BaseModel):
     network_isolated: bool = True
     #: Anything the caller should know about weaker isolation.
     warnings: list[str] = Field(default_factory=list)
+    #: Stopped by ``cancel_all`` (the caller no longer needs the result).
+    cancelled: bool = False
 
     @property
     def ok(self) -> bool:
@@ -89,6 +91,10 @@ class SandboxBackend(Protocol):
     def run(
         self, command: list[str], worktree: Path, limits: SandboxLimits | dict[str, Any] | None = None
     ) -> SandboxResult: ...
+
+    def cancel_all(self) -> None:
+        """Stop every run of this backend instance, now and later (they return ``cancelled``)."""
+        ...
 
 
 def truncate_text(data: bytes, limit: int) -> tuple[str, bool]:

@@ -185,6 +185,7 @@ class GuardianSettings(BaseModel):
     cpus: float = Field(1.0, gt=0, description="CPUs per sandboxed gate")
     pids: int = Field(256, ge=16)
     cache_baseline: bool = Field(True, description="Reuse the baseline's backtests for the same commit")
+    fail_fast: bool = Field(True, description="Stop the other gates as soon as one fails the candidate")
     tolerances: dict[str, float] = Field(
         default_factory=dict, description="Benchmark tolerances (guardian.Tolerances fields), e.g. {sharpe: 0.2}"
     )

@@ -43,6 +43,9 @@ def validate_cmd(
     baseline: str | None = typer.Option(None, "--baseline", "-b", help="Ref to compare with (default: base branch)"),
     output: str = typer.Option("text", "--format", "-f", help="text | markdown | json"),
     sandbox: str | None = typer.Option(None, "--sandbox", help="docker | local | auto (overrides the config)"),
+    fail_fast: bool | None = typer.Option(
+        None, "--fail-fast/--all-gates", help="Stop at the first failed gate (default: guardian.fail_fast)"
+    ),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file"),
 ) -> None:
     """Run the guardian (integrity, security, tests, benchmark) on BRANCH and print the verdict.
@@ -57,6 +60,9 @@ def validate_cmd(
         settings = _settings(config)
         if sandbox is not None:
             settings = settings.model_copy(update={"sandbox": _sandbox(sandbox)})
+        if fail_fast is not None:
+            guardian = settings.guardian.model_copy(update={"fail_fast": fail_fast})
+            settings = settings.model_copy(update={"guardian": guardian})
         with Progress(
             SpinnerColumn(finished_text="•"),
             TextColumn("{task.description}"),

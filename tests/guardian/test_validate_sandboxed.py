@@ -36,7 +36,8 @@ def settings(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         data_dir=tmp_path_factory.mktemp("var"),  # shared: the baseline's backtests are cached once
         git=GitSettings(repo_root=repo),
-        guardian=GuardianSettings(tests_timeout_s=40, benchmark_timeout_s=40, memory_mb=512, pids=128),
+        # Every gate's own finding is wanted here, so no fail fast (tested at the end).
+        guardian=GuardianSettings(tests_timeout_s=40, benchmark_timeout_s=40, memory_mb=512, pids=128, fail_fast=False),
         sandbox="docker",
     )
 
@@ -146,3 +147,16 @@ def test_writes_outside_the_tmpfs_fail(settings: Settings, repo: Path) -> None:
     assert "sorte-no-file-write" in rules(verdict, "security"), verdict.to_text()
     assert not target.exists()
     assert "hacked" not in (repo / MOMENTUM).read_text()
+
+
+def test_fail_fast_stops_the_sandboxed_gates(settings: Settings, repo: Path) -> None:
+    fast = settings.model_copy(update={"guardian": settings.guardian.model_copy(update={"fail_fast": True})})
+    branch(repo, "fail-fast", {"tests/test_cli.py": None, MOMENTUM: strategy_with(repo, "x = 1")[MOMENTUM]})
+    verdict = validate(fast, "fail-fast")
+    assert verdict.overall == "fail"
+    assert verdict.gate("integrity").status == "fail"
+    # Pytest and the backtests need seconds in their containers; hashing fails the candidate first.
+    assert verdict.gate("tests").status == "skipped", verdict.to_text()
+    assert verdict.gate("benchmark").status == "skipped", verdict.to_text()
+    assert verdict.gate("tests").summary == "stopped: integrity failed first"
+    assert _sandbox_containers() == []
