@@ -21,6 +21,7 @@ bench: install-test                 ## benchmarks, figures go to bench/results/
 	$(PY) bench/decision_latency.py
 	$(PY) bench/llm_cache.py
 	$(PY) bench/edit_plan.py
+	$(PY) bench/validation.py
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

@@ -136,7 +136,7 @@ def _run_gate(name: str, job: Callable[[], GateResult], progress: Progress, stop
     except Exception as exc:  # noqa: BLE001 - a gate that crashes is an error, never a pass
         log.exception("guardian.gate_crashed", gate=name)
         result = GateResult(gate=name, status="error", summary=f"{type(exc).__name__}: {exc}"[:500])
-    if stopped.by and stopped.by != name and stopped.cancelled:
+    if stopped.by and stopped.by != name:
         result = GateResult(gate=name, status="skipped", summary=f"stopped: {stopped.by} failed first")
     result.duration_s = round(time.perf_counter() - t0, 3)
     if not stopped.by and result.status in ("fail", "timeout"):
@@ -151,8 +151,7 @@ class _Stop:
 
     def __init__(self, cancel: Callable[[], None] | None, enabled: bool) -> None:
         self.cancel = cancel if enabled else None
-        self.by = ""
-        self.cancelled = False
+        self.by = ""  # the gate that failed first, once the others were cancelled
         self.lock = threading.Lock()
 
     def stop(self, gate: str) -> None:
@@ -160,7 +159,6 @@ class _Stop:
             if self.by or self.cancel is None:
                 return
             self.by = gate
-            self.cancelled = True
         log.info("guardian.fail_fast", failed=gate)
         self.cancel()
 
@@ -192,7 +190,12 @@ def validate(
         jobs = _gate_jobs(settings, runner, ws, base_ref.sha, tolerances)
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
             futures = [pool.submit(_run_gate, name, job, progress, stopped) for name, job in jobs.items()]
-            gates = [f.result() for f in futures]
+            try:
+                gates = [f.result() for f in futures]
+            except BaseException:  # Ctrl-C: stop the containers instead of waiting for their timeouts
+                if cancel is not None:
+                    cancel()
+                raise
     finally:
         ws.remove()
     verdict = Verdict(

@@ -7,6 +7,7 @@ candidate cannot read the repository's history or configuration from its sandbox
 
 from __future__ import annotations
 
+import compileall
 import io
 import os
 import shutil
@@ -102,6 +103,9 @@ def export_tree(repo: git.Repo, sha: str, dest: Path) -> Path:
     dest.mkdir(parents=True)
     with tarfile.open(fileobj=buf) as tar:
         tar.extractall(dest, filter="data")
+    # Byte-compiling executes nothing, and spares every sandboxed run (which may not write
+    # .pyc files to the read-only tree) from compiling the same sources again.
+    compileall.compile_dir(dest, quiet=2, workers=0)
     os.chmod(dest, 0o755)
     return dest
 

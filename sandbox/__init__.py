@@ -11,7 +11,7 @@ The worktree is mounted read-only at the command's cwd; ``/tmp`` is private and 
 files written under ``/tmp/out`` (``$SORTE_OUTPUT_DIR``) come back in ``result.outputs``.
 """
 
-from sandbox.docker_backend import DockerSandbox, cleanup_containers, docker_available
+from sandbox.docker_backend import DockerSandbox, cleanup_containers, docker_available, owned_containers
 from sandbox.image import OFFLINE_IMAGE, ensure_offline_image
 from sandbox.local_backend import LocalSandbox, can_unshare_network
 from sandbox.models import (
@@ -41,4 +41,5 @@ __all__ = [
     "docker_available",
     "ensure_offline_image",
     "get_backend",
+    "owned_containers",
 ]

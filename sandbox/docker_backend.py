@@ -93,6 +93,17 @@ def cleanup_containers(client: Any | None = None, *, all_owners: bool = False) -
     return removed
 
 
+def owned_containers(pid: int | None = None) -> list[str]:
+    """Ids of the sandbox containers that process ``pid`` (default: this one) started and still has."""
+    client = docker_client()
+    try:
+        label = f"{_OWNER_LABEL}={pid if pid is not None else os.getpid()}"
+        found = client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, label]}, ignore_removed=True)
+        return [c.id for c in found]
+    finally:
+        client.close()
+
+
 def _remove_live_at_exit() -> None:
     with _live_lock:
         ids = list(_live)

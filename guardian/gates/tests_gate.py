@@ -26,6 +26,8 @@ def tests_command(
         "-q",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:langsmith_plugin",  # LangChain's plugin costs ~1 s of imports and no strategy test needs it
         f"--junitxml={OUT}/{REPORT}",
         *(extra or []),
         *(paths or ["tests"]),

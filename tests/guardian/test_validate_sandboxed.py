@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -12,8 +17,7 @@ from project_repo import branch, copy_project, git, patch_function
 
 from guardian.validate import validate
 from guardian.verdict import Verdict
-from sandbox import SANDBOX_LABEL, docker_available
-from sandbox.docker_backend import docker_client
+from sandbox import docker_available, owned_containers
 from sorte.config import GitSettings, GuardianSettings, Settings
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -60,20 +64,8 @@ def check(settings: Settings, repo: Path, name: str, changes: dict[str, str]) ->
     assert verdict.overall == "fail", verdict.to_text()
     assert verdict.reasons(), "a failed verdict says why"
     assert git(repo, "rev-parse", "main") == before and git(repo, "status", "--porcelain") == ""
-    assert _sandbox_containers() == [], "a sandbox container was left behind"
+    assert owned_containers() == [], "a sandbox container was left behind"
     return verdict
-
-
-def _sandbox_containers() -> list[str]:
-    client = docker_client()
-    try:
-        mine = f"{SANDBOX_LABEL}.owner_pid={os.getpid()}"
-        return [
-            c.id
-            for c in client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, mine]}, ignore_removed=True)
-        ]
-    finally:
-        client.close()
 
 
 def rules(verdict: Verdict, gate: str) -> set[str]:
@@ -159,4 +151,34 @@ def test_fail_fast_stops_the_sandboxed_gates(settings: Settings, repo: Path) -> 
     assert verdict.gate("tests").status == "skipped", verdict.to_text()
     assert verdict.gate("benchmark").status == "skipped", verdict.to_text()
     assert verdict.gate("tests").summary == "stopped: integrity failed first"
-    assert _sandbox_containers() == []
+    assert owned_containers() == []
+
+
+def test_ctrl_c_stops_the_containers_and_cleans_up(repo: Path, tmp_path: Path) -> None:
+    branch(repo, "interrupted", strategy_with(repo, "while True:\n    pass"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SORTE_")}
+    env |= {
+        "SORTE_GIT__REPO_ROOT": str(repo),
+        "SORTE_DATA_DIR": str(tmp_path / "var"),
+        "SORTE_SANDBOX": "docker",
+        "SORTE_GUARDIAN__TESTS_TIMEOUT_S": "600",  # only the interrupt can end it in time
+        "SORTE_GUARDIAN__BENCHMARK_TIMEOUT_S": "600",
+    }
+    temp_root = Path(tempfile.gettempdir())
+    before = set(temp_root.glob("sorte-validate-*"))
+    code = "from sorte.cli.main import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "validate", "interrupted"], cwd=tmp_path, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while len(owned_containers(proc.pid)) < 2:  # the tests and benchmark runs are looping
+            assert proc.poll() is None, "sorte validate ended before its gates started"
+            assert time.monotonic() < deadline, "the sandboxed gates did not start"
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert owned_containers(proc.pid) == []
+    assert set(temp_root.glob("sorte-validate-*")) <= before, "the exported trees were left behind"

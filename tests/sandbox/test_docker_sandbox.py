@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import SANDBOX_LABEL, DockerSandbox, SandboxLimits, SandboxResult, docker_available, get_backend
+from sandbox import (
+    SANDBOX_LABEL,
+    DockerSandbox,
+    SandboxLimits,
+    SandboxResult,
+    docker_available,
+    get_backend,
+    owned_containers,
+)
 from sandbox.docker_backend import docker_client
 from sandbox.models import MIB
 
@@ -33,22 +41,10 @@ def engine() -> None:
         pytest.skip("no Docker engine answers (run scripts/ensure-docker.sh)")
 
 
-def sandbox_containers() -> list[str]:
-    client = docker_client()
-    try:
-        mine = f"{SANDBOX_LABEL}.owner_pid={os.getpid()}"  # other processes may be validating too
-        return [
-            c.id
-            for c in client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, mine]}, ignore_removed=True)
-        ]
-    finally:
-        client.close()
-
-
 @pytest.fixture
 def backend(engine: None) -> Iterator[DockerSandbox]:
     yield DockerSandbox()
-    assert sandbox_containers() == [], "a sandbox container was left behind"
+    assert owned_containers() == [], "a sandbox container was left behind"
 
 
 def run(backend: DockerSandbox, worktree: Path, *args: str, limits: SandboxLimits = FAST) -> SandboxResult:
@@ -197,15 +193,6 @@ def test_leftover_containers_of_dead_owners_are_removed(engine: None, backend: D
         client.close()
 
 
-def _owned_by(pid: int) -> list[str]:
-    client = docker_client()
-    try:
-        label = f"{SANDBOX_LABEL}.owner_pid={pid}"
-        return [c.id for c in client.containers.list(all=True, filters={"label": label}, ignore_removed=True)]
-    finally:
-        client.close()
-
-
 def _start_runner(worktree: Path) -> subprocess.Popen[bytes]:
     code = (
         "import sys\n"
@@ -218,7 +205,7 @@ def _start_runner(worktree: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as sink:
         proc = subprocess.Popen([sys.executable, "-c", code, str(worktree)], cwd=repo_root, stdout=sink, stderr=sink)
     deadline = time.monotonic() + 30
-    while not _owned_by(proc.pid):
+    while not owned_containers(proc.pid):
         assert proc.poll() is None, f"the runner exited before its container started:\n{log.read_text()[-4000:]}"
         assert time.monotonic() < deadline, "no sandbox container appeared"
         time.sleep(0.2)
@@ -234,7 +221,7 @@ def test_interrupted_runs_leave_no_container(engine: None, worktree: Path, sig: 
         from sandbox import cleanup_containers
 
         cleanup_containers()
-    assert _owned_by(proc.pid) == []
+    assert owned_containers(proc.pid) == []
 
 
 def test_stdout_is_bounded(backend: DockerSandbox, worktree: Path) -> None:

@@ -1,0 +1,79 @@
+"""``sorte validate``: bad input is refused with exit code 2; a run id made by ``sorte edit`` is
+validated for real in Docker and printed as JSON or markdown with the verdict's exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from project_repo import copy_project
+from typer.testing import CliRunner
+
+from sandbox import docker_available
+from sorte.cli.main import app
+from sorte.config import Settings
+from sorte.editing import service
+from sorte.editing.plan import EditPlan
+
+PLAN = {
+    "summary": "Slower momentum exit",
+    "ops": [{"op": "set_param", "strategy": "momentum", "name": "stop_loss", "value": 0.03}],
+}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture()
+def env(settings: Settings, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SORTE_GIT__REPO_ROOT", str(repo))
+    monkeypatch.setenv("SORTE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SORTE_LOG_LEVEL", "warning")
+    return tmp_path / "var"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, ["validate", *args])
+
+
+def test_unknown_branch_exits_2(env: Path) -> None:
+    result = invoke("no-such-branch")
+    assert result.exit_code == 2
+    assert "no branch, commit or Sorte run 'no-such-branch'" in result.output
+    assert not (env / "guardian").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["main", "--format", "yaml"], "--format must be"), (["main", "--sandbox", "vm"], "--sandbox must be")],
+)
+def test_bad_options_exit_2(env: Path, args: list[str], needle: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2 and needle in result.output
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_validates_an_edit_run_by_its_id(env: Path, repo: Path, settings: Settings) -> None:
+    if not docker_available():
+        if os.environ.get("SORTE_REQUIRE_DOCKER") == "1":
+            pytest.fail("SORTE_REQUIRE_DOCKER=1 but no Docker engine answers")
+        pytest.skip("no Docker engine answers")
+    edit_settings = settings.model_copy(update={"strategies_dir": repo / "strategies", "data_dir": env})
+    outcome = service.edit_on_branch(edit_settings, EditPlan.model_validate(PLAN), "stop loss 3%", None, False)
+    assert outcome.commit
+
+    result = invoke(outcome.run_id, "--format", "json", "--sandbox", "docker")
+    data = json.loads(result.stdout)
+    assert result.exit_code == {"pass": 0, "fail": 1, "inconclusive": 3}[data["overall"]]
+    assert data["candidate"].startswith(outcome.branch + "@" + outcome.commit[:10])
+    gates = {g["gate"]: g["status"] for g in data["gates"]}
+    assert gates["integrity"] == "pass" and gates["security"] == "pass" and gates["tests"] == "pass", gates
+    assert (env / "guardian" / "verdicts" / f"{outcome.commit[:12]}.json").is_file()
+
+    markdown = invoke(outcome.run_id, "--format", "markdown")
+    assert markdown.stdout.startswith("## Guardian verdict") and "| benchmark |" in markdown.stdout
