@@ -34,7 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "guardian"))  # the test suite's copy-of-this-project helper
+sys.path.insert(0, str(REPO / "tests"))  # the test suite's copy-of-this-project helper
 
 from project_repo import copy_project, git  # noqa: E402
 

@@ -191,6 +191,21 @@ class GuardianSettings(BaseModel):
     )
 
 
+class AgentSettings(BaseModel):
+    """Who may command the agent and how hard it tries."""
+
+    model_config = {"extra": "forbid"}
+
+    allowed_senders: list[str] = Field(
+        default_factory=lambda: ["cli:local"], description="channel:id of senders allowed to command the agent"
+    )
+    max_attempts: int = Field(2, ge=1, le=5, description="Validation attempts per run (1 + repairs)")
+    plan_retries: int = Field(2, ge=0, le=5, description="Times an invalid plan goes back to the model")
+    auto_approve: bool = Field(
+        False, description="Approve passing parameter-only changes in paper mode without asking (never in live)"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SORTE_",
@@ -213,6 +228,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     git: GitSettings = GitSettings()
     guardian: GuardianSettings = GuardianSettings()
+    agent: AgentSettings = AgentSettings()
 
     @model_validator(mode="after")
     def _live_needs_flag(self) -> Settings:

@@ -382,6 +382,13 @@ def merge(repo_root: Path, run_id: str, mode: MergeMode = "ff", *, identity: Git
     return new
 
 
+def merged_sha(repo_root: Path, run_id: str) -> str | None:
+    """The base sha a run was merged at, or None while it is not merged (resumed runs ask first)."""
+    repo = open_repo(repo_root)
+    _, state = _require_run(repo, run_id)
+    return _config(repo, run_id, "mergedSha") if state == "merged" else None
+
+
 def _fast_forward(repo: git.Repo, run_id: str, base: str, base_sha: str, tip: str, checkout: Path | None) -> str:
     if _try(repo, "merge-base", "--is-ancestor", base_sha, tip)[0] != 0:
         raise GitOpsError(

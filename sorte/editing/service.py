@@ -157,6 +157,14 @@ def abandon(settings: Settings, run_id: str) -> None:
         gitops.abandon(cfg.repo_root, run_id)
 
 
+def merge_once(settings: Settings, run_id: str) -> str:
+    """Merge an approved run unless it already is (a resumed run must not fail on its own merge)."""
+    cfg = git_config(settings)
+    with _locked(cfg):
+        done = gitops.merged_sha(cfg.repo_root, run_id)
+        return done or gitops.merge(cfg.repo_root, run_id, cfg.merge_mode, identity=cfg.identity)
+
+
 def merge(settings: Settings, run_id: str, mode: MergeMode | None = None) -> str:
     """Merge an approved run into its base; ``mode`` defaults to the configured one (ff)."""
     cfg = git_config(settings)

@@ -1,0 +1,426 @@
+"""The agent's LangGraph: from a message to an approved, merged and deploy-requested change.
+
+receive → interpret → (answer | recall → plan → edit → validate → [repair → plan …] →
+approve (interrupt) → publish → deploy → learn) → report. Every node is recorded in the audit
+log; every side effect is keyed by the run id so that a resumed run repeats none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypedDict
+
+import structlog
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
+from pydantic import ValidationError
+
+from sorte.agent import journal
+from sorte.agent.models import Decision, Intent, RunView, TextAnswer
+from sorte.agent.prompts import EXPLAIN, FIX, INTERPRET, PLAN, reply
+from sorte.config import Settings
+from sorte.editing.plan import EditPlan, EditRefused
+from sorte.errors import SorteError
+
+log = structlog.get_logger("sorte.agent")
+
+PARAMETER_OPS = {"set_param", "set_stage", "set_min_confidence"}
+Event = Callable[[str, str, dict], None]
+
+
+class AgentState(TypedDict, total=False):
+    run_id: str
+    request: str
+    sender: str
+    channel: str
+    language: str
+    outcome: str
+    reply: str
+    intent: dict
+    lessons: list[str]
+    plan: dict
+    plan_errors: list[str]
+    attempt: int
+    failures: list[str]
+    branch: str
+    commit: str
+    diff: str
+    verdict: dict
+    pass_at: dict[str, bool]
+    decision: dict
+    merged_sha: str
+    deploy_id: str
+    lesson_id: str
+
+
+class Agent:
+    """The graph's nodes, bound to the settings, an LLM client and a progress callback."""
+
+    def __init__(self, settings: Settings, llm: Any, on_event: Event | None = None) -> None:
+        self.settings = settings
+        self.llm = llm
+        self.on_event = on_event or (lambda node, event, info: None)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _node(self, name: str, fn: Callable[[AgentState], Awaitable[dict]]) -> Callable[[AgentState], Awaitable[dict]]:
+        async def run(state: AgentState) -> dict:
+            run_id = state.get("run_id", "")
+            journal.audit(self.settings.data_dir, run_id, name, "enter")
+            self.on_event(name, "enter", {})
+            t0 = time.perf_counter()
+            try:
+                update = await fn(state)
+            except Exception as exc:
+                # LangGraph's interrupt is an exception too: it is not a failure.
+                kind = "interrupt" if type(exc).__name__ == "GraphInterrupt" else "error"
+                journal.audit(self.settings.data_dir, run_id, name, kind, error=str(exc)[:300])
+                if kind == "interrupt":
+                    self._save_view({**state}, "awaiting_approval", name)
+                raise
+            elapsed = round(time.perf_counter() - t0, 3)
+            journal.audit(
+                self.settings.data_dir, run_id, name, "leave", duration_s=elapsed, outcome=update.get("outcome")
+            )
+            self.on_event(name, "leave", {"duration_s": elapsed, **{k: update[k] for k in ("outcome",) if k in update}})
+            self._save_view({**state, **update}, "done" if name == "report" else "running", name)
+            return update
+
+        return run
+
+    def _save_view(self, state: dict, status: str, node: str) -> None:
+        intent = state.get("intent") or {}
+        verdict = state.get("verdict")
+        view = RunView(
+            run_id=state.get("run_id", ""),
+            request=state.get("request", ""),
+            sender=state.get("sender", ""),
+            status=status,  # type: ignore[arg-type]
+            outcome=state.get("outcome", ""),  # type: ignore[arg-type]
+            intent=intent.get("kind", ""),
+            strategy=intent.get("strategy"),
+            language=state.get("language", "en"),  # type: ignore[arg-type]
+            reply=state.get("reply", ""),
+            plan_summary=(state.get("plan") or {}).get("summary", ""),
+            plan=state.get("plan"),
+            branch=state.get("branch", ""),
+            commit=state.get("commit", ""),
+            diff=state.get("diff", ""),
+            verdict=verdict,
+            verdict_text=_verdict_text(verdict),
+            attempts=state.get("attempt", 0),
+            pass_at=state.get("pass_at", {}),
+            merged_sha=state.get("merged_sha", ""),
+            deploy_id=state.get("deploy_id", ""),
+            next_node=node,
+        )
+        journal.save_view(self.settings.data_dir, view)
+
+    def build(self) -> StateGraph:
+        g = StateGraph(AgentState)
+        for name in (
+            "receive",
+            "interpret",
+            "answer",
+            "recall",
+            "plan",
+            "edit",
+            "validate",
+            "approve",
+            "publish",
+            "deploy",
+            "learn",
+            "report",
+        ):
+            g.add_node(name, self._node(name, getattr(self, name)))
+        g.add_edge(START, "receive")
+        g.add_conditional_edges("receive", lambda s: "report" if s.get("outcome") else "interpret")
+        g.add_conditional_edges("interpret", self._after_interpret)
+        g.add_edge("answer", "report")
+        g.add_edge("recall", "plan")
+        g.add_conditional_edges("plan", lambda s: "report" if s.get("outcome") else "edit")
+        g.add_conditional_edges("edit", lambda s: "report" if s.get("outcome") else "validate")
+        g.add_conditional_edges("validate", self._after_validate)
+        g.add_edge("approve", "publish")
+        g.add_conditional_edges("publish", lambda s: "deploy" if s.get("outcome") == "merged" else "learn")
+        g.add_edge("deploy", "learn")
+        g.add_edge("learn", "report")
+        g.add_edge("report", END)
+        return g
+
+    # -- routing -------------------------------------------------------------------------------
+    @staticmethod
+    def _after_interpret(state: AgentState) -> str:
+        if state.get("outcome"):
+            return "report"
+        kind = state["intent"]["kind"]
+        return "recall" if kind == "change" else "answer"
+
+    def _after_validate(self, state: AgentState) -> str:
+        overall = state["verdict"]["overall"]
+        if overall != "fail":
+            return "approve"
+        if state.get("attempt", 0) < self.settings.agent.max_attempts:
+            return "plan"  # repair: the failures go back to the planner
+        return "learn"
+
+    # -- nodes ---------------------------------------------------------------------------------
+    async def receive(self, state: AgentState) -> dict:
+        sender = f"{state.get('channel', 'cli')}:{state.get('sender', 'local')}"
+        language = _guess_language(state["request"])
+        if sender not in self.settings.agent.allowed_senders:
+            log.warning("agent.unauthorised", sender=sender, run_id=state["run_id"])
+            return {"language": language, "outcome": "unauthorised", "reply": reply("unauthorised", language)}
+        return {"language": language, "attempt": 0, "pass_at": {}, "failures": []}
+
+    async def interpret(self, state: AgentState) -> dict:
+        strategies = _strategies(self.settings)
+        messages = [
+            {"role": "system", "content": INTERPRET.format(strategies=", ".join(strategies))},
+            {"role": "user", "content": state["request"]},
+        ]
+        answer = await self.llm.ask("standard", messages, Intent, stage="agent.interpret")
+        intent: Intent = answer.value
+        if intent.kind in ("change", "optimise") and intent.strategy not in strategies:
+            question = {
+                "pt": f"Qual estratégia devo mudar? ({', '.join(strategies)})",
+                "en": f"Which strategy should I change? ({', '.join(strategies)})",
+            }[intent.language]
+            intent = intent.model_copy(update={"kind": "unclear", "question": question})
+        update: dict = {"intent": intent.model_dump(), "language": intent.language}
+        if intent.kind == "unclear":
+            update |= {"outcome": "clarify", "reply": intent.question or reply("help", intent.language)}
+        return update
+
+    async def answer(self, state: AgentState) -> dict:
+        intent = Intent.model_validate(state["intent"])
+        lang = intent.language
+        if intent.kind == "help":
+            return {"outcome": "answered", "reply": reply("help", lang)}
+        if intent.kind != "explain":
+            return {"outcome": "answered", "reply": reply("not_yet", lang, kind=intent.kind)}
+        catalogue = _catalogue(self.settings)
+        prompt = EXPLAIN.format(
+            language_name="Portuguese" if lang == "pt" else "English", catalogue=catalogue, question=state["request"]
+        )
+        answer = await self.llm.ask(
+            "standard", [{"role": "user", "content": prompt}], TextAnswer, stage="agent.explain"
+        )
+        return {"outcome": "answered", "reply": answer.value.text}
+
+    async def recall(self, state: AgentState) -> dict:
+        return {"lessons": await asyncio.to_thread(_recall, self.settings, state)}
+
+    async def plan(self, state: AgentState) -> dict:
+        intent = Intent.model_validate(state["intent"])
+        strategy = intent.strategy or ""
+        source, params = _strategy_source(self.settings, state, strategy)
+        lessons = "\n".join(f"- {text}" for text in state.get("lessons", [])) or "- none"
+        messages = [
+            {
+                "role": "user",
+                "content": PLAN.format(
+                    request=state["request"], strategy=strategy, params=params, source=source, lessons=lessons
+                ),
+            }
+        ]
+        if state.get("failures"):
+            messages.append({"role": "user", "content": FIX.format(errors="\n".join(state["failures"]))})
+        errors: list[str] = []
+        for _ in range(self.settings.agent.plan_retries + 1):
+            try:
+                answer = await self.llm.ask("coder", messages, EditPlan, stage="agent.plan", bypass_cache=bool(errors))
+                plan = answer.value
+                await asyncio.to_thread(_dry_run, self.settings, state, plan)
+            except (ValidationError, EditRefused, SorteError, ValueError) as exc:
+                errors.append(str(exc)[:500])
+                messages.append({"role": "user", "content": FIX.format(errors=errors[-1])})
+                continue
+            return {"plan": plan.model_dump(mode="json"), "plan_errors": errors, "attempt": state.get("attempt", 0) + 1}
+        return {
+            "plan_errors": errors,
+            "outcome": "refused",
+            "reply": reply("refused", state.get("language", "en"), reason=errors[-1] if errors else "no plan"),
+        }
+
+    async def edit(self, state: AgentState) -> dict:
+        from sorte.editing import service
+
+        plan = EditPlan.model_validate(state["plan"])
+        try:
+            outcome = await asyncio.to_thread(
+                service.edit_on_branch, self.settings, plan, state["request"], state["run_id"], False
+            )
+        except SorteError as exc:
+            return {"outcome": "refused", "reply": reply("refused", state["language"], reason=str(exc))}
+        if not outcome.kept:
+            reason = "the plan changes nothing"
+            return {"outcome": "refused", "reply": reply("refused", state["language"], reason=reason)}
+        # The branch's commit: a resumed run finds its plan already committed (commit None).
+        commit = outcome.commit or await asyncio.to_thread(_branch_tip, self.settings, outcome.branch)
+        return {"branch": outcome.branch, "commit": commit, "diff": outcome.branch_diff}
+
+    async def validate(self, state: AgentState) -> dict:
+        from guardian.validate import validate
+
+        verdict = await asyncio.to_thread(validate, self.settings, state["branch"])
+        data = {**verdict.model_dump(mode="json"), "overall": verdict.overall, "text": verdict.to_text()}
+        attempt = state.get("attempt", 1)
+        pass_at = {**state.get("pass_at", {}), str(attempt): verdict.overall == "pass"}
+        update: dict = {"verdict": data, "pass_at": pass_at}
+        if verdict.overall == "fail":
+            failures = verdict.reasons() + [f"{f.where()} {f.message}".strip() for f in verdict.findings[:10]]
+            update["failures"] = failures
+            if attempt >= self.settings.agent.max_attempts:
+                reasons = "; ".join(verdict.reasons())
+                update |= {
+                    "outcome": "failed",
+                    "reply": reply("failed", state["language"], attempts=attempt, reasons=reasons),
+                }
+        return update
+
+    async def approve(self, state: AgentState) -> dict:
+        plan = EditPlan.model_validate(state["plan"])
+        if self._auto_approvable(plan, state):
+            return {"decision": Decision(approve=True, by="policy:auto_approve").model_dump()}
+        payload = {
+            "run_id": state["run_id"],
+            "request": state["request"],
+            "summary": plan.summary,
+            "plan": state["plan"],
+            "diff": state.get("diff", ""),
+            "verdict": state["verdict"]["text"],
+            "language": state["language"],
+            "question": reply("approval", state["language"], summary=plan.summary, verdict=state["verdict"]["text"]),
+        }
+        decision = Decision.model_validate(interrupt(payload))
+        return {"decision": decision.model_dump()}
+
+    def _auto_approvable(self, plan: EditPlan, state: AgentState) -> bool:
+        return (
+            self.settings.agent.auto_approve
+            and self.settings.runtime.mode == "paper"
+            and state["verdict"]["overall"] == "pass"
+            and all(op.op in PARAMETER_OPS for op in plan.ops)
+        )
+
+    async def publish(self, state: AgentState) -> dict:
+        from sorte.editing import service
+
+        decision = Decision.model_validate(state["decision"])
+        if not decision.approve:
+            await asyncio.to_thread(_abandon_once, self.settings, state["run_id"])
+            return {"outcome": "rejected", "reply": reply("rejected", state["language"], branch=state["branch"])}
+        sha = await asyncio.to_thread(service.merge_once, self.settings, state["run_id"])
+        return {"outcome": "merged", "merged_sha": sha}
+
+    async def deploy(self, state: AgentState) -> dict:
+        deploy_id = journal.request_deploy(
+            self.settings.data_dir, state["run_id"], state["merged_sha"], state["request"]
+        )
+        plan_summary = (state.get("plan") or {}).get("summary", "")
+        text = reply("merged", state["language"], summary=plan_summary, sha=state["merged_sha"][:10], deploy=deploy_id)
+        return {"deploy_id": deploy_id, "reply": text}
+
+    async def learn(self, state: AgentState) -> dict:
+        lesson_id = await asyncio.to_thread(_learn, self.settings, state)
+        return {"lesson_id": lesson_id} if lesson_id else {}
+
+    async def report(self, state: AgentState) -> dict:
+        outcome = state.get("outcome") or "failed"
+        text = state.get("reply") or reply("failed", state.get("language", "en"), attempts=0, reasons="no reply")
+        log.info("agent.report", run_id=state["run_id"], outcome=outcome, pass_at=state.get("pass_at"))
+        return {"outcome": outcome, "reply": text}
+
+
+# -- helpers (blocking: run in a thread) --------------------------------------------------------
+def _guess_language(text: str) -> str:
+    words = set(text.lower().replace(",", " ").replace(".", " ").split())
+    pt = {"o", "a", "do", "da", "de", "para", "que", "não", "aumenta", "diminui", "muda", "estratégia", "quando", "só"}
+    return "pt" if len(words & pt) >= 2 or any(c in text for c in "ãõçé") else "en"
+
+
+def _strategies(settings: Settings) -> list[str]:
+    from sorte.runtime.strategy import available_strategies
+
+    return sorted(available_strategies(_repo_root(settings) / "strategies"))
+
+
+def _repo_root(settings: Settings):
+    from sorte.editing.service import git_config
+
+    return git_config(settings).repo_root
+
+
+def _catalogue(settings: Settings) -> str:
+    from sorte.runtime.strategy import read_param_specs
+
+    root = _repo_root(settings) / "strategies"
+    lines = []
+    for name in _strategies(settings):
+        specs = read_param_specs(root / f"{name}.py")
+        lines.append(f"{name}: " + ", ".join(f"{k}={v.default} ({v.doc})" for k, v in specs.items()))
+    return "\n".join(lines)
+
+
+def _tree_of(settings: Settings, state: AgentState):
+    """The run's worktree once it exists (repairs build on the branch), else the base checkout."""
+    from sorte.editing import gitops
+
+    root = _repo_root(settings)
+    run = gitops.find_run(root, state["run_id"])
+    return run.path if run is not None and run.path.is_dir() else root
+
+
+def _strategy_source(settings: Settings, state: AgentState, strategy: str) -> tuple[str, str]:
+    from sorte.runtime.strategy import read_param_specs
+
+    path = _tree_of(settings, state) / "strategies" / f"{strategy}.py"
+    specs = read_param_specs(path)
+    params = "; ".join(f"{k}: {v.type} default {v.default} in [{v.min}, {v.max}]" for k, v in specs.items())
+    return path.read_text(encoding="utf-8"), params
+
+
+def _dry_run(settings: Settings, state: AgentState, plan: EditPlan) -> None:
+    from sorte.editing.apply import apply_plan
+
+    result = apply_plan(plan, _tree_of(settings, state), write=False)
+    if not result.changed:
+        raise EditRefused(None, None, "the plan changes nothing")
+
+
+def _branch_tip(settings: Settings, branch: str) -> str:
+    import git
+
+    return git.Repo(_repo_root(settings)).git.rev_parse(f"refs/heads/{branch}")
+
+
+def _abandon_once(settings: Settings, run_id: str) -> None:
+    from sorte.editing import gitops, service
+
+    branches = {b.run_id: b.state for b in gitops.list_branches(_repo_root(settings))}
+    if branches.get(run_id) == "open":
+        service.abandon(settings, run_id)
+
+
+def _recall(settings: Settings, state: AgentState) -> list[str]:
+    """Lessons for this request (the knowledge component; none until it is installed)."""
+    try:
+        from knowledge import recall_rules  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    strategy = (state.get("intent") or {}).get("strategy")
+    return list(recall_rules(settings, state["request"], strategy))
+
+
+def _learn(settings: Settings, state: AgentState) -> str:
+    try:
+        from knowledge import learn_from_run  # type: ignore[attr-defined]
+    except ImportError:
+        return ""
+    return str(learn_from_run(settings, dict(state)))
+
+
+def _verdict_text(verdict: dict | None) -> str:
+    return (verdict or {}).get("text", "")

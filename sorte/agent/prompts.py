@@ -1,0 +1,86 @@
+"""What the agent tells the model, and the replies it sends back in the user's language."""
+
+from __future__ import annotations
+
+import json
+
+from sorte.agent.models import Language
+from sorte.editing.plan import EditPlan
+
+INTERPRET = """You read one message from a trader to Sorte, a trading bot that edits its own strategy code.
+Classify it. Strategies available: {strategies}.
+- change: modify a strategy, its parameters, or the cascade (e.g. "aumenta o stop loss do momentum para 3%").
+- optimise: search a strategy's parameters for better results.
+- explain: a question about strategies or results. status: how the bot is doing. rollback: undo the last deploy.
+- approve / reject: a decision on a pending change. help: what Sorte can do.
+- unclear: you cannot tell what to change or which strategy; then ask one short question in the user's language.
+language is "pt" for Portuguese, else "en". Answer with JSON only."""
+
+PLAN = """You are Sorte's coder. Turn the trader's request into an EditPlan: typed operations that the editor
+applies with LibCST. Only files under strategies/ may change. Never use eval, exec, subprocess, os.system,
+sockets, file access or environment variables. Use set_param for declared parameters (respect their bounds).
+Answer with one JSON object matching the schema, nothing else.
+
+Request: {request}
+Strategy: {strategy}
+Declared parameters of {strategy}: {params}
+Source of strategies/{strategy}.py:
+```python
+{source}
+```
+Lessons from earlier runs:
+{lessons}"""
+
+FIX = """Your previous plan could not be used:
+{errors}
+Answer with a corrected EditPlan (JSON only)."""
+
+EXPLAIN = """Answer the trader's question about Sorte's strategies in {language_name}, in at most five sentences.
+Strategies and their declared parameters:
+{catalogue}
+Question: {question}"""
+
+REPLIES: dict[str, dict[Language, str]] = {
+    "unauthorised": {
+        "en": "You are not allowed to command this bot.",
+        "pt": "Você não tem permissão para comandar este bot.",
+    },
+    "merged": {
+        "en": "Done: {summary}. Merged as {sha} and handed to the commander ({deploy}).",
+        "pt": "Feito: {summary}. Integrado como {sha} e entregue ao commander ({deploy}).",
+    },
+    "rejected": {
+        "en": "Change rejected; branch {branch} abandoned, nothing deployed.",
+        "pt": "Mudança rejeitada; branch {branch} abandonada, nada foi implantado.",
+    },
+    "failed": {
+        "en": "I could not make this change pass validation after {attempts} attempt(s): {reasons}",
+        "pt": "Não consegui fazer esta mudança passar na validação após {attempts} tentativa(s): {reasons}",
+    },
+    "refused": {
+        "en": "I will not make this change: {reason}",
+        "pt": "Não vou fazer esta mudança: {reason}",
+    },
+    "help": {
+        "en": "Tell me what to change in a strategy (e.g. 'raise momentum's stop loss to 3%'), ask about a "
+        "strategy, or ask for the status. Every change is validated in a sandbox and waits for your approval.",
+        "pt": "Diga o que mudar numa estratégia (ex.: 'aumenta o stop loss do momentum para 3%'), pergunte sobre "
+        "uma estratégia ou peça o status. Toda mudança é validada num sandbox e espera a sua aprovação.",
+    },
+    "not_yet": {
+        "en": "'{kind}' is not handled by the agent yet; use the CLI (sorte --help).",
+        "pt": "'{kind}' ainda não é tratado pelo agente; use a CLI (sorte --help).",
+    },
+    "approval": {
+        "en": "Approve this change? {summary}\n{verdict}",
+        "pt": "Aprovar esta mudança? {summary}\n{verdict}",
+    },
+}
+
+
+def reply(key: str, language: Language, **values: object) -> str:
+    return REPLIES[key][language].format(**values)
+
+
+def plan_schema() -> str:
+    return json.dumps(EditPlan.model_json_schema())

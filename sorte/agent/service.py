@@ -1,0 +1,130 @@
+"""The agent for the front-ends: start a run, answer its approval, resume it after a crash, list runs.
+
+One LangGraph thread per run id; checkpoints in SQLite under ``<data_dir>/agent/``, so a run
+killed at any node continues from its last finished node when it is resumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.types import Command
+
+from sorte.agent import journal
+from sorte.agent.graph import Agent, Event
+from sorte.agent.models import Decision, RunView
+from sorte.config import Settings
+from sorte.errors import SorteError
+
+
+class AgentError(SorteError):
+    """A run that does not exist, or a decision for a run that is not waiting for one."""
+
+
+@asynccontextmanager
+async def _graph(settings: Settings, llm: Any, on_event: Event | None) -> AsyncIterator[Any]:
+    db = journal.agent_dir(settings.data_dir) / "checkpoints.db"
+    own_llm = llm is None
+    if own_llm:
+        from sorte.llm.service import build_llm
+
+        llm = build_llm(settings)
+    try:
+        async with AsyncSqliteSaver.from_conn_string(str(db)) as saver:
+            yield Agent(settings, llm, on_event).build().compile(checkpointer=saver)
+    finally:
+        if own_llm:
+            await llm.close()
+
+
+def _config(run_id: str) -> dict:
+    return {"configurable": {"thread_id": run_id}}
+
+
+async def _view(graph: Any, settings: Settings, run_id: str) -> RunView:
+    snapshot = await graph.aget_state(_config(run_id))
+    view = journal.load_view(settings.data_dir, run_id) or RunView(run_id=run_id)
+    pending = [i for task in snapshot.tasks for i in task.interrupts]
+    if pending:
+        view.status = "awaiting_approval"
+        view.next_node = "approve"
+    elif not snapshot.next:
+        view.status = "done"
+    else:
+        view.status = "running"
+        view.next_node = ",".join(snapshot.next)
+    return view
+
+
+async def ask(
+    settings: Settings,
+    text: str,
+    *,
+    sender: str = "local",
+    channel: str = "cli",
+    run_id: str | None = None,
+    llm: Any = None,
+    on_event: Event | None = None,
+) -> RunView:
+    """Start a run for ``text``; returns when it ends or waits for approval."""
+    from sorte.editing.service import new_run_id
+
+    text = (text or "").strip()
+    if not text:
+        raise AgentError("empty request: say what to change, ask a question, or send 'help'")
+    if len(text) > 4000:
+        raise AgentError(f"request too long ({len(text)} characters, at most 4000)")
+    run_id = run_id or new_run_id()
+    state = {"run_id": run_id, "request": text, "sender": sender, "channel": channel}
+    async with _graph(settings, llm, on_event) as graph:
+        await graph.ainvoke(state, _config(run_id))
+        return await _view(graph, settings, run_id)
+
+
+async def decide(
+    settings: Settings, run_id: str, decision: Decision, *, llm: Any = None, on_event: Event | None = None
+) -> RunView:
+    """Approve or reject a run that waits for approval."""
+    async with _graph(settings, llm, on_event) as graph:
+        view = await _view(graph, settings, run_id)
+        if view.status != "awaiting_approval":
+            raise AgentError(f"run {run_id} is not waiting for approval (it is {view.status})")
+        await graph.ainvoke(Command(resume=decision.model_dump()), _config(run_id))
+        return await _view(graph, settings, run_id)
+
+
+async def resume(settings: Settings, run_id: str, *, llm: Any = None, on_event: Event | None = None) -> RunView:
+    """Continue a run that stopped mid-way (a crash): from its last finished node."""
+    async with _graph(settings, llm, on_event) as graph:
+        snapshot = await graph.aget_state(_config(run_id))
+        if not snapshot.values:
+            raise AgentError(f"no run {run_id!r} (sorte runs lists them)")
+        view = await _view(graph, settings, run_id)
+        if view.status == "running":
+            await graph.ainvoke(None, _config(run_id))
+            view = await _view(graph, settings, run_id)
+        return view
+
+
+async def pending_approval(settings: Settings, run_id: str, *, llm: Any = None) -> dict | None:
+    """What the approval request shows (plan, diff, verdict), or None."""
+    async with _graph(settings, llm, None) as graph:
+        snapshot = await graph.aget_state(_config(run_id))
+        for task in snapshot.tasks:
+            for item in task.interrupts:
+                return dict(item.value)
+    return None
+
+
+def runs(settings: Settings) -> list[RunView]:
+    return journal.list_views(settings.data_dir)
+
+
+def run(settings: Settings, run_id: str) -> RunView:
+    view = journal.load_view(settings.data_dir, run_id)
+    if view is None:
+        raise AgentError(f"no run {run_id!r} (sorte runs lists them)")
+    return view

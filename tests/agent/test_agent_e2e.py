@@ -1,0 +1,180 @@
+"""The agent graph end to end with scripted model answers (the fake provider through the real LLM
+client), real LibCST edits on git branches of a copy of this project, the guardian in the real
+Docker sandbox, approval through the LangGraph interrupt, merge and the deploy request."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from project_repo import copy_project, git
+
+from sandbox import docker_available
+from sorte.agent import Decision, service
+from sorte.agent.journal import read_audit
+from sorte.config import (
+    GitSettings,
+    GuardianSettings,
+    LLMSettings,
+    ProviderSettings,
+    RoleSettings,
+    RoleTarget,
+    Settings,
+)
+from sorte.llm.client import LLM
+from sorte.llm.providers.fake import FakeProvider
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+MOMENTUM = "strategies/momentum.py"
+STOP_LOSS = {
+    "summary": "Raise momentum's stop loss to 3%",
+    "ops": [{"op": "set_param", "strategy": "momentum", "name": "stop_loss", "value": 0.03}],
+}
+NO_REASONS = {
+    "summary": "Simplify momentum's decision",
+    "ops": [
+        {
+            "op": "replace_body",
+            "file": MOMENTUM,
+            "function": "decide",
+            "body": "side = np.zeros(len(f['close']), dtype=int)\n"
+            "return np.zeros(len(side)), side, np.full(len(side), '')\n",
+        }
+    ],
+}
+OS_SYSTEM = {
+    "summary": "Call os.system in momentum",
+    "ops": [
+        {
+            "op": "replace_body",
+            "file": MOMENTUM,
+            "function": "lookback",
+            "body": "import os\nos.system('true')\nreturn max(p.fast, p.slow) + 1\n",
+        }
+    ],
+}
+
+
+class Model:
+    """Scripted answers: the interpreter's Intent, then the coder's plans in order."""
+
+    def __init__(self, intent: dict, plans: list[dict]) -> None:
+        self.intent, self.plans, self.prompts = intent, list(plans), []
+
+    def __call__(self, model: str, messages: list[dict[str, str]]) -> str:
+        text = "\n".join(m["content"] for m in messages)
+        self.prompts.append(text)
+        if "Classify it" in text:
+            return json.dumps(self.intent)
+        plan = self.plans.pop(0) if len(self.plans) > 1 else self.plans[0]
+        return json.dumps(plan)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not docker_available():
+        if os.environ.get("SORTE_REQUIRE_DOCKER") == "1":
+            pytest.fail("SORTE_REQUIRE_DOCKER=1 but no Docker engine answers (run scripts/ensure-docker.sh)")
+        pytest.skip("no Docker engine answers")
+    return copy_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture()
+def settings(repo: Path, tmp_path: Path) -> Settings:
+    fake = RoleSettings(chain=[RoleTarget(provider="fake", model="scripted")])
+    return Settings(
+        data_dir=tmp_path / "var",
+        strategies_dir=repo / "strategies",
+        git=GitSettings(repo_root=repo),
+        guardian=GuardianSettings(fail_fast=False),
+        sandbox="docker",
+        llm=LLMSettings(providers={"fake": ProviderSettings(kind="fake")}, roles={"standard": fake, "coder": fake}),
+    )
+
+
+def llm_for(settings: Settings, model: Model) -> LLM:
+    return LLM(settings.llm, None, {"fake": FakeProvider("fake", settings.llm.providers["fake"], model)})
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("aumenta o stop loss do momentum para 3%", "pt"), ("raise momentum's stop loss to 3%", "en")],
+)
+def test_command_to_merged_change_and_deploy_request(settings: Settings, repo: Path, text: str, language: str) -> None:
+    model = Model({"kind": "change", "strategy": "momentum", "language": language, "summary": text}, [STOP_LOSS])
+    llm = llm_for(settings, model)
+    main_before = git(repo, "rev-parse", "main")
+    view = run(service.ask(settings, text, llm=llm))
+    assert view.status == "awaiting_approval", view
+    assert view.branch.startswith(f"sorte/{view.run_id}") and view.commit
+    assert "stop_loss" in view.diff and view.verdict["gates"]
+    assert git(repo, "rev-parse", "main") == main_before, "nothing merged before approval"
+    pending = run(service.pending_approval(settings, view.run_id, llm=llm))
+    assert pending["summary"] == STOP_LOSS["summary"] and "Verdict" in pending["verdict"]
+
+    done = run(service.decide(settings, view.run_id, Decision(approve=True, by="cli:test"), llm=llm))
+    assert done.status == "done" and done.outcome == "merged", done
+    assert git(repo, "rev-parse", "main") == done.merged_sha != main_before
+    assert "0.03" in git(repo, "show", "main:strategies/momentum.py")
+    assert done.deploy_id == f"deploy-{view.run_id}"
+    assert ("Feito" if language == "pt" else "Done") in done.reply
+    nodes = [r["node"] for r in read_audit(settings.data_dir, view.run_id) if r["event"] == "leave"]
+    assert nodes[:5] == ["receive", "interpret", "recall", "plan", "edit"]
+    assert nodes[-4:] == ["publish", "deploy", "learn", "report"]
+    git(repo, "reset", "-q", "--hard", main_before)  # the next case starts from the same main
+    git(repo, "update-ref", "refs/heads/main", main_before)
+
+
+def original_body(repo: Path, function: str) -> str:
+    source = (repo / "strategies/momentum.py").read_text()
+    node = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == function)
+    lines = source.splitlines(keepends=True)[node.body[0].lineno - 1 : node.end_lineno]
+    return textwrap.dedent("".join(lines))
+
+
+def test_failed_verdict_is_repaired_on_the_second_attempt(settings: Settings, repo: Path) -> None:
+    intent = {"kind": "change", "strategy": "momentum", "language": "en", "summary": "simplify"}
+    # The repair sees the branch's (broken) source and the failures, and restores a valid decide.
+    restore = {
+        "summary": "Give momentum's decisions their reasons back",
+        "ops": [
+            {"op": "replace_body", "file": MOMENTUM, "function": "decide", "body": original_body(repo, "decide")},
+            *STOP_LOSS["ops"],
+        ],
+    }
+    model = Model(intent, [NO_REASONS, restore])
+    view = run(service.ask(settings, "simplify momentum, then keep it valid", llm=llm_for(settings, model)))
+    assert view.status == "awaiting_approval", view
+    assert view.attempts == 2 and view.pass_at["1"] is False, view.pass_at
+    assert any("tests: fail" in p for p in model.prompts), "the failures went back to the planner"
+    run(service.decide(settings, view.run_id, Decision(approve=False), llm=llm_for(settings, model)))
+    final = service.run(settings, view.run_id)
+    assert final.outcome == "rejected"
+
+
+def test_unsafe_request_is_refused_and_nothing_changes(settings: Settings, repo: Path) -> None:
+    intent = {"kind": "change", "strategy": "momentum", "language": "en", "summary": "os.system"}
+    main_before = git(repo, "rev-parse", "main")
+    branches_before = git(repo, "branch", "--list", "sorte/*")
+    view = run(service.ask(settings, "add os.system to momentum", llm=llm_for(settings, Model(intent, [OS_SYSTEM]))))
+    assert view.status == "done" and view.outcome == "refused", view
+    assert "refused" in view.reply and ("'os'" in view.reply or "os.system" in view.reply), view.reply
+    assert git(repo, "rev-parse", "main") == main_before
+    assert git(repo, "branch", "--list", "sorte/*") == branches_before
+
+
+def test_unauthorised_sender_stops_at_receive(settings: Settings) -> None:
+    view = run(service.ask(settings, "raise the stop loss", sender="999", channel="telegram", llm=None))
+    assert view.outcome == "unauthorised" and view.status == "done"
+    nodes = [r["node"] for r in read_audit(settings.data_dir, view.run_id) if r["event"] == "leave"]
+    assert nodes == ["receive", "report"]
