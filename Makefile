@@ -32,7 +32,18 @@ $(VENV)/.uv:
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
 	touch $@
 
-$(VENV)/.installed: pyproject.toml $(VENV)/.uv
+# torch first, with pip: pip.conf's find-links give pip the local CPU wheel on these machines,
+# where uv (which ignores pip.conf) would download the multi-GB CUDA build from PyPI. pyproject
+# pins the same torch, so the uv installs below find it satisfied and leave it alone.
+# Elsewhere: make TORCH_PIP_ARGS='--index-url https://download.pytorch.org/whl/cpu'
+TORCH          ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+$(VENV)/.torch: $(VENV)/.uv
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --default-pip >/dev/null
+	$(PY) -m pip install --quiet $(TORCH_PIP_ARGS) '$(TORCH)'
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(UV) pip install --quiet --python $(PY) -e .
 	touch $@
 

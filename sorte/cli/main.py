@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Column, Table
 
 from sorte.cli.edit import branches_app, edit_cmd
+from sorte.cli.lessons import lessons_cmd
 from sorte.cli.validate import validate_cmd
 from sorte.config import Settings, load_settings
 from sorte.errors import SorteError
@@ -302,6 +303,7 @@ def doctor_cmd(
 
 app.command("edit")(edit_cmd)
 app.command("validate")(validate_cmd)
+app.command("lessons")(lessons_cmd)
 app.add_typer(branches_app, name="branches")
 
 
