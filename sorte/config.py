@@ -191,6 +191,21 @@ class GuardianSettings(BaseModel):
     )
 
 
+class GitHubSettings(BaseModel):
+    """Where approved runs are pushed and opened as pull requests (both unset: local merge only)."""
+
+    model_config = {"extra": "forbid"}
+
+    repo: str | None = Field(None, description="owner/name on GitHub; None = do not publish")
+    token: SecretStr | None = Field(None, description="From the environment or .env only (SORTE_GITHUB__TOKEN)")
+    api_url: str = "https://api.github.com"
+    remote_url: str | None = Field(None, description="Push URL; None = https://github.com/<repo>.git")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.repo and self.token and self.token.get_secret_value())
+
+
 class AgentSettings(BaseModel):
     """Who may command the agent and how hard it tries."""
 
@@ -229,6 +244,7 @@ class Settings(BaseSettings):
     git: GitSettings = GitSettings()
     guardian: GuardianSettings = GuardianSettings()
     agent: AgentSettings = AgentSettings()
+    github: GitHubSettings = GitHubSettings()
 
     @model_validator(mode="after")
     def _live_needs_flag(self) -> Settings:

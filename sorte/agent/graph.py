@@ -51,6 +51,8 @@ class AgentState(TypedDict, total=False):
     pass_at: dict[str, bool]
     decision: dict
     merged_sha: str
+    pr_url: str
+    pr_number: int
     deploy_id: str
     lesson_id: str
 
@@ -112,6 +114,7 @@ class Agent:
             attempts=state.get("attempt", 0),
             pass_at=state.get("pass_at", {}),
             merged_sha=state.get("merged_sha", ""),
+            pr_url=state.get("pr_url", ""),
             deploy_id=state.get("deploy_id", ""),
             next_node=node,
         )
@@ -312,8 +315,11 @@ class Agent:
         if not decision.approve:
             await asyncio.to_thread(_abandon_once, self.settings, state["run_id"])
             return {"outcome": "rejected", "reply": reply("rejected", state["language"], branch=state["branch"])}
+        update: dict = {}
+        if self.settings.github.configured:
+            update = await asyncio.to_thread(_open_pull_request, self.settings, state)
         sha = await asyncio.to_thread(service.merge_once, self.settings, state["run_id"])
-        return {"outcome": "merged", "merged_sha": sha}
+        return {**update, "outcome": "merged", "merged_sha": sha}
 
     async def deploy(self, state: AgentState) -> dict:
         deploy_id = journal.request_deploy(
@@ -321,6 +327,8 @@ class Agent:
         )
         plan_summary = (state.get("plan") or {}).get("summary", "")
         text = reply("merged", state["language"], summary=plan_summary, sha=state["merged_sha"][:10], deploy=deploy_id)
+        if state.get("pr_url"):
+            text += f" PR: {state['pr_url']}"
         return {"deploy_id": deploy_id, "reply": text}
 
     async def learn(self, state: AgentState) -> dict:
@@ -402,6 +410,33 @@ def _abandon_once(settings: Settings, run_id: str) -> None:
     branches = {b.run_id: b.state for b in gitops.list_branches(_repo_root(settings))}
     if branches.get(run_id) == "open":
         service.abandon(settings, run_id)
+
+
+def _open_pull_request(settings: Settings, state: AgentState) -> dict:
+    """Push the run's branch and open its pull request, or find the one a previous try opened."""
+    import git
+
+    from guardian.verdict import Verdict
+    from sorte.editing.service import git_config
+    from sorte.github import GitHubTarget, open_or_get_pr, pr_body, push_branch
+
+    cfg = git_config(settings)
+    gh = settings.github
+    repo = git.Repo(cfg.repo_root)
+    base = cfg.base or ("main" if "main" in repo.heads else "master")
+    target = GitHubTarget(repo=gh.repo, token=gh.token, api_url=gh.api_url, base=base, remote_url=gh.remote_url)
+    push_branch(cfg.repo_root, state["branch"], target)
+    fields = {k: v for k, v in state["verdict"].items() if k not in ("overall", "text")}
+    plan_summary = (state.get("plan") or {}).get("summary", "")
+    body = pr_body(
+        state["request"],
+        plan_summary,
+        repo.git.diff("--stat", f"{base}...{state['branch']}"),
+        Verdict.model_validate(fields).to_markdown(),
+    )
+    pr = open_or_get_pr(target, state["branch"], plan_summary or state["request"][:80], body)
+    log.info("agent.pull_request", run_id=state["run_id"], number=pr.number, created=pr.created)
+    return {"pr_url": pr.url, "pr_number": pr.number}
 
 
 def _recall(settings: Settings, state: AgentState) -> list[str]:

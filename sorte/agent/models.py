@@ -62,6 +62,7 @@ class RunView(BaseModel):
     attempts: int = 0
     pass_at: dict[str, bool] = Field(default_factory=dict)
     merged_sha: str = ""
+    pr_url: str = ""
     deploy_id: str = ""
     next_node: str = ""
     updated_at: str = ""

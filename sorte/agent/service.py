@@ -80,7 +80,7 @@ async def ask(
     run_id = run_id or new_run_id()
     state = {"run_id": run_id, "request": text, "sender": sender, "channel": channel}
     async with _graph(settings, llm, on_event) as graph:
-        await graph.ainvoke(state, _config(run_id))
+        await graph.ainvoke(state, _config(run_id), durability="sync")
         return await _view(graph, settings, run_id)
 
 
@@ -92,7 +92,7 @@ async def decide(
         view = await _view(graph, settings, run_id)
         if view.status != "awaiting_approval":
             raise AgentError(f"run {run_id} is not waiting for approval (it is {view.status})")
-        await graph.ainvoke(Command(resume=decision.model_dump()), _config(run_id))
+        await graph.ainvoke(Command(resume=decision.model_dump()), _config(run_id), durability="sync")
         return await _view(graph, settings, run_id)
 
 
@@ -104,7 +104,7 @@ async def resume(settings: Settings, run_id: str, *, llm: Any = None, on_event: 
             raise AgentError(f"no run {run_id!r} (sorte runs lists them)")
         view = await _view(graph, settings, run_id)
         if view.status == "running":
-            await graph.ainvoke(None, _config(run_id))
+            await graph.ainvoke(None, _config(run_id), durability="sync")
             view = await _view(graph, settings, run_id)
         return view
 

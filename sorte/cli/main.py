@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
+from sorte.cli.agent import ask_cmd, resume_cmd, runs_app
 from sorte.cli.edit import branches_app, edit_cmd
 from sorte.cli.lessons import lessons_cmd
 from sorte.cli.validate import validate_cmd
@@ -305,6 +306,9 @@ app.command("edit")(edit_cmd)
 app.command("validate")(validate_cmd)
 app.command("lessons")(lessons_cmd)
 app.add_typer(branches_app, name="branches")
+app.command("ask")(ask_cmd)
+app.command("resume")(resume_cmd)
+app.add_typer(runs_app, name="runs")
 
 
 def main() -> None:

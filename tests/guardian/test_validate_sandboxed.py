@@ -8,7 +8,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -164,8 +163,9 @@ def test_ctrl_c_stops_the_containers_and_cleans_up(repo: Path, tmp_path: Path) -
         "SORTE_GUARDIAN__TESTS_TIMEOUT_S": "600",  # only the interrupt can end it in time
         "SORTE_GUARDIAN__BENCHMARK_TIMEOUT_S": "600",
     }
-    temp_root = Path(tempfile.gettempdir())
-    before = set(temp_root.glob("sorte-validate-*"))
+    temp_root = tmp_path / "tmp"  # private: other processes may be validating at the same time
+    temp_root.mkdir()
+    env["TMPDIR"] = str(temp_root)
     code = "from sorte.cli.main import main; main()"
     proc = subprocess.Popen([sys.executable, "-c", code, "validate", "interrupted"], cwd=tmp_path, env=env)
     try:
@@ -181,4 +181,4 @@ def test_ctrl_c_stops_the_containers_and_cleans_up(repo: Path, tmp_path: Path) -
             proc.kill()
     assert proc.returncode != 0
     assert owned_containers(proc.pid) == []
-    assert set(temp_root.glob("sorte-validate-*")) <= before, "the exported trees were left behind"
+    assert list(temp_root.glob("sorte-validate-*")) == [], "the exported trees were left behind"

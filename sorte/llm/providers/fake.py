@@ -50,7 +50,20 @@ class FakeProvider:
         return None
 
 
-def _load_script(path: Path) -> list[str | Exception]:
-    """A JSON list of answers (strings, or objects serialised as the answer text)."""
+def _load_script(path: Path) -> Script:
+    """A JSON list of answers (strings, or objects serialised as the answer text), taken in
+    order; or a JSON object mapping a text that the prompt contains to its answer, so that a
+    process that restarts gets the same answer for the same question."""
     data = json.loads(Path(path).read_text())
+    if isinstance(data, dict):
+        answers = {key: a if isinstance(a, str) else json.dumps(a) for key, a in data.items()}
+
+        def by_prompt(_model: str, messages: list[dict[str, str]]) -> str:
+            text = "\n".join(m["content"] for m in messages)
+            for key, answer in answers.items():
+                if key in text:
+                    return answer
+            raise ValueError(f"fake provider: no scripted answer matches the prompt ({text[:80]!r}...)")
+
+        return by_prompt
     return [a if isinstance(a, str) else json.dumps(a) for a in data]
