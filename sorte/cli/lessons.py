@@ -37,8 +37,8 @@ def lessons_cmd(
         if query is not None and not query.strip():
             raise SorteError("the query is empty: give a few words, or no QUERY to list the newest lessons")
         settings = _settings(config)
-        try:
-            ksettings = KnowledgeSettings()
+        try:  # sorte's settings carry a knowledge section once config.py has one; else the environment
+            ksettings = getattr(settings, "knowledge", None) or KnowledgeSettings()
         except ValidationError as exc:
             raise SorteError(f"invalid SORTE_KNOWLEDGE__ setting: {exc}") from exc
         store = open_store(ksettings, settings.data_dir)

@@ -41,8 +41,10 @@ def test_settings_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SORTE_KNOWLEDGE__EMBEDDER", "ollama")
     monkeypatch.setenv("SORTE_KNOWLEDGE__OLLAMA_MODEL", "mxbai-embed-large")
     monkeypatch.setenv("SORTE_KNOWLEDGE__MERGE_THRESHOLD", "0.95")
+    monkeypatch.setenv("SORTE_KNOWLEDGE__TORCH_THREADS", "2")
     settings = KnowledgeSettings()
     assert (settings.embedder, settings.ollama_model, settings.merge_threshold) == ("ollama", "mxbai-embed-large", 0.95)
+    assert settings.torch_threads == 2
     assert settings.resolved_path(tmp_path) == tmp_path / "knowledge"
     embedder = make_embedder(settings)
     assert isinstance(embedder, OllamaEmbedder) and embedder.name == "ollama-mxbai-embed-large"
