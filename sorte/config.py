@@ -20,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from knowledge.settings import KnowledgeSettings
 from sorte.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -245,6 +246,7 @@ class Settings(BaseSettings):
     guardian: GuardianSettings = GuardianSettings()
     agent: AgentSettings = AgentSettings()
     github: GitHubSettings = GitHubSettings()
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
 
     @model_validator(mode="after")
     def _live_needs_flag(self) -> Settings:

@@ -439,22 +439,56 @@ def _open_pull_request(settings: Settings, state: AgentState) -> dict:
     return {"pr_url": pr.url, "pr_number": pr.number}
 
 
+def _store(settings: Settings):
+    from knowledge import open_store
+
+    return open_store(settings.knowledge, settings.data_dir)
+
+
 def _recall(settings: Settings, state: AgentState) -> list[str]:
-    """Lessons for this request (the knowledge component; none until it is installed)."""
-    try:
-        from knowledge import recall_rules  # type: ignore[attr-defined]
-    except ImportError:
-        return []
+    """The rules of the lessons closest to this request (same strategy first)."""
     strategy = (state.get("intent") or {}).get("strategy")
-    return list(recall_rules(settings, state["request"], strategy))
+    found = _store(settings).recall(state["request"], strategy=strategy, k=5)
+    return [f"{lesson.rule} ({lesson.outcome}, seen {lesson.times_seen}x)" for lesson, _score in found]
 
 
 def _learn(settings: Settings, state: AgentState) -> str:
-    try:
-        from knowledge import learn_from_run  # type: ignore[attr-defined]
-    except ImportError:
-        return ""
-    return str(learn_from_run(settings, dict(state)))
+    """One lesson per run (a resumed run finds the one it stored): what was asked, tried and seen."""
+    from knowledge import Lesson
+
+    store = _store(settings)
+    lesson_id = f"run-{state['run_id']}"
+    if store.get(lesson_id) is not None:
+        return lesson_id
+    verdict = state.get("verdict") or {}
+    plan = (state.get("plan") or {}).get("summary", "") or state["request"]
+    outcome = {"merged": "merged", "rejected": "rejected"}.get(state.get("outcome", ""), "failed")
+    rule = {
+        "merged": f"{plan}: approved and merged (verdict {verdict.get('overall', 'none')})",
+        "rejected": f"{plan}: rejected by the trader",
+    }.get(outcome, f"{plan}: failed validation ({'; '.join(state.get('failures', [])[:2])[:300]})")
+    deltas = {
+        m["metric"]: float(m["delta"])
+        for g in verdict.get("gates", [])
+        for m in g.get("metrics", [])
+        if m.get("delta") is not None
+    }
+    ops = {op.get("op") for op in (state.get("plan") or {}).get("ops", [])}
+    lesson = Lesson(
+        id=lesson_id,
+        request=state["request"],
+        strategy=(state.get("intent") or {}).get("strategy") or "cascade",
+        kind="parameter" if ops <= PARAMETER_OPS else "code",
+        plan_summary=plan,
+        outcome=outcome,
+        verdict=verdict.get("overall", "none"),
+        metric_deltas=deltas,
+        rule=rule,
+        commit=state.get("merged_sha") or state.get("commit") or None,
+        run_id=state["run_id"],
+        language=state.get("language", "en"),
+    )
+    return store.add(lesson).id
 
 
 def _verdict_text(verdict: dict | None) -> str:

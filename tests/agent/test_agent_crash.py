@@ -18,6 +18,7 @@ import pytest
 import yaml
 from project_repo import copy_project, git
 
+from knowledge import open_store
 from sandbox import docker_available
 from sorte.agent import Decision, service
 from sorte.agent.journal import read_audit
@@ -112,6 +113,9 @@ def test_kill_9_at_a_node_then_resume(setup: tuple[Path, Path], node: str) -> No
     assert "0.03" in git(repo, "show", "main:strategies/momentum.py")
     requests = (data_dir / "agent" / "deploy_requests.jsonl").read_text().splitlines()
     assert [json.loads(r)["run_id"] for r in requests] == [run_id]
+    settings = load_settings(config)
+    store = open_store(settings.knowledge, settings.data_dir)
+    assert store.count() == 1 and store.get(f"run-{run_id}").times_seen == 1, "one lesson, learned once"
     # The node running at the kill (this one, or the next if this one was quicker than the kill)
     # starts again after the restart; the path through the graph is otherwise the normal one.
     entered = [r["node"] for r in read_audit(data_dir, run_id) if r["event"] == "enter"]

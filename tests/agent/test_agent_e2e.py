@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from project_repo import copy_project, git
 
+from knowledge import open_store
 from sandbox import docker_available
 from sorte.agent import Decision, service
 from sorte.agent.journal import read_audit
@@ -127,6 +128,8 @@ def test_command_to_merged_change_and_deploy_request(settings: Settings, repo: P
     assert git(repo, "rev-parse", "main") == done.merged_sha != main_before
     assert "0.03" in git(repo, "show", "main:strategies/momentum.py")
     assert done.deploy_id == f"deploy-{view.run_id}"
+    lesson = open_store(settings.knowledge, settings.data_dir).get(f"run-{view.run_id}")
+    assert lesson is not None and lesson.outcome == "merged" and lesson.language == language
     assert ("Feito" if language == "pt" else "Done") in done.reply
     nodes = [r["node"] for r in read_audit(settings.data_dir, view.run_id) if r["event"] == "leave"]
     assert nodes[:5] == ["receive", "interpret", "recall", "plan", "edit"]
@@ -160,6 +163,13 @@ def test_failed_verdict_is_repaired_on_the_second_attempt(settings: Settings, re
     run(service.decide(settings, view.run_id, Decision(approve=False), llm=llm_for(settings, model)))
     final = service.run(settings, view.run_id)
     assert final.outcome == "rejected"
+    lesson = open_store(settings.knowledge, settings.data_dir).get(f"run-{view.run_id}")
+    assert lesson is not None and lesson.outcome == "rejected" and lesson.strategy == "momentum"
+
+    # The next plan for momentum is shown what this run taught.
+    follow = Model(intent, [OS_SYSTEM])
+    run(service.ask(settings, "simplify momentum once more", llm=llm_for(settings, follow)))
+    assert any("rejected by the trader" in p for p in follow.prompts if "Sorte's coder" in p)
 
 
 def test_unsafe_request_is_refused_and_nothing_changes(settings: Settings, repo: Path) -> None:
