@@ -23,6 +23,7 @@ from sorte.agent.prompts import EXPLAIN, FIX, INTERPRET, PLAN, reply
 from sorte.config import Settings
 from sorte.editing.plan import EditPlan, EditRefused
 from sorte.errors import SorteError
+from sorte.llm.errors import LLMError
 
 log = structlog.get_logger("sorte.agent")
 
@@ -183,7 +184,11 @@ class Agent:
             {"role": "system", "content": INTERPRET.format(strategies=", ".join(strategies))},
             {"role": "user", "content": state["request"]},
         ]
-        answer = await self.llm.ask("standard", messages, Intent, stage="agent.interpret")
+        try:
+            answer = await self.llm.ask("standard", messages, Intent, stage="agent.interpret")
+        except LLMError as exc:  # the run ends with the reason instead of stopping half-way
+            lang = state.get("language", "en")
+            return {"outcome": "failed", "reply": reply("no_model", lang, reason=str(exc)[:300])}
         intent: Intent = answer.value
         if intent.kind in ("change", "optimise") and intent.strategy not in strategies:
             question = {
@@ -207,9 +212,12 @@ class Agent:
         prompt = EXPLAIN.format(
             language_name="Portuguese" if lang == "pt" else "English", catalogue=catalogue, question=state["request"]
         )
-        answer = await self.llm.ask(
-            "standard", [{"role": "user", "content": prompt}], TextAnswer, stage="agent.explain"
-        )
+        try:
+            answer = await self.llm.ask(
+                "standard", [{"role": "user", "content": prompt}], TextAnswer, stage="agent.explain"
+            )
+        except LLMError as exc:
+            return {"outcome": "failed", "reply": reply("no_model", lang, reason=str(exc)[:300])}
         return {"outcome": "answered", "reply": answer.value.text}
 
     async def recall(self, state: AgentState) -> dict:
