@@ -206,6 +206,8 @@ class Agent:
         lang = intent.language
         if intent.kind == "help":
             return {"outcome": "answered", "reply": reply("help", lang)}
+        if intent.kind == "status":
+            return {"outcome": "answered", "reply": _status(self.settings, lang, state["run_id"])}
         if intent.kind != "explain":
             return {"outcome": "answered", "reply": reply("not_yet", lang, kind=intent.kind)}
         catalogue = _catalogue(self.settings)
@@ -497,6 +499,24 @@ def _learn(settings: Settings, state: AgentState) -> str:
         language=state.get("language", "en"),
     )
     return store.add(lesson).id
+
+
+def _status(settings: Settings, language: str, current: str) -> str:
+    """The agent's runs in a few words: how many ended how, which wait for approval."""
+    from collections import Counter
+
+    views = [v for v in journal.list_views(settings.data_dir) if v.run_id != current]
+    waiting = [v.run_id for v in views if v.status == "awaiting_approval"]
+    counts = ", ".join(f"{n} {o}" for o, n in Counter(v.outcome for v in views if v.outcome).most_common())
+    last = views[0] if views else None
+    return reply(
+        "status",
+        language,
+        runs=len(views),
+        counts=counts or "-",
+        waiting=", ".join(waiting) or "-",
+        last=f"{last.run_id} ({last.outcome or last.status})" if last else "-",
+    )
 
 
 def _verdict_text(verdict: dict | None) -> str:

@@ -71,6 +71,10 @@ REPLIES: dict[str, dict[Language, str]] = {
         "en": "'{kind}' is not handled by the agent yet; use the CLI (sorte --help).",
         "pt": "'{kind}' ainda não é tratado pelo agente; use a CLI (sorte --help).",
     },
+    "status": {
+        "en": "{runs} runs ({counts}); waiting for approval: {waiting}; last: {last}.",
+        "pt": "{runs} execuções ({counts}); aguardando aprovação: {waiting}; última: {last}.",
+    },
     "no_model": {
         "en": "I could not read your request: the language model failed ({reason}).",
         "pt": "Não consegui ler o seu pedido: o modelo de linguagem falhou ({reason}).",

@@ -16,7 +16,8 @@ from sorte.config import Settings
 
 @pytest.fixture()
 def config(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    answers = {
+    answers = {  # the first text the prompt contains picks the answer
+        "how are things": {"kind": "status", "strategy": None, "language": "en", "summary": "status"},
         "Classify it": {"kind": "help", "strategy": None, "language": "pt", "summary": "help"},
     }
     (tmp_path / "answers.json").write_text(json.dumps(answers))
@@ -47,6 +48,13 @@ def test_ask_a_question_lists_and_shows_the_run(config: Path) -> None:
     run_id = json.loads(next((config.parent / "var" / "agent" / "runs").glob("*.json")).read_text())["run_id"]
     shown = invoke("runs", "show", run_id, "--config", str(config))
     assert shown.exit_code == 0 and "o que você sabe fazer?" in shown.stdout
+
+
+def test_status_counts_the_earlier_runs(config: Path) -> None:
+    assert invoke("ask", "o que você sabe fazer?", "--config", str(config)).exit_code == 0
+    result = invoke("ask", "how are things?", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert "1 runs (1 answered); waiting for approval: -" in result.stdout
 
 
 @pytest.mark.parametrize(
