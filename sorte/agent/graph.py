@@ -54,6 +54,7 @@ class AgentState(TypedDict, total=False):
     merged_sha: str
     pr_url: str
     pr_number: int
+    target_run: str
     deploy_id: str
     lesson_id: str
 
@@ -206,6 +207,8 @@ class Agent:
         lang = intent.language
         if intent.kind == "help":
             return {"outcome": "answered", "reply": reply("help", lang)}
+        if intent.kind in ("approve", "reject"):
+            return _pending_target(self.settings, lang, state)
         if intent.kind == "status":
             return {"outcome": "answered", "reply": _status(self.settings, lang, state["run_id"])}
         if intent.kind != "explain":
@@ -499,6 +502,21 @@ def _learn(settings: Settings, state: AgentState) -> str:
         language=state.get("language", "en"),
     )
     return store.add(lesson).id
+
+
+def _pending_target(settings: Settings, language: str, state: AgentState) -> dict:
+    """The run an approve/reject message is about: the one named in it, else the only one waiting."""
+    waiting = [
+        v.run_id
+        for v in journal.list_views(settings.data_dir)
+        if v.status == "awaiting_approval" and v.run_id != state["run_id"]
+    ]
+    named = [run_id for run_id in waiting if run_id in state["request"]]
+    if len(named) == 1 or len(waiting) == 1:
+        target = (named or waiting)[0]
+        return {"outcome": "answered", "target_run": target, "reply": target}
+    key = "nothing_waiting" if not waiting else "which_run"
+    return {"outcome": "answered", "reply": reply(key, language, runs=", ".join(waiting))}
 
 
 def _status(settings: Settings, language: str, current: str) -> str:

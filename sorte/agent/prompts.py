@@ -71,6 +71,14 @@ REPLIES: dict[str, dict[Language, str]] = {
         "en": "'{kind}' is not handled by the agent yet; use the CLI (sorte --help).",
         "pt": "'{kind}' ainda não é tratado pelo agente; use a CLI (sorte --help).",
     },
+    "nothing_waiting": {
+        "en": "No change is waiting for approval.",
+        "pt": "Nenhuma mudança está aguardando aprovação.",
+    },
+    "which_run": {
+        "en": "Several changes wait for approval ({runs}): which one? Include its run id.",
+        "pt": "Várias mudanças aguardam aprovação ({runs}): qual delas? Inclua o id da execução.",
+    },
     "status": {
         "en": "{runs} runs ({counts}); waiting for approval: {waiting}; last: {last}.",
         "pt": "{runs} execuções ({counts}); aguardando aprovação: {waiting}; última: {last}.",

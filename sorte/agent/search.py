@@ -37,7 +37,7 @@ from sorte.errors import SorteError, StrategyError
 OUT_FILE = "search.json"
 SHARPE_MARGIN = 0.05  # a candidate must beat the defaults' Sharpe by more than this
 DEFAULT_VARIED = 2  # parameters varied when the request names none
-MAX_LEVELS = 6  # values per varied parameter at most
+MAX_LEVELS = 8  # values per varied parameter at most
 
 Value = int | float | bool
 #: progress(done, total): called with 0 before the sandboxed run and with total after it.

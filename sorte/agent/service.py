@@ -81,7 +81,19 @@ async def ask(
     state = {"run_id": run_id, "request": text, "sender": sender, "channel": channel}
     async with _graph(settings, llm, on_event) as graph:
         await graph.ainvoke(state, _config(run_id), durability="sync")
-        return await _view(graph, settings, run_id)
+        view = await _view(graph, settings, run_id)
+        target = (await graph.aget_state(_config(run_id))).values.get("target_run")
+    if target:  # "aprova" / "reject it": the decision goes to the run that waits for it
+        decided = await decide(
+            settings,
+            target,
+            Decision(approve=view.intent == "approve", by=f"{channel}:{sender}"),
+            llm=llm,
+            on_event=on_event,
+        )
+        view.reply = decided.reply
+        journal.save_view(settings.data_dir, view)
+    return view
 
 
 async def decide(

@@ -188,3 +188,23 @@ def test_unauthorised_sender_stops_at_receive(settings: Settings) -> None:
     assert view.outcome == "unauthorised" and view.status == "done"
     nodes = [r["node"] for r in read_audit(settings.data_dir, view.run_id) if r["event"] == "leave"]
     assert nodes == ["receive", "report"]
+
+
+def test_approval_by_message_decides_the_waiting_run(settings: Settings, repo: Path) -> None:
+    main_before = git(repo, "rev-parse", "main")
+    change = Model({"kind": "change", "strategy": "momentum", "language": "pt", "summary": "stop"}, [STOP_LOSS])
+    waiting = run(service.ask(settings, "aumenta o stop loss do momentum para 3%", llm=llm_for(settings, change)))
+    assert waiting.status == "awaiting_approval"
+
+    nothing = Model({"kind": "reject", "strategy": None, "language": "pt", "summary": "no"}, [STOP_LOSS])
+    other = settings.model_copy(update={"data_dir": settings.data_dir.parent / "other"})
+    answer = run(service.ask(other, "não, rejeita", llm=llm_for(other, nothing)))
+    assert answer.reply == "Nenhuma mudança está aguardando aprovação."
+
+    approve = Model({"kind": "approve", "strategy": None, "language": "pt", "summary": "yes"}, [STOP_LOSS])
+    answer = run(service.ask(settings, "sim, pode aprovar", llm=llm_for(settings, approve)))
+    assert answer.outcome == "answered" and answer.reply.startswith("Feito"), answer
+    assert service.run(settings, waiting.run_id).outcome == "merged"
+    assert git(repo, "rev-parse", "main") != main_before
+    git(repo, "update-ref", "refs/heads/main", main_before)
+    git(repo, "reset", "-q", "--hard", main_before)
