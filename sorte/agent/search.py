@@ -260,14 +260,15 @@ def choose(
     margin: float = SHARPE_MARGIN,
 ) -> CandidateResult | None:
     """The best candidate by Sharpe (then return) that keeps its drawdown within the floor and
-    within ``drawdown_tol_pct`` of the defaults', beats their Sharpe by more than ``margin``
-    and does not return less; None when none does."""
+    within ``drawdown_tol_pct`` of the defaults', trades at all, beats their Sharpe by more
+    than ``margin`` and does not return less; None when none does."""
     if baseline.error:
         return None
     ok = [
         c
         for c in candidates
         if c.error is None
+        and c.trades > 0  # never trading is not an improvement (e.g. fast == slow: no cross)
         and c.max_drawdown_pct <= drawdown_floor_pct
         and c.max_drawdown_pct <= baseline.max_drawdown_pct + drawdown_tol_pct
         and c.sharpe > baseline.sharpe + margin
@@ -389,7 +390,7 @@ def search(
     else:
         reason = (
             f"no candidate of {len(report.candidates)} beat the defaults of {strategy} "
-            f"(Sharpe {report.baseline.sharpe:.2f} + {SHARPE_MARGIN}, return not lower, drawdown within "
+            f"(Sharpe {report.baseline.sharpe:.2f} + {SHARPE_MARGIN}, return not lower, some trades, drawdown within "
             f"{tol.drawdown_floor_pct:g}%)"
         )
     return SearchResult(
