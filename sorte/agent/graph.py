@@ -129,6 +129,7 @@ class Agent:
             "interpret",
             "answer",
             "recall",
+            "optimise",
             "plan",
             "edit",
             "validate",
@@ -143,7 +144,8 @@ class Agent:
         g.add_conditional_edges("receive", lambda s: "report" if s.get("outcome") else "interpret")
         g.add_conditional_edges("interpret", self._after_interpret)
         g.add_edge("answer", "report")
-        g.add_edge("recall", "plan")
+        g.add_conditional_edges("recall", lambda s: "optimise" if s["intent"]["kind"] == "optimise" else "plan")
+        g.add_conditional_edges("optimise", lambda s: "report" if s.get("outcome") else "edit")
         g.add_conditional_edges("plan", lambda s: "report" if s.get("outcome") else "edit")
         g.add_conditional_edges("edit", lambda s: "report" if s.get("outcome") else "validate")
         g.add_conditional_edges("validate", self._after_validate)
@@ -160,7 +162,7 @@ class Agent:
         if state.get("outcome"):
             return "report"
         kind = state["intent"]["kind"]
-        return "recall" if kind == "change" else "answer"
+        return "recall" if kind in ("change", "optimise") else "answer"
 
     def _after_validate(self, state: AgentState) -> str:
         overall = state["verdict"]["overall"]
@@ -259,6 +261,20 @@ class Agent:
             "outcome": "refused",
             "reply": reply("refused", state.get("language", "en"), reason=errors[-1] if errors else "no plan"),
         }
+
+    async def optimise(self, state: AgentState) -> dict:
+        """A grid search over the declared bounds, backtested in the sandbox; the best candidate that
+        beats the current parameters becomes an ordinary plan (edit, validate, approve follow)."""
+        from sorte.agent.search import search
+
+        strategy = state["intent"]["strategy"]
+        try:
+            found = await asyncio.to_thread(search, self.settings, strategy, state["request"])
+        except SorteError as exc:
+            return {"outcome": "failed", "reply": reply("refused", state["language"], reason=str(exc)[:500])}
+        if found.plan is None:
+            return {"outcome": "answered", "reply": reply("no_better", state["language"], reason=found.reason)}
+        return {"plan": found.plan.model_dump(mode="json"), "attempt": state.get("attempt", 0) + 1}
 
     async def edit(self, state: AgentState) -> dict:
         from sorte.editing import service

@@ -71,6 +71,10 @@ REPLIES: dict[str, dict[Language, str]] = {
         "en": "'{kind}' is not handled by the agent yet; use the CLI (sorte --help).",
         "pt": "'{kind}' ainda não é tratado pelo agente; use a CLI (sorte --help).",
     },
+    "no_better": {
+        "en": "No parameter set beats the current one on the benchmark markets: {reason}",
+        "pt": "Nenhum conjunto de parâmetros supera o atual nos mercados de benchmark: {reason}",
+    },
     "nothing_waiting": {
         "en": "No change is waiting for approval.",
         "pt": "Nenhuma mudança está aguardando aprovação.",

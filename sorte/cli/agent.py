@@ -23,6 +23,7 @@ _NODE_TEXT = {
     "interpret": "understanding the request",
     "answer": "answering",
     "recall": "recalling lessons",
+    "optimise": "searching the parameters (backtests in the sandbox)",
     "plan": "planning the edit",
     "edit": "editing on a branch",
     "validate": "validating in the sandbox",

@@ -208,3 +208,16 @@ def test_approval_by_message_decides_the_waiting_run(settings: Settings, repo: P
     assert git(repo, "rev-parse", "main") != main_before
     git(repo, "update-ref", "refs/heads/main", main_before)
     git(repo, "reset", "-q", "--hard", main_before)
+
+
+def test_optimise_turns_the_best_search_candidate_into_a_validated_plan(settings: Settings, repo: Path) -> None:
+    intent = {"kind": "optimise", "strategy": "momentum", "language": "en", "summary": "optimise momentum"}
+    model = Model(intent, [STOP_LOSS])
+    view = run(service.ask(settings, "optimise momentum's parameters", llm=llm_for(settings, model)))
+    assert not any("Sorte's coder" in p for p in model.prompts), "the search, not the model, made the plan"
+    assert view.status == "awaiting_approval", view
+    assert view.plan_summary.startswith("Optimise momentum:")
+    assert {op["op"] for op in view.plan["ops"]} == {"set_param"} and view.verdict["gates"]
+    nodes = [r["node"] for r in read_audit(settings.data_dir, view.run_id) if r["event"] == "leave"]
+    assert nodes == ["receive", "interpret", "recall", "optimise", "edit", "validate"]
+    run(service.decide(settings, view.run_id, Decision(approve=False), llm=llm_for(settings, model)))
