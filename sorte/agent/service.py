@@ -121,6 +121,12 @@ async def resume(settings: Settings, run_id: str, *, llm: Any = None, on_event: 
         return view
 
 
+async def resume_all(settings: Settings, *, llm: Any = None, on_event: Event | None = None) -> list[RunView]:
+    """Continue every run a crash or a restart left half-way (runs waiting for approval keep waiting)."""
+    unfinished = [v.run_id for v in journal.list_views(settings.data_dir) if v.status == "running"]
+    return [await resume(settings, run_id, llm=llm, on_event=on_event) for run_id in unfinished]
+
+
 async def pending_approval(settings: Settings, run_id: str, *, llm: Any = None) -> dict | None:
     """What the approval request shows (plan, diff, verdict), or None."""
     async with _graph(settings, llm, None) as graph:

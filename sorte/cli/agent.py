@@ -88,16 +88,24 @@ def ask_cmd(
 
 
 def resume_cmd(
-    run_id: str = typer.Argument(..., help="Run id (sorte runs lists them)"),
+    run_id: str | None = typer.Argument(None, help="Run id (sorte runs lists them); none: every unfinished run"),
     approve: bool | None = typer.Option(None, "--approve/--reject", help="Answer a pending approval"),
     config: Path | None = ConfigOpt,
 ) -> None:
-    """Continue a run that stopped (crash or restart), or answer its approval."""
+    """Continue a run that stopped (crash or restart), or answer its approval; without an id,
+    continue every run left half-way."""
     from sorte.agent import service
     from sorte.cli.edit import _fail, _settings
 
     try:
         settings = _settings(config)
+        if run_id is None:
+            views = asyncio.run(service.resume_all(settings, on_event=_progress))
+            for v in views:
+                console.print(f"{v.run_id}: {v.status} {v.outcome} {v.reply}", highlight=False, markup=False)
+            if not views:
+                console.print("no unfinished runs")
+            return
         view = asyncio.run(service.resume(settings, run_id, on_event=_progress))
         if view.status == "awaiting_approval":
             _show_approval(view)

@@ -87,7 +87,9 @@ def _kill_on_entering(proc: subprocess.Popen[bytes], data_dir: Path, node: str) 
 
 def _finish(config: Path, run_id: str) -> None:
     settings = load_settings(config)
-    view = asyncio.run(service.resume(settings, run_id))
+    resumed = asyncio.run(service.resume_all(settings))  # what starting again does: every unfinished run
+    assert [v.run_id for v in resumed] == [run_id]
+    view = resumed[0]
     if view.status == "awaiting_approval":
         view = asyncio.run(service.decide(settings, run_id, Decision(approve=True, by="test")))
     assert view.status == "done" and view.outcome == "merged", view

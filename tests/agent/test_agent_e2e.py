@@ -172,15 +172,42 @@ def test_failed_verdict_is_repaired_on_the_second_attempt(settings: Settings, re
     assert any("rejected by the trader" in p for p in follow.prompts if "Sorte's coder" in p)
 
 
-def test_unsafe_request_is_refused_and_nothing_changes(settings: Settings, repo: Path) -> None:
-    intent = {"kind": "change", "strategy": "momentum", "language": "en", "summary": "os.system"}
+COMMANDER = {
+    "summary": "Edit the commander",
+    "ops": [{"op": "replace_body", "file": "commander/rollout.py", "function": "promote", "body": "return True\n"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "plan", "needle"),
+    [("add os.system to momentum", OS_SYSTEM, "'os'"), ("edit commander/ to always promote", COMMANDER, "commander")],
+)
+def test_unsafe_request_is_refused_and_nothing_changes(
+    settings: Settings, repo: Path, text: str, plan: dict, needle: str
+) -> None:
+    intent = {"kind": "change", "strategy": "momentum", "language": "en", "summary": text}
     main_before = git(repo, "rev-parse", "main")
     branches_before = git(repo, "branch", "--list", "sorte/*")
-    view = run(service.ask(settings, "add os.system to momentum", llm=llm_for(settings, Model(intent, [OS_SYSTEM]))))
+    view = run(service.ask(settings, text, llm=llm_for(settings, Model(intent, [plan]))))
     assert view.status == "done" and view.outcome == "refused", view
-    assert "refused" in view.reply and ("'os'" in view.reply or "os.system" in view.reply), view.reply
+    assert "refused" in view.reply and needle in view.reply, view.reply
     assert git(repo, "rev-parse", "main") == main_before
     assert git(repo, "branch", "--list", "sorte/*") == branches_before
+
+
+def test_auto_approve_policy_only_for_passing_parameter_changes_in_paper(settings: Settings) -> None:
+    from sorte.agent.graph import Agent
+    from sorte.editing.plan import EditPlan
+
+    auto = settings.model_copy(update={"agent": settings.agent.model_copy(update={"auto_approve": True})})
+    passing = {"verdict": {"overall": "pass"}}
+    params, code = EditPlan.model_validate(STOP_LOSS), EditPlan.model_validate(NO_REASONS)
+    assert Agent(auto, None)._auto_approvable(params, passing)
+    assert not Agent(settings, None)._auto_approvable(params, passing), "off by default"
+    assert not Agent(auto, None)._auto_approvable(code, passing), "code changes always ask"
+    assert not Agent(auto, None)._auto_approvable(params, {"verdict": {"overall": "inconclusive"}})
+    live = auto.model_copy(update={"runtime": auto.runtime.model_copy(update={"mode": "live", "live_trading": True})})
+    assert not Agent(live, None)._auto_approvable(params, passing), "real money always asks"
 
 
 def test_unauthorised_sender_stops_at_receive(settings: Settings) -> None:
