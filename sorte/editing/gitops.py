@@ -198,7 +198,9 @@ def _create_run(repo: git.Repo, run_id: str, request: str, root: Path, base: str
     if _ref_sha(repo, f"refs/heads/{branch}"):
         raise GitOpsError(f"branch {branch} exists but belongs to no recorded run; delete it or pick another run id")
     # Recorded first: a crash between here and the worktree leaves a run that reopening repairs.
-    _set_config(repo, run_id, branch=branch, base=base, baseSha=base_sha, path=str(path), state="open")
+    # `branch` goes last: its presence is what makes the run recorded, so a crash among these
+    # writes leaves an unrecorded run that is simply created again.
+    _set_config(repo, run_id, base=base, baseSha=base_sha, path=str(path), state="open", branch=branch)
     _clear_stale_dir(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _git(repo, "worktree", "add", "--quiet", "-b", branch, str(path), base_sha)
@@ -220,8 +222,11 @@ def _reopen_run(repo: git.Repo, run_id: str, branch: str) -> RunWorktree:
         _git(wt, "reset", "--quiet", "--hard", "HEAD")
         _git(wt, "clean", "--quiet", "-fd")
     else:
-        _git(repo, "worktree", "prune")
+        # A crash inside `git worktree add` leaves its registration locked ("initializing"):
+        # unlock it, drop the half-made folder, then prune the registration.
+        _try(repo, "worktree", "unlock", str(path))
         _clear_stale_dir(path)
+        _git(repo, "worktree", "prune")
         path.parent.mkdir(parents=True, exist_ok=True)
         _git(repo, "worktree", "add", "--quiet", str(path), branch)
     return RunWorktree(run_id, branch, path, base, base_sha, created=False)

@@ -92,7 +92,7 @@ def _finish(config: Path, run_id: str) -> None:
     view = resumed[0]
     if view.status == "awaiting_approval":
         view = asyncio.run(service.decide(settings, run_id, Decision(approve=True, by="test")))
-    assert view.status == "done" and view.outcome == "merged", view
+    assert view.status == "done" and view.outcome == "merged", (view.outcome, view.reply)
 
 
 @pytest.mark.parametrize("node", ["interpret", "plan", "edit", "validate", "publish", "deploy", "learn"])

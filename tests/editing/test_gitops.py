@@ -60,6 +60,31 @@ def test_reopen_discards_leftovers_and_recreates_a_missing_worktree(repo):
     assert (again.path / "strategies" / "momentum.py").exists()
 
 
+def test_reopen_repairs_a_worktree_add_killed_half_way(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    # What `git worktree add` leaves when killed: its registration still locked ("initializing")
+    # and a half-made folder.
+    admin = Path(git(repo, "rev-parse", "--git-common-dir").strip())
+    admin = (admin if admin.is_absolute() else repo / admin) / "worktrees" / run.path.name
+    (admin / "locked").write_text("initializing")
+    shutil.rmtree(run.path / "strategies")
+    again = gitops.open_run(repo, "r1", "x")
+    assert (again.path / "strategies" / "momentum.py").exists()
+    shutil.rmtree(run.path)  # killed before the checkout began: a registration without its folder
+    (admin / "locked").write_text("initializing")
+    again = gitops.open_run(repo, "r1", "x")
+    assert (again.path / "strategies" / "momentum.py").exists()
+    assert git(again.path, "rev-parse", "--abbrev-ref", "HEAD").strip() == run.branch
+
+
+def test_a_run_killed_while_being_recorded_is_created_again(repo):
+    # Killed among the config writes of a new run, before `branch`: the run is not recorded.
+    git(repo, "config", "--local", "sorte.r1.base", "main")
+    git(repo, "config", "--local", "sorte.r1.path", "/nowhere")
+    run = gitops.open_run(repo, "r1", "x")
+    assert run.created and (run.path / "strategies" / "momentum.py").exists()
+
+
 @pytest.mark.parametrize("bad", ["", "../x", "a/b", "a b", "-x", "x" * 65, "a..b", "r;rm", "é"])
 def test_run_ids_are_validated(repo, bad):
     with pytest.raises(GitOpsError, match="invalid run id"):
