@@ -22,6 +22,8 @@ bench: install-test                 ## benchmarks, figures go to bench/results/
 	$(PY) bench/llm_cache.py
 	$(PY) bench/edit_plan.py
 	$(PY) bench/validation.py
+	$(PY) bench/lesson_recall.py
+	$(PY) bench/agent_run.py
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
