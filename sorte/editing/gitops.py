@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Literal
 
 import git
+import structlog
 
 from sorte.errors import SorteError
+
+log = structlog.get_logger(__name__)
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 BRANCH_PREFIX = "sorte/"
@@ -219,6 +222,7 @@ def _reopen_run(repo: git.Repo, run_id: str, branch: str) -> RunWorktree:
         # The worktree is Sorte's own: leftovers of a crashed apply are discarded, and the
         # plan, being idempotent, is applied again on the committed state.
         wt = git.Repo(path)
+        _remove_stale_locks(repo, wt, branch)
         _git(wt, "reset", "--quiet", "--hard", "HEAD")
         _git(wt, "clean", "--quiet", "-fd")
     else:
@@ -230,6 +234,17 @@ def _reopen_run(repo: git.Repo, run_id: str, branch: str) -> RunWorktree:
         path.parent.mkdir(parents=True, exist_ok=True)
         _git(repo, "worktree", "add", "--quiet", str(path), branch)
     return RunWorktree(run_id, branch, path, base, base_sha, created=False)
+
+
+def _remove_stale_locks(repo: git.Repo, wt: git.Repo, branch: str) -> None:
+    """A git process killed mid-commit leaves its lock files; under the run lock no other Sorte
+    process is using this worktree, so they are stale."""
+    gitdir = Path(_git(wt, "rev-parse", "--absolute-git-dir").strip())
+    common = Path(_git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    for lock in (gitdir / "index.lock", gitdir / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"):
+        if lock.exists():
+            log.warning("git.stale_lock_removed", path=str(lock))
+            lock.unlink()
 
 
 def _clear_stale_dir(path: Path) -> None:

@@ -77,6 +77,17 @@ def test_reopen_repairs_a_worktree_add_killed_half_way(repo):
     assert git(again.path, "rev-parse", "--abbrev-ref", "HEAD").strip() == run.branch
 
 
+def test_reopen_removes_the_locks_of_a_commit_killed_half_way(repo):
+    run = gitops.open_run(repo, "r1", "x")
+    commit_edit(run)
+    gitdir = Path(git(run.path, "rev-parse", "--absolute-git-dir").strip())
+    (gitdir / "index.lock").write_text("")
+    (repo / ".git" / "refs" / "heads" / f"{run.branch}.lock").write_text("")
+    again = gitops.open_run(repo, "r1", "x")
+    edit(again.path / "strategies" / "momentum.py", '"default": 0.03', '"default": 0.04')
+    assert gitops.commit_run(again, "more", "momentum.stop_loss 0.03 -> 0.04")
+
+
 def test_a_run_killed_while_being_recorded_is_created_again(repo):
     # Killed among the config writes of a new run, before `branch`: the run is not recorded.
     git(repo, "config", "--local", "sorte.r1.base", "main")
