@@ -1,7 +1,7 @@
 """The agent's LangGraph: from a message to an approved, merged and deploy-requested change.
 
-receive → interpret → (answer | recall → plan → edit → validate → [repair → plan …] →
-approve (interrupt) → publish → deploy → learn) → report. Every node is recorded in the audit
+receive → interpret → (answer | recall → (optimise | plan) → edit → validate → [repair → plan …]
+→ approve (interrupt) → publish → deploy → learn) → report. Every node is recorded in the audit
 log; every side effect is keyed by the run id so that a resumed run repeats none of them.
 """
 
