@@ -1,1 +1,44 @@
-"""Blue/green deployment, lease/fencing, rollback; built by the commander issue."""
+"""Blue/green deployment, lease/fencing, rollback (being built by the commander issue).
+
+Public surface so far::
+
+    from commander import Lease, FencedBroker, client_order_id, DeploymentHistory, Deployment
+
+    lease = Lease(data_dir)                      # the order-writer lease, epoch in SQLite
+    state = lease.acquire("blue", expect_epoch=None)
+    broker = FencedBroker(paper_broker, lease, "blue", state.epoch)   # stale epochs never reach it
+    history = DeploymentHistory(data_dir / "deployments.sqlite")
+"""
+
+from commander.fencing import FencedBroker, StaleEpoch, client_order_id
+from commander.history import DeploymentHistory
+from commander.lease import Lease, LeaseConflict, LeaseError, LeaseState
+from commander.models import (
+    AnalysisResult,
+    CheckResult,
+    CommitRejected,
+    Deployment,
+    DeploymentError,
+    DeploymentEvent,
+    IllegalTransition,
+    UnknownDeployment,
+)
+
+__all__ = [
+    "AnalysisResult",
+    "CheckResult",
+    "CommitRejected",
+    "Deployment",
+    "DeploymentError",
+    "DeploymentEvent",
+    "DeploymentHistory",
+    "FencedBroker",
+    "IllegalTransition",
+    "Lease",
+    "LeaseConflict",
+    "LeaseError",
+    "LeaseState",
+    "StaleEpoch",
+    "UnknownDeployment",
+    "client_order_id",
+]
