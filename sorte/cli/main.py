@@ -16,6 +16,7 @@ from rich.table import Column, Table
 from sorte.cli.agent import ask_cmd, resume_cmd, runs_app
 from sorte.cli.edit import branches_app, edit_cmd
 from sorte.cli.lessons import lessons_cmd
+from sorte.cli.status import status_cmd
 from sorte.cli.validate import validate_cmd
 from sorte.config import Settings, load_settings
 from sorte.errors import SorteError
@@ -305,6 +306,7 @@ def doctor_cmd(
 app.command("edit")(edit_cmd)
 app.command("validate")(validate_cmd)
 app.command("lessons")(lessons_cmd)
+app.command("status")(status_cmd)
 app.add_typer(branches_app, name="branches")
 app.command("ask")(ask_cmd)
 app.command("resume")(resume_cmd)

@@ -1,0 +1,44 @@
+"""`sorte status`: the lease, the slots and the deployments, read from the commander's files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from commander import DeploymentHistory, Lease
+from commander.status import HISTORY_FILE, commander_dir
+from sorte.cli.main import app
+from sorte.config import Settings
+
+
+@pytest.fixture()
+def data_dir(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SORTE_DATA_DIR", str(tmp_path / "var"))
+    return tmp_path / "var"
+
+
+def test_empty_state(data_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    assert "lease: free (epoch 0)" in result.stdout and "no deployments yet" in result.stdout
+
+
+def test_active_and_previous_deployments_with_the_lease(data_dir: Path) -> None:
+    folder = commander_dir(data_dir)
+    with DeploymentHistory(folder / HISTORY_FILE) as history, Lease(folder) as lease:
+        for commit, slot in (("a" * 40, "blue"), ("b" * 40, "green")):
+            d = history.create(commit, slot, "cli")
+            for state in ("starting", "shadow", "analysing", "promoting", "active"):
+                history.transition(d.id, state)
+        lease.acquire("blue", expect_epoch=None)
+        lease.transfer("blue", "green", 1)
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    assert "lease: green at epoch 2" in result.stdout
+    assert "active: #2 bbbbbbbbbbbb active" in result.stdout
+    assert "previous: #1 aaaaaaaaaaaa warm" in result.stdout
+    data = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)
+    assert data["lease"]["holder"] == "green" and data["slots"]["blue"]["commit"] == "a" * 40
