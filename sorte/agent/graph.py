@@ -354,6 +354,7 @@ class Agent:
         deploy_id = journal.request_deploy(
             self.settings.data_dir, state["run_id"], state["merged_sha"], state["request"]
         )
+        await asyncio.to_thread(_request_deployment, self.settings, state, deploy_id)
         plan_summary = (state.get("plan") or {}).get("summary", "")
         text = reply("merged", state["language"], summary=plan_summary, sha=state["merged_sha"][:10], deploy=deploy_id)
         if state.get("pr_url"):
@@ -466,6 +467,14 @@ def _open_pull_request(settings: Settings, state: AgentState) -> dict:
     pr = open_or_get_pr(target, state["branch"], plan_summary or state["request"][:80], body)
     log.info("agent.pull_request", run_id=state["run_id"], number=pr.number, created=pr.created)
     return {"pr_url": pr.url, "pr_number": pr.number}
+
+
+def _request_deployment(settings: Settings, state: AgentState, deploy_id: str) -> None:
+    """Hand the merged commit to the commander: a requested deployment, once per run."""
+    from commander.requests import request_deployment
+
+    deployment = request_deployment(settings.data_dir, state["merged_sha"], state["run_id"], deploy_id)
+    log.info("agent.deploy_requested", run_id=state["run_id"], deployment=deployment.id, slot=deployment.slot)
 
 
 def _store(settings: Settings):

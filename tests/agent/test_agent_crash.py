@@ -18,6 +18,8 @@ import pytest
 import yaml
 from project_repo import copy_project, git
 
+from commander import DeploymentHistory
+from commander.status import HISTORY_FILE, commander_dir
 from knowledge import open_store
 from sandbox import docker_available
 from sorte.agent import Decision, service
@@ -115,6 +117,8 @@ def test_kill_9_at_a_node_then_resume(setup: tuple[Path, Path], node: str) -> No
     assert "0.03" in git(repo, "show", "main:strategies/momentum.py")
     requests = (data_dir / "agent" / "deploy_requests.jsonl").read_text().splitlines()
     assert [json.loads(r)["run_id"] for r in requests] == [run_id]
+    with DeploymentHistory(commander_dir(data_dir) / HISTORY_FILE) as history:
+        assert [(d.commit, d.state) for d in history.list()] == [(git(repo, "rev-parse", "main"), "requested")]
     settings = load_settings(config)
     store = open_store(settings.knowledge, settings.data_dir)
     assert store.count() == 1 and store.get(f"run-{run_id}").times_seen == 1, "one lesson, learned once"

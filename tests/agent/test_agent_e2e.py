@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from project_repo import copy_project, git
 
+from commander import DeploymentHistory
+from commander.status import HISTORY_FILE, commander_dir
 from knowledge import open_store
 from sandbox import docker_available
 from sorte.agent import Decision, service
@@ -128,6 +130,9 @@ def test_command_to_merged_change_and_deploy_request(settings: Settings, repo: P
     assert git(repo, "rev-parse", "main") == done.merged_sha != main_before
     assert "0.03" in git(repo, "show", "main:strategies/momentum.py")
     assert done.deploy_id == f"deploy-{view.run_id}"
+    with DeploymentHistory(commander_dir(settings.data_dir) / HISTORY_FILE) as history:
+        [deployment] = history.list()
+    assert (deployment.commit, deployment.state, deployment.slot) == (done.merged_sha, "requested", "blue")
     lesson = open_store(settings.knowledge, settings.data_dir).get(f"run-{view.run_id}")
     assert lesson is not None and lesson.outcome == "merged" and lesson.language == language
     assert ("Feito" if language == "pt" else "Done") in done.reply
