@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from needs_docker import require_docker
 from project_repo import copy_project, git
 
 from commander import DeploymentHistory
 from commander.status import HISTORY_FILE, commander_dir
 from knowledge import open_store
-from sandbox import docker_available
 from sorte.agent import Decision, service
 from sorte.agent.journal import read_audit
 from sorte.config import load_settings
@@ -41,10 +41,7 @@ CLI = "from sorte.cli.main import main; main()"
 
 @pytest.fixture()
 def setup(tmp_path: Path) -> tuple[Path, Path]:
-    if not docker_available():
-        if os.environ.get("SORTE_REQUIRE_DOCKER") == "1":
-            pytest.fail("SORTE_REQUIRE_DOCKER=1 but no Docker engine answers (run scripts/ensure-docker.sh)")
-        pytest.skip("no Docker engine answers")
+    require_docker()
     repo = copy_project(tmp_path / "repo")
     (tmp_path / "answers.json").write_text(json.dumps(ANSWERS))
     fake = {"chain": [{"provider": "fake", "model": "scripted"}]}

@@ -7,17 +7,16 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
-import os
 import textwrap
 from pathlib import Path
 
 import pytest
+from needs_docker import require_docker
 from project_repo import copy_project, git
 
 from commander import DeploymentHistory
 from commander.status import HISTORY_FILE, commander_dir
 from knowledge import open_store
-from sandbox import docker_available
 from sorte.agent import Decision, service
 from sorte.agent.journal import read_audit
 from sorte.config import (
@@ -81,10 +80,7 @@ class Model:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not docker_available():
-        if os.environ.get("SORTE_REQUIRE_DOCKER") == "1":
-            pytest.fail("SORTE_REQUIRE_DOCKER=1 but no Docker engine answers (run scripts/ensure-docker.sh)")
-        pytest.skip("no Docker engine answers")
+    require_docker()
     return copy_project(tmp_path_factory.mktemp("project"))
 
 

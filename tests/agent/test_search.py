@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from needs_docker import require_docker
 from project_repo import branch, copy_project
 
 from guardian.gates import LocalResult, subprocess_runner
 from guardian.gates.benchmark import Tolerances
-from sandbox import docker_available
 from sorte.agent.search import (
     SHARPE_MARGIN,
     CandidateResult,
@@ -204,10 +203,7 @@ def test_sandbox_failure_reports_the_stderr_tail(project: Path, tmp_path: Path) 
 @pytest.mark.docker
 @pytest.mark.slow
 def test_search_in_the_docker_sandbox(project: Path, tmp_path: Path) -> None:
-    if not docker_available():
-        if os.environ.get("SORTE_REQUIRE_DOCKER") == "1":
-            pytest.fail("SORTE_REQUIRE_DOCKER=1 but no Docker engine answers (run scripts/ensure-docker.sh)")
-        pytest.skip("no Docker engine answers")
+    require_docker()
     result = search(settings_for(project, tmp_path, sandbox="docker"), "momentum", "tune stop loss", max_candidates=6)
     assert result.varied == ["stop_loss"]
     assert 1 <= len(result.candidates) <= 6

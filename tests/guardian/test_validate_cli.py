@@ -4,14 +4,13 @@ validated for real in Docker and printed as JSON or markdown with the verdict's 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from needs_docker import require_docker
 from project_repo import copy_project
 from typer.testing import CliRunner
 
-from sandbox import docker_available
 from sorte.cli.main import app
 from sorte.config import Settings
 from sorte.editing import service
@@ -59,10 +58,7 @@ def test_bad_options_exit_2(env: Path, args: list[str], needle: str) -> None:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_validates_an_edit_run_by_its_id(env: Path, repo: Path, settings: Settings) -> None:
-    if not docker_available():
-        if os.environ.get("SORTE_REQUIRE_DOCKER") == "1":
-            pytest.fail("SORTE_REQUIRE_DOCKER=1 but no Docker engine answers")
-        pytest.skip("no Docker engine answers")
+    require_docker()
     edit_settings = settings.model_copy(update={"strategies_dir": repo / "strategies", "data_dir": env})
     outcome = service.edit_on_branch(edit_settings, EditPlan.model_validate(PLAN), "stop loss 3%", None, False)
     assert outcome.commit

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from needs_docker import require_docker
 from project_repo import branch, copy_project, git, patch_function
 
 from guardian.validate import validate
 from guardian.verdict import Verdict
-from sandbox import docker_available, owned_containers
+from sandbox import owned_containers
 from sorte.config import GitSettings, GuardianSettings, Settings
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -27,10 +28,7 @@ MOMENTUM = "strategies/momentum.py"
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not docker_available():
-        if os.environ.get("SORTE_REQUIRE_DOCKER") == "1":
-            pytest.fail("SORTE_REQUIRE_DOCKER=1 but no Docker engine answers (run scripts/ensure-docker.sh)")
-        pytest.skip("no Docker engine answers (run scripts/ensure-docker.sh)")
+    require_docker()
     return copy_project(tmp_path_factory.mktemp("project"))
 
 

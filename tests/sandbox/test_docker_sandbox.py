@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from needs_docker import require_docker
 
 from sandbox import (
     SANDBOX_LABEL,
     DockerSandbox,
     SandboxLimits,
     SandboxResult,
-    docker_available,
     get_backend,
     owned_containers,
 )
@@ -35,10 +35,7 @@ FAST = SandboxLimits(timeout_s=5, memory_bytes=512 * MIB, pids=64)
 
 @pytest.fixture(scope="module")
 def engine() -> None:
-    if not docker_available():
-        if os.environ.get("SORTE_REQUIRE_DOCKER") == "1":
-            pytest.fail("SORTE_REQUIRE_DOCKER=1 but no Docker engine answers (run scripts/ensure-docker.sh)")
-        pytest.skip("no Docker engine answers (run scripts/ensure-docker.sh)")
+    require_docker()
 
 
 @pytest.fixture
