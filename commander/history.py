@@ -187,6 +187,52 @@ class DeploymentHistory:
             self._event(db, id, current, new_state, now, reason)
             return _deployment(self._row(db, id))
 
+    def note(self, id: int, reason: str) -> None:
+        """Append an event that changes no state (e.g. "post-promotion watch passed")."""
+        with self._write() as db:
+            state = self._row(db, id)["state"]
+            self._event(db, id, state, state, self._now(), reason)
+
+    def reassign_slot(self, id: int, slot: str) -> Deployment:
+        """Move a requested deployment to another slot (the idle one changed since the request)."""
+        if slot not in SLOTS:
+            raise DeploymentError(f"unknown slot {slot!r}: use one of {', '.join(SLOTS)}")
+        with self._write() as db:
+            row = self._row(db, id)
+            if row["slot"] != slot:
+                if row["state"] not in ("requested", "starting"):
+                    raise IllegalTransition(f"deployment {id} is {row['state']}; only a requested one changes slot")
+                db.execute("UPDATE deployments SET slot = ?, updated_at = ? WHERE id = ?", (slot, self._now(), id))
+            return _deployment(self._row(db, id))
+
+    def rollback(self, current_id: int, target_id: int, reason: str, epoch: int) -> Deployment:
+        """In one transaction: the active deployment becomes rolled_back (its commit may not
+        be promoted again) and ``target`` becomes active at ``epoch``. Replaying a rollback
+        that already happened returns the target unchanged."""
+        with self._write() as db:
+            current, target = self._row(db, current_id), self._row(db, target_id)
+            if current["state"] == "rolled_back" and target["state"] == "active":
+                return _deployment(target)
+            if current["state"] != "active":
+                raise IllegalTransition(
+                    f"deployment {current_id} is {current['state']}, not active: nothing to roll back"
+                )
+            if target["state"] not in ("warm", "retired", "promoting"):
+                raise IllegalTransition(
+                    f"deployment {target_id} is {target['state']}; only a warm, retired or promoting one can take over"
+                )
+            if target["commit_sha"] == current["commit_sha"] or self._commit_rejected(db, target["commit_sha"]):
+                raise CommitRejected(f"commit {target['commit_sha']} was rejected or rolled back; pick another")
+            now = self._now()
+            for row, state, why in ((current, "rolled_back", reason), (target, "active", f"rollback: {reason}")):
+                db.execute(
+                    "UPDATE deployments SET state = ?, updated_at = ?, reason = ?,"
+                    " epoch = CASE WHEN ? THEN ? ELSE epoch END WHERE id = ?",
+                    (state, now, why, state == "active", epoch, row["id"]),
+                )
+                self._event(db, row["id"], row["state"], state, now, why)
+            return _deployment(self._row(db, target_id))
+
     def _demote_others(self, db: sqlite3.Connection, row: sqlite3.Row, now: str) -> None:
         others = db.execute(
             "SELECT id, slot, state FROM deployments WHERE state IN ('active', 'warm') AND id != ?", (row["id"],)
@@ -243,6 +289,24 @@ class DeploymentHistory:
         with self._lock:
             row = self.db.execute(query).fetchone()
         return _deployment(row) if row is not None else None
+
+    def in_state(self, *states: str) -> list[Deployment]:
+        """Deployments in any of ``states``, oldest first."""
+        marks = ", ".join("?" * len(states))
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT {_COLUMNS} FROM deployments WHERE state IN ({marks}) ORDER BY id", states
+            ).fetchall()
+        return [_deployment(r) for r in rows]
+
+    def activated_by_rollback(self, id: int) -> bool:
+        """True when the deployment's latest activation was a rollback."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT reason FROM events WHERE deployment_id = ? AND to_state = 'active' ORDER BY seq DESC LIMIT 1",
+                (id,),
+            ).fetchone()
+        return row is not None and row["reason"].startswith("rollback")
 
     def list(self, limit: int = 20) -> list[Deployment]:
         """The newest deployments first."""

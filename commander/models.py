@@ -4,20 +4,24 @@ A deployment is one commit running (or meant to run) in one of two slots, blue o
 Its life, and the only state changes the history accepts (``TRANSITIONS``):
 
     requested  -> starting | rejected | failed
-    starting   -> shadow | failed
+    starting   -> shadow | promoting | failed
     shadow     -> analysing | failed
-    analysing  -> promoting | rejected | failed
+    analysing  -> promoting | shadow | rejected | inconclusive | failed
     promoting  -> active | failed
     active     -> warm | retired | rolled_back
     warm       -> active | retired
     retired    -> active
-    rolled_back, rejected, failed: final
+    rolled_back, rejected, inconclusive, failed: final
 
 - requested: the agent (or the CLI) asked for the commit; nothing runs yet.
-- starting: the slot's process is being started.
+- starting: the slot's process is being started. It goes straight to promoting when
+  there is nothing to compare it with (the first deployment, a cold rollback).
 - shadow: it runs next to the active deployment without the lease (no orders).
 - analysing: its shadow results are being compared with the active deployment.
 - rejected: the analysis failed (or the commit was refused); never promoted.
+- inconclusive: too little data to judge; not promoted, but not rejected either: the same
+  commit may be deployed again. (analysing -> shadow: a restarted commander starts the
+  shadow window over.)
 - promoting: the lease is being handed over to it.
 - active: it holds the lease; exactly one deployment is active at a time.
 - warm: it was active, another deployment took over; its process stays up so that a
@@ -52,20 +56,22 @@ DeploymentState = Literal[
     "retired",
     "rolled_back",
     "rejected",
+    "inconclusive",
     "failed",
 ]
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "requested": frozenset({"starting", "rejected", "failed"}),
-    "starting": frozenset({"shadow", "failed"}),
+    "starting": frozenset({"shadow", "promoting", "failed"}),
     "shadow": frozenset({"analysing", "failed"}),
-    "analysing": frozenset({"promoting", "rejected", "failed"}),
+    "analysing": frozenset({"promoting", "shadow", "rejected", "inconclusive", "failed"}),
     "promoting": frozenset({"active", "failed"}),
     "active": frozenset({"warm", "retired", "rolled_back"}),
     "warm": frozenset({"active", "retired"}),
     "retired": frozenset({"active"}),
     "rolled_back": frozenset(),
     "rejected": frozenset(),
+    "inconclusive": frozenset(),
     "failed": frozenset(),
 }
 
@@ -73,6 +79,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 REJECTED_STATES: frozenset[str] = frozenset({"rejected", "rolled_back"})
 # Reaching one of these needs a commit that is not rejected.
 PROMOTING_STATES: frozenset[str] = frozenset({"promoting", "active"})
+# Nothing more happens to a deployment in one of these.
+FINAL_STATES: frozenset[str] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+# A deployment in one of these is on its way in: the commander carries it on.
+IN_FLIGHT_STATES: frozenset[str] = frozenset({"requested", "starting", "shadow", "analysing", "promoting"})
 
 
 def can_transition(current: str, new: str) -> bool:

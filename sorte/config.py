@@ -20,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from commander.analysis import AnalysisSettings
 from knowledge.settings import KnowledgeSettings
 from sorte.errors import ConfigError
 
@@ -222,6 +223,33 @@ class AgentSettings(BaseModel):
     )
 
 
+class CommanderSettings(BaseModel):
+    """Blue/green deployment of the runtime: windows are counted in bar steps."""
+
+    model_config = {"extra": "forbid"}
+
+    backend: Literal["local", "docker"] = Field("local", description="Where slots run: child processes or containers")
+    shadow_bars: int = Field(60, ge=2, description="Steps a candidate runs in shadow before it is judged")
+    watch_bars: int = Field(60, ge=2, description="Steps after a promotion during which a failure rolls back")
+    warm_bars: int = Field(300, ge=0, description="Steps the replaced deployment stays warm for a fast rollback")
+    batch_interval_s: float = Field(0.0, ge=0, le=3600, description="Pause between steps (0: as fast as bars come)")
+    heartbeat_s: float = Field(0.5, gt=0, le=10, description="How often a slot says it is alive")
+    heartbeat_timeout_s: float = Field(3.0, gt=0, le=120, description="Silence after which a slot counts as dead")
+    start_timeout_s: float = Field(60.0, gt=0, le=600, description="Time a slot has to start and connect")
+    step_timeout_s: float = Field(10.0, gt=0, le=600, description="Time a slot has to answer one step")
+    restart_backoff_s: float = Field(0.5, gt=0, description="First wait before restarting a crashed active slot")
+    max_restart_backoff_s: float = Field(30.0, gt=0, description="Longest wait between restarts")
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+
+    @model_validator(mode="after")
+    def _windows_hold_enough_bars(self) -> CommanderSettings:
+        need = self.analysis.min_bars
+        for name in ("shadow_bars", "watch_bars"):
+            if getattr(self, name) < need:
+                raise ValueError(f"commander.{name} must be at least analysis.min_bars ({need}), or it never passes")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SORTE_",
@@ -247,6 +275,7 @@ class Settings(BaseSettings):
     agent: AgentSettings = AgentSettings()
     github: GitHubSettings = GitHubSettings()
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    commander: CommanderSettings = Field(default_factory=CommanderSettings)
 
     @model_validator(mode="after")
     def _live_needs_flag(self) -> Settings:

@@ -111,6 +111,13 @@ class Runtime:
         # (filled, expired, rejected) must reach the ledger, or a restart would resend them.
         self._inflight: dict[str, Order] = {}
         self._equity: list[float] = []
+        self.last_decision_s = 0.0  # wall time of the last step's cascade, all symbols
+
+    async def process(self, bars: list[Bar]) -> None:
+        """Handle the bars of one step pushed by a driver (a commander slot) instead of
+        pulled from the feed: the same two phases and the same atomic commit as ``run``."""
+        await self._step(bars)
+        self.control.refresh()
 
     def stop(self) -> None:
         """Finish the step in flight, commit it, and return from ``run``."""
@@ -176,7 +183,9 @@ class Runtime:
         for got in await asyncio.gather(*(self._to_broker(b) for b in bars)):
             fills.extend(got)
         self.executor.risk.observe_equity(self.broker.equity())
+        t0 = time.perf_counter()
         decisions = await asyncio.gather(*(self._analyze(b) for b in bars))
+        self.last_decision_s = time.perf_counter() - t0
         orders: list[Order] = []
         for decision in decisions:
             if decision is not None:

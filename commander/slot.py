@@ -1,0 +1,268 @@
+"""A slot process: one deployment's trading runtime, driven bar by bar by the commander.
+
+Run as ``python -m commander.slot`` from the deployment's own worktree (so the runtime and
+the strategies are that commit's). In the ``active`` role the runtime trades on the book of
+the account (the shared ledger), every order through a ``FencedBroker`` and every ledger
+commit under the lease, at the epoch the commander handed over; in the ``shadow`` role it
+starts from a copy of that book and trades a private paper book that nothing else sees.
+
+A fault (an exception in the decision or order path, an order or commit with a stale epoch,
+a gap in the bar sequence) is reported to the commander, and the slot takes no further step:
+its state after a half-done step cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from commander.fencing import FencedBroker, StaleEpoch
+from commander.lease import Lease, LeaseConflict
+from commander.protocol import MAX_LINE, decode, encode, row_bar
+from commander.source import PushedFeed, ledger_path, open_source
+from sorte.config import Settings
+from sorte.runtime.broker import PaperBroker
+from sorte.runtime.cascade import LLMStage
+from sorte.runtime.clock import SimClock
+from sorte.runtime.control import RuntimeControl
+from sorte.runtime.engine import Runtime
+from sorte.runtime.executor import Executor
+from sorte.runtime.ledger import Ledger
+from sorte.runtime.metrics import RuntimeMetrics
+from sorte.runtime.service import configured_cascade
+
+ORDER_PATH_FILES = ("executor.py", "broker.py", "live_broker.py", "fencing.py", "ledger.py")
+
+
+class FencedLedger:
+    """The shared ledger, committed only while the slot holds the lease at its epoch."""
+
+    def __init__(self, ledger: Ledger, lease: Lease, slot: str, epoch: int) -> None:
+        self.ledger, self.lease, self.slot, self.epoch = ledger, lease, slot, epoch
+
+    def commit_step(self, *args: Any) -> None:
+        try:
+            with self.lease.guard(self.slot, self.epoch):
+                self.ledger.commit_step(*args)
+        except LeaseConflict as exc:
+            raise StaleEpoch(f"ledger commit refused: {exc}") from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ledger, name)
+
+
+class ShadowLedger:
+    """Reads the account's book to start from it; commits nothing (the shadow book is private)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def commit_step(self, *args: Any) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ledger, name)
+
+
+def book(broker: PaperBroker) -> dict[str, Any]:
+    """What must be identical on both sides of a hand-over."""
+    return {
+        "cash": broker.cash,
+        "realized_pnl": broker.realized_pnl,
+        "fees": broker.fees_paid,
+        "positions": {s: asdict(p) for s, p in sorted(broker.positions.items())},
+        "open_orders": sorted(o.client_order_id for o in broker.open_orders()),
+    }
+
+
+def fault_kind(exc: BaseException) -> str:
+    if isinstance(exc, StaleEpoch):
+        return "stale_epoch"
+    frames = [f.filename for f in traceback.extract_tb(exc.__traceback__)]
+    return "order_path" if any(f.endswith(ORDER_PATH_FILES) for f in frames) else "decision_path"
+
+
+class Slot:
+    def __init__(self, name: str, commander_dir: Path) -> None:
+        self.name = name
+        self.commander_dir = commander_dir
+        self.settings: Settings | None = None
+        self.source = None
+        self.runtime: Runtime | None = None
+        self.role = "none"
+        self.epoch = 0
+        self.broken = ""  # why no further step is taken
+        self.last_seq: dict[str, int] = {}
+        self.equity = 0.0
+        self.fallbacks = 0
+        self._ledger: Ledger | None = None
+        self._lease: Lease | None = None
+
+    # -- roles -----------------------------------------------------------------------------
+    async def set_role(self, msg: dict[str, Any]) -> dict[str, Any]:
+        if self.settings is None:
+            self._configure(msg["settings"])
+        role, epoch = msg["role"], int(msg.get("epoch") or 0)
+        self._close_runtime()
+        self.runtime = self._build(role, epoch)
+        await self.runtime.resume()
+        self.role, self.epoch = role, epoch
+        self.last_seq = dict(self.runtime.cursor)
+        self.equity = self.runtime.broker.equity()
+        self.fallbacks = self._fallbacks()
+        return {
+            "ev": "ready",
+            "role": role,
+            "epoch": epoch,
+            "cursor": self.last_seq,
+            "book": book(self.runtime.broker),
+            "t": time.monotonic(),
+        }
+
+    def _configure(self, payload: dict[str, Any]) -> None:
+        worktree = Path.cwd()
+        payload = {**payload, "strategies_dir": str(worktree / "strategies")}
+        self.settings = Settings.model_validate(payload)
+        self.source, _ = open_source(self.settings)
+
+    def _build(self, role: str, epoch: int) -> Runtime:
+        settings = self.settings
+        assert settings is not None
+        metrics = RuntimeMetrics()
+        cascade = configured_cascade(settings, metrics.registry)
+        paper = PaperBroker(settings.broker)
+        ledger = Ledger(ledger_path(self.commander_dir), durable=role == "active")
+        self._ledger = ledger
+        control = RuntimeControl(batch_interval_s=0.0)
+        if role == "active":
+            self._lease = Lease(self.commander_dir)
+            control.file = settings.data_dir / "control.json"  # `sorte control pause` reaches the trader
+            fenced = FencedBroker(paper, self._lease, self.name, epoch)
+            executor = Executor(fenced, settings.risk, settings.broker)
+            journal_ledger: Any = FencedLedger(ledger, self._lease, self.name, epoch)
+        elif role == "shadow":
+            executor = Executor(paper, settings.risk, settings.broker)
+            journal_ledger = ShadowLedger(ledger)
+        else:
+            raise ValueError(f"unknown role {role!r}")
+        return Runtime(cascade, PushedFeed(self.source), paper, executor, SimClock(), control, journal_ledger, metrics)
+
+    def _close_runtime(self) -> None:
+        for closable in (self._ledger, self._lease):
+            if closable is not None:
+                closable.close()
+        self._ledger = self._lease = None
+        self.runtime = None
+
+    def _fallbacks(self) -> int:
+        stages = self.runtime.cascade.stages if self.runtime else []
+        return sum(s.fallbacks for s in stages if isinstance(s, LLMStage) and s.judge is not None)
+
+    # -- steps -----------------------------------------------------------------------------
+    async def step(self, msg: dict[str, Any]) -> dict[str, Any]:
+        tick, t_recv = int(msg["tick"]), time.monotonic()
+        if self.broken:
+            return {"ev": "fault", "tick": tick, "kind": "broken", "detail": self.broken}
+        if self.runtime is None:
+            return {"ev": "fault", "tick": tick, "kind": "no_role", "detail": "a step arrived before a role"}
+        bars = [row_bar(r) for r in msg["bars"]]
+        gap = self._gap(bars)
+        if gap:
+            self.broken = gap
+            return {"ev": "fault", "tick": tick, "kind": "gap", "detail": gap}
+        runtime = self.runtime
+        if not msg.get("entries", True):
+            runtime.control.paused, runtime.control.file = True, None  # a hand-over: no new entries
+        try:
+            await runtime.process(bars)
+        except Exception as exc:  # a fault of the deployment's code: reported, never hidden
+            kind = fault_kind(exc)
+            self.broken = f"{kind}: {type(exc).__name__}: {exc}"
+            tb = "".join(traceback.format_exception(exc, limit=-6))
+            return {"ev": "fault", "tick": tick, "kind": kind, "detail": self.broken, "traceback": tb}
+        for b in bars:
+            self.last_seq[b.symbol] = b.seq
+        equity = runtime.broker.equity()
+        pnl, self.equity = equity - self.equity, equity
+        fallbacks = self._fallbacks()
+        errors, self.fallbacks = fallbacks - self.fallbacks, fallbacks
+        return {
+            "ev": "done",
+            "tick": tick,
+            "role": self.role,
+            "latency_ms": runtime.last_decision_s * 1000,
+            "errors": errors,
+            "equity": equity,
+            "pnl": pnl,
+            "book": book(runtime.broker),
+            "cursor": self.last_seq,
+            "t_recv": t_recv,
+            "t": time.monotonic(),
+        }
+
+    def _gap(self, bars: list) -> str:
+        for b in bars:
+            last = self.last_seq.get(b.symbol)
+            if last is not None and b.seq != last + 1:
+                return f"bar sequence gap on {b.symbol}: got seq {b.seq} after {last}"
+        return ""
+
+
+async def serve(args: argparse.Namespace) -> int:
+    reader, writer = await asyncio.open_unix_connection(args.socket, limit=MAX_LINE)
+    slot = Slot(args.slot, Path(args.commander_dir))
+
+    def send(message: dict[str, Any]) -> None:
+        writer.write(encode(message))
+
+    send({"ev": "hello", "slot": args.slot, "deployment": args.deployment, "token": args.token, "pid": os.getpid()})
+
+    async def heartbeat() -> None:
+        while True:
+            send({"ev": "hb", "t": time.monotonic()})
+            await writer.drain()
+            await asyncio.sleep(args.heartbeat)
+
+    beats = asyncio.create_task(heartbeat())
+    try:
+        while line := await reader.readline():
+            msg = decode(line)
+            op = msg.get("op")
+            if op == "stop":
+                send({"ev": "bye"})
+                await writer.drain()
+                return 0
+            try:
+                reply = await (slot.set_role(msg) if op == "role" else slot.step(msg))
+            except Exception as exc:  # the role could not be built (the commit does not start)
+                reply = {"ev": "fault", "kind": "start", "detail": f"{type(exc).__name__}: {exc}"}
+                reply["traceback"] = "".join(traceback.format_exception(exc, limit=-6))
+            send(reply)
+            await writer.drain()
+        return 0  # the commander went away: a slot never trades on its own
+    finally:
+        beats.cancel()
+        slot._close_runtime()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m commander.slot")
+    parser.add_argument("--slot", required=True, choices=["blue", "green"])
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--commander-dir", required=True)
+    parser.add_argument("--deployment", type=int, required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--heartbeat", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
