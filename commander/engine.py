@@ -243,8 +243,14 @@ class Commander:
                 self.history.transition(d.id, "failed", "the commander stopped before the hand-over; deploy again")
         for d in self.history.in_state("analysing"):
             self.history.transition(d.id, "shadow", "the commander restarted: the shadow window starts over")
-        active = self.history.active() or await self._bootstrap()
-        epoch = self._lease_for(active.slot)
+        active = self.history.active()
+        if active is None:
+            active = await self._bootstrap()
+            epoch = self.lease.current().epoch
+        else:
+            # A new epoch even for the same holder: a slot of the previous commander that is
+            # still finishing a step can then neither commit it nor place an order.
+            epoch = self._lease_for(active.slot, takeover=True)
         run = await self._start_slot(active, "active", epoch)
         await self._catch_up(run)
         for d in self.history.in_state("warm"):
@@ -264,11 +270,11 @@ class Commander:
         epoch = self._lease_for(slot)
         return self.history.transition(d.id, "active", "first deployment", epoch=epoch)
 
-    def _lease_for(self, slot: str) -> int:
-        """Make ``slot`` the lease holder (no slot runs yet, so no order can be in flight)."""
+    def _lease_for(self, slot: str, takeover: bool = False) -> int:
+        """Make ``slot`` the lease holder (no slot of this commander runs yet)."""
         state = self.lease.current()
         if state.holder == slot:
-            return state.epoch
+            return self.lease.acquire(slot, state.epoch).epoch if takeover else state.epoch
         if state.holder is None:
             return self.lease.acquire(slot, None).epoch
         return self.lease.transfer(state.holder, slot, state.epoch).epoch
@@ -450,6 +456,9 @@ class Commander:
                 self._handling.discard(req.id)
 
     async def _advance_candidate(self) -> None:
+        if self._starting is not None and not self.feed.live:
+            # A replay waits for the candidate: the same bars then give the same judgement.
+            await asyncio.wait({self._starting}, timeout=self.cs.start_timeout_s + 5)
         cand = self._candidate()
         if cand is None and self._starting is None:
             await self._start_next()

@@ -5,7 +5,7 @@ Its life, and the only state changes the history accepts (``TRANSITIONS``):
 
     requested  -> starting | rejected | failed
     starting   -> shadow | promoting | failed
-    shadow     -> analysing | failed
+    shadow     -> analysing | rejected | failed
     analysing  -> promoting | shadow | rejected | inconclusive | failed
     promoting  -> active | failed
     active     -> warm | retired | rolled_back
@@ -63,7 +63,7 @@ DeploymentState = Literal[
 TRANSITIONS: dict[str, frozenset[str]] = {
     "requested": frozenset({"starting", "rejected", "failed"}),
     "starting": frozenset({"shadow", "promoting", "failed"}),
-    "shadow": frozenset({"analysing", "failed"}),
+    "shadow": frozenset({"analysing", "rejected", "failed"}),
     "analysing": frozenset({"promoting", "shadow", "rejected", "inconclusive", "failed"}),
     "promoting": frozenset({"active", "failed"}),
     "active": frozenset({"warm", "retired", "rolled_back"}),

@@ -169,7 +169,7 @@ class Slot:
     async def step(self, msg: dict[str, Any]) -> dict[str, Any]:
         tick, t_recv = int(msg["tick"]), time.monotonic()
         if self.broken:
-            return {"ev": "fault", "tick": tick, "kind": "broken", "detail": self.broken}
+            return {"ev": "fault", "tick": tick, "kind": "broken", "detail": f"after an earlier fault: {self.broken}"}
         if self.runtime is None:
             return {"ev": "fault", "tick": tick, "kind": "no_role", "detail": "a step arrived before a role"}
         bars = [row_bar(r) for r in msg["bars"]]
@@ -184,7 +184,7 @@ class Slot:
             await runtime.process(bars)
         except Exception as exc:  # a fault of the deployment's code: reported, never hidden
             kind = fault_kind(exc)
-            self.broken = f"{kind}: {type(exc).__name__}: {exc}"
+            self.broken = f"{type(exc).__name__}: {exc}"
             tb = "".join(traceback.format_exception(exc, limit=-6))
             return {"ev": "fault", "tick": tick, "kind": kind, "detail": self.broken, "traceback": tb}
         for b in bars:
