@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Column, Table
 
 from sorte.cli.agent import ask_cmd, resume_cmd, runs_app
+from sorte.cli.deploy import commander_cmd, deploy_cmd, rollback_cmd
 from sorte.cli.edit import branches_app, edit_cmd
 from sorte.cli.lessons import lessons_cmd
 from sorte.cli.status import status_cmd
@@ -311,6 +312,9 @@ app.add_typer(branches_app, name="branches")
 app.command("ask")(ask_cmd)
 app.command("resume")(resume_cmd)
 app.add_typer(runs_app, name="runs")
+app.command("commander")(commander_cmd)
+app.command("deploy")(deploy_cmd)
+app.command("rollback")(rollback_cmd)
 
 
 def main() -> None:

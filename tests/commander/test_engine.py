@@ -100,7 +100,8 @@ def test_a_slower_candidate_is_rejected_on_latency(repo, settings) -> None:
 def test_a_candidate_that_loses_money_on_the_same_bars_is_refused(repo, settings) -> None:
     churn = "    side = np.where(np.diff(f['fast'], prepend=np.nan) > 0, 1, -1)\n"
     churn += "    return np.ones(len(side)), side, np.full(len(side), 'churn')\n"
-    strategy = patch_function(repo, "strategies/momentum.py", "    side = np.where(up, 1, np.where(down, -1, 0))\n", churn)
+    crossing = "    side = np.where(up, 1, np.where(down, -1, 0))\n"
+    strategy = patch_function(repo, "strategies/momentum.py", crossing, churn)
     technical = '"technical", "kind": "technical", "threshold": 0.55, "weight": 1.0, "enabled": '
     cascade = patch_function(repo, "strategies/cascade.py", technical + "True", technical + "False")
     sha = branch(repo, "churn", {"strategies/momentum.py": strategy, "strategies/cascade.py": cascade})
