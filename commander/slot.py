@@ -121,7 +121,7 @@ class Slot:
             "ev": "ready",
             "role": role,
             "epoch": epoch,
-            "cursor": self.last_seq,
+            "cursor": dict(self.last_seq),
             "book": book(self.runtime.broker),
             "t": time.monotonic(),
         }
@@ -202,7 +202,7 @@ class Slot:
             "equity": equity,
             "pnl": pnl,
             "book": book(runtime.broker),
-            "cursor": self.last_seq,
+            "cursor": dict(self.last_seq),
             "t_recv": t_recv,
             "t": time.monotonic(),
         }
