@@ -59,6 +59,7 @@ from sorte.runtime.models import Bar
 log = structlog.get_logger("sorte.commander")
 SAMPLES_KEPT = 5000
 WATCH_PASSED = "post-promotion watch passed"
+WATCH_ENDED = "post-promotion watch ended early: no warm slot left to compare with"
 
 
 def other(slot: str) -> str:
@@ -151,6 +152,8 @@ class Commander:
         self._stop = asyncio.Event()
         self._socket_dir: Path | None = None
         self._handling: set[int] = set()  # inbox requests whose hand-over is pending
+        self._closed = False
+        self._final_active: Deployment | None = None
 
     # -- life ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -201,6 +204,8 @@ class Commander:
         for run in list(self.slots.values()):
             await run.client.stop()
         self.slots.clear()
+        self._final_active = self.history.active() if hasattr(self, "history") else None
+        self._closed = True
         for store in ("ledger", "history", "lease", "inbox"):
             if hasattr(self, store):
                 getattr(self, store).close()
@@ -215,7 +220,7 @@ class Commander:
             rollbacks=self.rollbacks,
             restarts=self.restarts,
             feed_gaps=self.feed_gaps,
-            active=self.history.active() if hasattr(self, "history") else None,
+            active=self._final_active if self._closed else self.history.active(),
         )
 
     async def _pause(self, seconds: float) -> None:
@@ -523,8 +528,12 @@ class Commander:
             return
         deployment_id, start, until = self.watch
         active, warm = self._active_run(), self._warm_run()
-        if active is None or active.deployment.id != deployment_id or warm is None:
+        if active is None or active.deployment.id != deployment_id:
+            self.watch = None  # rolled back, or restarting: nothing is left to watch
+            return
+        if warm is None:
             self.watch = None
+            self.history.note(deployment_id, WATCH_ENDED)
             return
         if self.tick < until:
             return
@@ -629,6 +638,8 @@ class Commander:
             ready = {}
         if ready.get("ev") != "ready":
             await self._stop_slot(run.slot)
+            with contextlib.suppress(DeploymentError):
+                self.history.transition(run.deployment.id, "retired", "could not stay warm in shadow")
             return
         run.role, run.since_tick, run.last_done = "shadow", self.tick, ready
         run.deployment = self.history.get(run.deployment.id)
@@ -706,10 +717,11 @@ class Commander:
             self._starting = self._starting_id = None
         if idle in self.slots:
             await self._retire(idle, f"slot needed to roll back to deployment {target.id}")
-        if target.slot != idle:
-            target = self.history.create(target.commit, idle, f"rollback to {target.id}")
-            self.history.transition(target.id, "starting", "rollback")
-            self.history.transition(target.id, "promoting", f"rollback to deployment {target.id}")
+        if target.slot != idle:  # it ran in the slot that is active now: a new deployment of its commit
+            wanted = target.id
+            target = self.history.create(target.commit, idle, f"rollback to {wanted}")
+            self.history.transition(target.id, "starting", f"rollback to deployment {wanted}")
+            self.history.transition(target.id, "promoting", f"rollback to deployment {wanted}")
         return await self._start_slot(target, "shadow")
 
     # -- lookups ---------------------------------------------------------------------------

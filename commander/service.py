@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from commander.engine import WATCH_PASSED, Commander, CommanderReport
+from commander.engine import WATCH_ENDED, WATCH_PASSED, Commander, CommanderReport
 from commander.history import DeploymentHistory
 from commander.inbox import Inbox, commander_running
 from commander.models import FINAL_STATES, CommitRejected, Deployment, DeploymentError, DeploymentEvent
@@ -47,7 +47,7 @@ def settled(history: DeploymentHistory, deployment_id: int) -> bool:
     if d.state == "active":
         activations = [i for i, e in enumerate(events) if e.to_state == "active" and e.from_state != "active"]
         start = activations[-1] if activations else 0
-        return any(e.reason == WATCH_PASSED for e in events[start + 1 :])
+        return any(e.reason in (WATCH_PASSED, WATCH_ENDED) for e in events[start + 1 :])
     if d.state in ("warm", "retired"):
         return any(e.to_state == "active" for e in events)
     return False
@@ -290,8 +290,8 @@ def rollback(
     commander = None if running else Commander(settings)
     with contextlib.closing(Inbox(folder)) as inbox:
         request_id = inbox.submit("rollback", to=to, reason=reason)
-        target = f"deployment {to}" if to is not None else "the previous deployment"
-        say(f"rollback to {target} requested (request {request_id})")
+        whom = f"deployment {to}" if to is not None else "the previous deployment"
+        say(f"rollback to {whom} requested (request {request_id})")
         if running:
             say("a commander is running: waiting for it")
             while inbox.get(request_id).status == "pending" and commander_running(folder):
