@@ -213,6 +213,8 @@ class Agent:
             return _pending_target(self.settings, lang, state)
         if intent.kind == "status":
             return {"outcome": "answered", "reply": _status(self.settings, lang, state["run_id"])}
+        if intent.kind == "rollback":
+            return await _rollback(self.settings, lang, state)
         if intent.kind != "explain":
             return {"outcome": "answered", "reply": reply("not_yet", lang, kind=intent.kind)}
         catalogue = _catalogue(self.settings)
@@ -564,3 +566,16 @@ def _status(settings: Settings, language: str, current: str) -> str:
 
 def _verdict_text(verdict: dict | None) -> str:
     return (verdict or {}).get("text", "")
+
+
+async def _rollback(settings: Settings, lang: str, state: AgentState) -> dict:
+    """Through the commander: a lease hand-over back to the previous deployment (idempotent)."""
+    from commander.service import rollback
+
+    sender = f"{state.get('channel', 'cli')}:{state.get('sender', 'local')}"
+    reason = f"asked by {sender} (run {state['run_id']}): {state['request'][:200]}"
+    try:
+        result = await asyncio.to_thread(rollback, settings, None, reason)
+    except SorteError as exc:
+        return {"outcome": "failed", "reply": reply("rollback_failed", lang, reason=str(exc)[:300])}
+    return {"outcome": "answered", "reply": reply("rolled_back", lang, result=result)}

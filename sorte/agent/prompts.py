@@ -67,6 +67,14 @@ REPLIES: dict[str, dict[Language, str]] = {
         "pt": "Diga o que mudar numa estratégia (ex.: 'aumenta o stop loss do momentum para 3%'), pergunte sobre "
         "uma estratégia ou peça o status. Toda mudança é validada num sandbox e espera a sua aprovação.",
     },
+    "rolled_back": {
+        "en": "Rollback: {result}",
+        "pt": "Rollback: {result}",
+    },
+    "rollback_failed": {
+        "en": "Could not roll back: {reason}",
+        "pt": "Não foi possível fazer o rollback: {reason}",
+    },
     "not_yet": {
         "en": "'{kind}' is not handled by the agent yet; use the CLI (sorte --help).",
         "pt": "'{kind}' ainda não é tratado pelo agente; use a CLI (sorte --help).",

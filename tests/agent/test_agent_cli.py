@@ -18,6 +18,7 @@ from sorte.config import Settings
 def config(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     answers = {  # the first text the prompt contains picks the answer
         "how are things": {"kind": "status", "strategy": None, "language": "en", "summary": "status"},
+        "desfaz o último deploy": {"kind": "rollback", "strategy": None, "language": "pt", "summary": "rollback"},
         "Classify it": {"kind": "help", "strategy": None, "language": "pt", "summary": "help"},
     }
     (tmp_path / "answers.json").write_text(json.dumps(answers))
@@ -55,6 +56,12 @@ def test_status_counts_the_earlier_runs(config: Path) -> None:
     result = invoke("ask", "how are things?", "--config", str(config))
     assert result.exit_code == 0, result.output
     assert "1 runs (1 answered); waiting for approval: -" in result.stdout
+
+
+def test_a_rollback_with_nothing_deployed_says_why_in_the_users_language(config: Path) -> None:
+    result = invoke("ask", "desfaz o último deploy", "--config", str(config))
+    assert "Não foi possível fazer o rollback: nothing is active" in result.stdout, result.output
+    assert result.exit_code == 1
 
 
 @pytest.mark.parametrize(
