@@ -29,7 +29,7 @@ from commander.protocol import MAX_LINE, decode, encode, row_bar
 from commander.source import PushedFeed, ledger_path, open_source
 from sorte.config import Settings
 from sorte.runtime.broker import PaperBroker
-from sorte.runtime.cascade import LLMStage
+from sorte.runtime.cascade import Cascade, LLMStage
 from sorte.runtime.clock import SimClock
 from sorte.runtime.control import RuntimeControl
 from sorte.runtime.engine import Runtime
@@ -107,11 +107,13 @@ class Slot:
 
     # -- roles -----------------------------------------------------------------------------
     async def set_role(self, msg: dict[str, Any]) -> dict[str, Any]:
-        if self.settings is None:
-            self._configure(msg["settings"])
+        if self.settings is None:  # in a thread: the heartbeats keep going while data loads
+            await asyncio.to_thread(self._configure, msg["settings"])
         role, epoch = msg["role"], int(msg.get("epoch") or 0)
         self._close_runtime()
-        self.runtime = self._build(role, epoch)
+        metrics = RuntimeMetrics()
+        cascade = await asyncio.to_thread(configured_cascade, self.settings, metrics.registry)
+        self.runtime = self._build(role, epoch, cascade, metrics)
         await self.runtime.resume()
         self.role, self.epoch = role, epoch
         self.last_seq = dict(self.runtime.cursor)
@@ -132,11 +134,9 @@ class Slot:
         self.settings = Settings.model_validate(payload)
         self.source, _ = open_source(self.settings)
 
-    def _build(self, role: str, epoch: int) -> Runtime:
+    def _build(self, role: str, epoch: int, cascade: Cascade, metrics: RuntimeMetrics) -> Runtime:
         settings = self.settings
         assert settings is not None
-        metrics = RuntimeMetrics()
-        cascade = configured_cascade(settings, metrics.registry)
         paper = PaperBroker(settings.broker)
         ledger = Ledger(ledger_path(self.commander_dir), durable=role == "active")
         self._ledger = ledger

@@ -91,11 +91,21 @@ class SlotClient:
             raise SlotDied(self.dead) from None
         getter = asyncio.ensure_future(self.replies.get())
         dying = asyncio.ensure_future(self.died.wait())
-        done, _ = await asyncio.wait({getter, dying}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        dying.cancel()
-        if getter in done:
-            return getter.result()
-        getter.cancel()
+        deadline = time.monotonic() + timeout_s
+        try:
+            # Short waits: a slot whose heartbeats stop (a hung step) is dead long before the
+            # step's own timeout.
+            while (left := deadline - time.monotonic()) > 0 and self.check_heartbeat():
+                poll = min(left, self.heartbeat_timeout_s / 4)
+                done, _ = await asyncio.wait({getter, dying}, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    return getter.result()
+                if dying in done:
+                    break
+        finally:
+            dying.cancel()
+            if not getter.done():
+                getter.cancel()
         if not self.dead:
             self._die(f"no answer to {message.get('op')} within {timeout_s:.1f} s")
             self.process.kill()

@@ -135,6 +135,24 @@ def test_a_fault_after_promotion_rolls_back_to_the_warm_slot(repo, settings) -> 
     assert any(a["kind"] == "rollback" and "time bomb" in a["message"] for a in alerts(settings))
 
 
+def test_a_candidate_that_hangs_is_rejected_for_missed_heartbeats(repo, settings) -> None:
+    hang = "def decide(f, p):\n    import sys\n    import time\n\n"
+    hang += "    sys.sorte_calls = getattr(sys, 'sorte_calls', 0) + 1\n"
+    hang += "    if sys.sorte_calls > 40:\n        time.sleep(600)  # blocks the slot's event loop: no heartbeat\n"
+    sha = branch(
+        repo,
+        "hang",
+        {"strategies/momentum.py": patch_function(repo, "strategies/momentum.py", "def decide(f, p):\n", hang)},
+    )
+    settings = settings.model_copy(
+        update={"commander": settings.commander.model_copy(update={"heartbeat_timeout_s": 2.0})}
+    )
+    did, _ = deploy(settings, sha, "hang")
+    d = history(settings).get(did)
+    assert d.state == "rejected" and "missed heartbeats" in d.reason, d.reason
+    assert history(settings).active().id == 1
+
+
 def test_a_crashed_active_slot_is_restarted_and_misses_no_bar(settings) -> None:
     killed: list[int] = []
 
