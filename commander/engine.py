@@ -446,7 +446,11 @@ class Commander:
                 await self._retire(slot, "kept warm long enough")
 
     async def _take_requests(self) -> None:
+        if self.pending is not None:  # one hand-over at a time: the next request waits a step
+            return
         for req in self.inbox.pending():
+            if self.pending is not None:
+                return
             if req.id in self._handling:
                 continue
             self._handling.add(req.id)
@@ -584,10 +588,22 @@ class Commander:
         if fault is not None or (old is not None and old.client.dead):
             await (fault or old).client.kill()
             self.slots.pop((fault or old).slot, None)
-        ready = await self._activate(h.to, epoch)
-        matches = True
-        if old is not None and fault is None and old.last_done is not None:
-            matches = old.last_done["book"] == ready["book"]
+            old = None
+        old_book = old.last_done.get("book") if old is not None and old.last_done else None
+        h.to.role = "active"  # from here a fault of the new slot is a fault of the active one
+        retire_old = None if old is None else (self._demote(old) if h.kind == "promote" else self._stop_slot(old.slot))
+        # The new slot takes over while the old one turns to shadow (or stops): two processes.
+        ready, _ = await asyncio.gather(
+            self._activate(h.to, epoch), retire_old or asyncio.sleep(0), return_exceptions=True
+        )
+        if h.kind == "promote":
+            self.watch = (h.to.deployment.id, self.tick, self.tick + self.cs.watch_bars)
+        if isinstance(ready, BaseException):
+            if not isinstance(ready, SlotDied):
+                raise ready
+            await self._on_fault(h.to, f"crash while taking over: {ready}")
+            return
+        matches = old_book is None or old_book == ready["book"]
         gap_ms = (ready["t"] - t_stop) * 1000 if t_stop is not None else None
         self.handoffs.append(
             HandoffRecord(
@@ -600,13 +616,7 @@ class Commander:
                 book_matches=matches,
             )
         )
-        if old is not None and old.slot in self.slots and fault is None:
-            if h.kind == "promote":
-                await self._demote(old)
-            else:
-                await self._stop_slot(old.slot)
         if h.kind == "promote":
-            self.watch = (h.to.deployment.id, self.tick, self.tick + self.cs.watch_bars)
             self.alerts.emit("deployment_promoted", f"deployment {h.to.deployment.id} is active at epoch {epoch}")
         if h.inbox_id is not None:
             self.inbox.finish(h.inbox_id, True, f"rolled back to deployment {h.to.deployment.id} at epoch {epoch}")
