@@ -181,3 +181,24 @@ def _show(repo: Path, sha: str) -> str:
     from tests.project_repo import git
 
     return git(repo, "show", f"{sha}:strategies/momentum.py") + "\n"
+
+
+def test_rollback_to_an_older_deployment_starts_it_again_in_the_idle_slot(repo, settings) -> None:
+    from commander.service import rollback
+
+    def commented(name: str) -> str:
+        text = (repo / "strategies" / "momentum.py").read_text() + f"\n# {name}: same behaviour\n"
+        return branch(repo, name, {"strategies/momentum.py": text})
+
+    b, _ = deploy(settings, commented("b"), "b")
+    c, _ = deploy(settings, commented("c"), "c")
+    h = history(settings)
+    assert h.active().id == c and h.get(1).slot == h.get(c).slot == "blue"
+    message = rollback(settings, to=1, reason="back to the first one")
+    h = history(settings)
+    active = h.active()
+    assert active.commit == h.get(1).commit and active.slot == "green" and active.id not in (1, b, c)
+    assert "rolled back to deployment" in message
+    assert h.get(c).state == "rolled_back" and h.get(b).state in ("retired", "warm")
+    assert any("rollback to 1" in e.reason for e in h.events(active.id))
+    assert rollback(settings, to=active.id).startswith("nothing to do")
