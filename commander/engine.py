@@ -220,7 +220,7 @@ class Commander:
             rollbacks=self.rollbacks,
             restarts=self.restarts,
             feed_gaps=self.feed_gaps,
-            active=self._final_active if self._closed else self.history.active(),
+            active=self._final_active if self._closed or not hasattr(self, "history") else self.history.active(),
         )
 
     async def _pause(self, seconds: float) -> None:

@@ -121,21 +121,7 @@ def _run(commander: Commander, max_ticks: int | None, until: Callable[[Commander
         return asyncio.run(main())
     except (KeyboardInterrupt, asyncio.CancelledError):
         commander.stop()  # run's own clean-up has stopped the slots by now
-        return _report_after(commander)
-
-
-def _report_after(commander: Commander) -> CommanderReport:
-    """The report of a commander whose stores are closed (it was interrupted)."""
-    with DeploymentHistory(commander.dir / HISTORY_FILE) as history:
-        active = history.active()
-    return CommanderReport(
-        ticks=commander.tick,
-        handoffs=commander.handoffs,
-        rollbacks=commander.rollbacks,
-        restarts=commander.restarts,
-        feed_gaps=commander.feed_gaps,
-        active=active,
-    )
+        return commander.report()  # it kept what it knew when its stores closed
 
 
 def serve(
