@@ -24,6 +24,7 @@ bench: install-test                 ## benchmarks, figures go to bench/results/
 	$(PY) bench/validation.py
 	$(PY) bench/lesson_recall.py
 	$(PY) bench/agent_run.py
+	$(PY) bench/commander.py
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

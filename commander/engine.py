@@ -93,6 +93,7 @@ class Handoff:
     reason: str
     inbox_id: int | None = None
     analysis: Any = None
+    on_done: Callable[[], None] | None = None  # records the rollback once the target trades
 
 
 class HandoffRecord(BaseModel):
@@ -397,7 +398,7 @@ class Commander:
         d = self.history.get(run.deployment.id)
         if run.role == "active":
             if self.watch is not None and self.watch[0] == d.id and self._warm_run() is not None:
-                await self._rollback(None, f"critical fault after promotion: {reason}", automatic=True, fault=run)
+                await self._auto_rollback(f"critical fault after promotion: {reason}", fault=run)
             else:
                 await self._restart_active(run, reason)
         elif d.state in ("starting", "shadow", "analysing"):
@@ -545,7 +546,7 @@ class Commander:
         self.watch = None
         if result.verdict == "fail":
             failed = "; ".join(f"{c.name}: {c.detail}" for c in result.checks if c.outcome == "fail")
-            await self._rollback(None, f"post-promotion analysis failed: {failed}", automatic=True)
+            await self._auto_rollback(f"post-promotion analysis failed: {failed}")
         else:
             log.info("watch_passed", deployment=deployment_id, verdict=result.verdict, tick=self.tick)
             self.history.note(deployment_id, WATCH_PASSED)
@@ -554,7 +555,7 @@ class Commander:
     async def _retire(self, slot: str, reason: str) -> None:
         run = self.slots.get(slot)
         self.warm_until.pop(slot, None)
-        if run is None:
+        if run is None or run.role == "active":
             return
         await self._stop_slot(slot)
         d = self.history.get(run.deployment.id)
@@ -591,6 +592,7 @@ class Commander:
             old = None
         old_book = old.last_done.get("book") if old is not None and old.last_done else None
         h.to.role = "active"  # from here a fault of the new slot is a fault of the active one
+        self.warm_until.pop(h.to.slot, None)
         retire_old = None if old is None else (self._demote(old) if h.kind == "promote" else self._stop_slot(old.slot))
         # The new slot takes over while the old one turns to shadow (or stops): two processes.
         ready, _ = await asyncio.gather(
@@ -618,6 +620,8 @@ class Commander:
         )
         if h.kind == "promote":
             self.alerts.emit("deployment_promoted", f"deployment {h.to.deployment.id} is active at epoch {epoch}")
+        if h.on_done is not None:
+            h.on_done()
         if h.inbox_id is not None:
             self.inbox.finish(h.inbox_id, True, f"rolled back to deployment {h.to.deployment.id} at epoch {epoch}")
             self._handling.discard(h.inbox_id)
@@ -626,7 +630,7 @@ class Commander:
                 CheckResult(name="ledger", kind="critical", outcome="fail", detail="book differs after the hand-over")
             )
             if h.kind == "promote":
-                await self._rollback(None, "the book differs after the hand-over", automatic=True)
+                await self._auto_rollback("the book differs after the hand-over")
         log.info("handoff", kind=h.kind, to=h.to.deployment.id, epoch=epoch, gap_ms=gap_ms, tick=self.tick)
 
     async def _activate(self, run: SlotRun, epoch: int) -> dict[str, Any]:
@@ -680,15 +684,23 @@ class Commander:
         assert warm is not None
         h = Handoff(warm, "rollback", reason, inbox_id)
         active = self._active_run()
+        h.on_done = lambda: self._note_rollback(current, warm, reason, automatic, is_warm, t0, fault)
+        self.alerts.emit("rollback", f"rolling back deployment {current.id} to {target.id}: {reason}")
         if fault is None and active is not None and not active.client.dead:
             self.pending = h  # a healthy active stops entries for one step first
-            self.alerts.emit("rollback", f"rolling back deployment {current.id} to {target.id}: {reason}")
-            self._note_rollback(current, warm, reason, automatic, is_warm, t0, None)
             return ""
         await self._finish_handoff(h, fault=fault or active)
-        self.alerts.emit("rollback", f"rolled back deployment {current.id} to {target.id}: {reason}")
-        self._note_rollback(current, warm, reason, automatic, is_warm, t0, fault)
         return f"rolled back to deployment {warm.deployment.id}"
+
+    async def _auto_rollback(self, reason: str, fault: SlotRun | None = None) -> None:
+        """A rollback the commander decides; when none is possible the active slot carries on
+        (or, after a fault, is restarted), and operators are told why."""
+        try:
+            await self._rollback(None, reason, automatic=True, fault=fault)
+        except DeploymentError as exc:
+            self.alerts.emit("rollback_impossible", f"automatic rollback not possible ({exc}): {reason}")
+            if fault is not None:
+                await self._restart_active(fault, reason)
 
     def _note_rollback(self, current, warm, reason, automatic, is_warm, t0, fault) -> None:
         self.rollbacks.append(
