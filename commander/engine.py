@@ -238,9 +238,6 @@ class Commander:
     async def _recover(self) -> None:
         """Bring back what the history says runs: after a clean stop or a kill -9 alike."""
         self.backend.cleanup()
-        cursor = self.ledger.cursor()
-        self.feed.seek(cursor)
-        self.feed_last = dict(cursor)
         for d in self.history.in_state("promoting"):
             state = self.lease.current()
             if state.holder == d.slot and (d.epoch is None or state.epoch >= (d.epoch or 0)):
@@ -257,6 +254,10 @@ class Commander:
             # A new epoch even for the same holder: a slot of the previous commander that is
             # still finishing a step can then neither commit it nor place an order.
             epoch = self._lease_for(active.slot, takeover=True)
+        # Read after the takeover: a slot of a killed commander can no longer commit a step.
+        cursor = self.ledger.cursor()
+        self.feed.seek(cursor)
+        self.feed_last = dict(cursor)
         run = await self._start_slot(active, "active", epoch)
         await self._catch_up(run)
         for d in self.history.in_state("warm"):
@@ -422,6 +423,7 @@ class Commander:
             self.restarts += 1
             try:
                 new = await self._start_slot(run.deployment, "active", self.lease.current().epoch)
+                new.samples, new.since_tick = run.samples, run.since_tick  # a candidate's window goes on
                 await self._catch_up(new)
                 log.info("active_restarted", slot=run.slot, deployment=run.deployment.id, restarts=self.restarts)
                 return
@@ -672,10 +674,8 @@ class Commander:
         current = self.history.active()
         if current is None:
             raise DeploymentError("nothing is active: nothing to roll back")
-        if to is None and self.history.activated_by_rollback(current.id) and not automatic:
-            return f"nothing to do: deployment {current.id} is already the result of a rollback"
-        if to == current.id:
-            return f"nothing to do: deployment {to} is already active"
+        if not automatic and (done := nothing_to_roll_back(self.history, to)):
+            return done
         target = self._rollback_target(current, to)
         warm = self.slots.get(target.slot)
         is_warm = warm is not None and warm.deployment.id == target.id
@@ -761,6 +761,18 @@ class Commander:
             if run.role == "shadow" and self.history.get(run.deployment.id).state in ("shadow", "analysing"):
                 return run
         return None
+
+
+def nothing_to_roll_back(history: DeploymentHistory, to: int | None) -> str:
+    """Why a rollback would change nothing ("" when it would): what makes it idempotent."""
+    current = history.active()
+    if current is None:
+        return ""
+    if to is None and history.activated_by_rollback(current.id):
+        return f"nothing to do: deployment {current.id} is already the result of a rollback"
+    if to == current.id:
+        return f"nothing to do: deployment {to} is already active"
+    return ""
 
 
 def _slot_mounts(settings: Settings) -> dict[str, str]:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from commander.engine import WATCH_ENDED, WATCH_PASSED, Commander, CommanderReport
+from commander.engine import WATCH_ENDED, WATCH_PASSED, Commander, CommanderReport, nothing_to_roll_back
 from commander.history import DeploymentHistory
 from commander.inbox import Inbox, commander_running
 from commander.models import FINAL_STATES, CommitRejected, Deployment, DeploymentError, DeploymentEvent
@@ -270,6 +270,8 @@ def rollback(
                 raise DeploymentError(f"deployment {to} is {target.state}; only a warm or retired one can come back")
             if target.state != "active" and history.is_rejected(target.commit):
                 raise CommitRejected(f"deployment {to} runs commit {target.commit[:12]}, which cannot come back")
+        if done := nothing_to_roll_back(history, to):  # no commander needed to say so
+            return done
         reporter = _EventReporter(say, history)
     folder = commander_dir(settings.data_dir)
     running = commander_running(folder)

@@ -178,8 +178,10 @@ class Slot:
             self.broken = gap
             return {"ev": "fault", "tick": tick, "kind": "gap", "detail": gap}
         runtime = self.runtime
-        if not msg.get("entries", True):
-            runtime.control.paused, runtime.control.file = True, None  # a hand-over: no new entries
+        control, entries = runtime.control, msg.get("entries", True)
+        saved = (control.paused, control.file)
+        if not entries:  # a hand-over's last step: no new entries, for this step only
+            control.paused, control.file = True, None
         try:
             await runtime.process(bars)
         except Exception as exc:  # a fault of the deployment's code: reported, never hidden
@@ -187,6 +189,9 @@ class Slot:
             self.broken = f"{type(exc).__name__}: {exc}"
             tb = "".join(traceback.format_exception(exc, limit=-6))
             return {"ev": "fault", "tick": tick, "kind": kind, "detail": self.broken, "traceback": tb}
+        finally:
+            if not entries:
+                control.paused, control.file = saved
         for b in bars:
             self.last_seq[b.symbol] = b.seq
         equity = runtime.broker.equity()
