@@ -340,13 +340,13 @@ class Commander:
     # -- one step --------------------------------------------------------------------------
     async def _step(self, bars: list[Bar]) -> None:
         self.tick += 1
-        self._check_feed(bars)
+        feed_gap = self._check_feed(bars)
         self.recent.append((self.tick, bars))
         rows = [bar_row(b) for b in bars]
         runs = list(self.slots.values())
         stopping = self.pending is not None
         replies = await asyncio.gather(
-            *(self._send(run, rows, entries=not (stopping and run.role == "active")) for run in runs)
+            *(self._send(run, rows, not (stopping and run.role == "active"), feed_gap) for run in runs)
         )
         for run, reply in zip(runs, replies, strict=True):
             if reply.get("ev") == "done":
@@ -363,11 +363,10 @@ class Commander:
         if self._healthy_ticks >= 20:
             self._backoff = self.cs.restart_backoff_s
 
-    async def _send(self, run: SlotRun, rows: list[list[Any]], entries: bool) -> dict[str, Any]:
+    async def _send(self, run: SlotRun, rows: list[list[Any]], entries: bool, feed_gap: bool) -> dict[str, Any]:
+        msg = {"op": "step", "tick": self.tick, "bars": rows, "entries": entries, "feed_gap": feed_gap}
         try:
-            return await run.client.request(
-                {"op": "step", "tick": self.tick, "bars": rows, "entries": entries}, self.cs.step_timeout_s
-            )
+            return await run.client.request(msg, self.cs.step_timeout_s)
         except SlotDied as exc:
             return {"ev": "fault", "kind": "crash", "detail": str(exc)}
 
@@ -386,13 +385,17 @@ class Commander:
         run.samples.append(sample)
         run.last_done = reply
 
-    def _check_feed(self, bars: list[Bar]) -> None:
+    def _check_feed(self, bars: list[Bar]) -> bool:
+        """Report a gap in the feed itself (the slots are told, so it is no fault of theirs)."""
+        gap = False
         for b in bars:
             last = self.feed_last.get(b.symbol)
             if last is not None and b.seq != last + 1:
+                gap = True
                 self.feed_gaps += 1
                 self.alerts.emit("bar_gap", f"bar sequence gap on {b.symbol}: seq {b.seq} after {last}", tick=self.tick)
             self.feed_last[b.symbol] = b.seq
+        return gap
 
     # -- faults ----------------------------------------------------------------------------
     async def _on_fault(self, run: SlotRun, reason: str) -> None:

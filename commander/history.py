@@ -200,8 +200,8 @@ class DeploymentHistory:
         with self._write() as db:
             row = self._row(db, id)
             if row["slot"] != slot:
-                if row["state"] not in ("requested", "starting"):
-                    raise IllegalTransition(f"deployment {id} is {row['state']}; only a requested one changes slot")
+                if row["state"] not in ("requested", "starting", "shadow"):
+                    raise IllegalTransition(f"deployment {id} is {row['state']}; only one not yet judged changes slot")
                 db.execute("UPDATE deployments SET slot = ?, updated_at = ? WHERE id = ?", (slot, self._now(), id))
             return _deployment(self._row(db, id))
 

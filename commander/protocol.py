@@ -3,7 +3,8 @@ over a Unix socket (the same for local processes and Docker containers).
 
 Commander -> slot (``op``), each answered by exactly one message:
     role   {"role": "active" | "shadow", "epoch": int, "settings": {...}}  -> ready | fault
-    step   {"tick": int, "bars": [[symbol, seq, ts, o, h, l, c, v], ...], "entries": bool}
+    step   {"tick": int, "bars": [[symbol, seq, ts, o, h, l, c, v], ...], "entries": bool,
+            "feed_gap": bool}  (feed_gap: the commander saw the gap in its feed and reported it)
                                                                            -> done | fault
     stop   {}                                                              -> bye
 Slot -> commander, unasked: ``hello`` once after connecting, ``hb`` every heartbeat period.

@@ -173,7 +173,7 @@ class Slot:
         if self.runtime is None:
             return {"ev": "fault", "tick": tick, "kind": "no_role", "detail": "a step arrived before a role"}
         bars = [row_bar(r) for r in msg["bars"]]
-        gap = self._gap(bars)
+        gap = "" if msg.get("feed_gap") else self._gap(bars)  # a gap the commander saw in its feed
         if gap:
             self.broken = gap
             return {"ev": "fault", "tick": tick, "kind": "gap", "detail": gap}

@@ -202,3 +202,33 @@ def test_rollback_to_an_older_deployment_starts_it_again_in_the_idle_slot(repo, 
     assert h.get(c).state == "rolled_back" and h.get(b).state in ("retired", "warm")
     assert any("rollback to 1" in e.reason for e in h.events(active.id))
     assert rollback(settings, to=active.id).startswith("nothing to do")
+
+
+class _SkippingFeed:
+    """The replay feed with one bar of one symbol missing, as an exchange outage leaves it."""
+
+    def __init__(self, feed, symbol: str, seq: int) -> None:
+        self.feed, self.symbol, self.seq = feed, symbol, seq
+
+    async def next_batch(self):
+        bars = await self.feed.next_batch()
+        return None if bars is None else [b for b in bars if (b.symbol, b.seq) != (self.symbol, self.seq)]
+
+    def __getattr__(self, name: str):
+        return getattr(self.feed, name)
+
+
+def test_a_gap_in_the_feed_is_reported_and_trading_goes_on(settings) -> None:
+    commander = Commander(settings)
+    commander.feed = _SkippingFeed(commander.feed, "ALPHA", WARM_UP + 10)
+    report = asyncio.run(commander.run(max_ticks=30))
+    assert report.feed_gaps == 1 and report.restarts == 0
+    gaps = [a for a in alerts(settings) if a["kind"] == "bar_gap"]
+    assert [a["message"] for a in gaps] == [f"bar sequence gap on ALPHA: seq {WARM_UP + 11} after {WARM_UP + 9}"]
+    from sorte.runtime.ledger import Ledger
+
+    ledger = Ledger(commander_dir(settings.data_dir) / "ledger.db", durable=False)
+    try:
+        assert ledger.cursor()["ALPHA"] == WARM_UP + 29
+    finally:
+        ledger.close()
