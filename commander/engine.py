@@ -93,7 +93,7 @@ class Handoff:
     reason: str
     inbox_id: int | None = None
     analysis: Any = None
-    on_done: Callable[[], None] | None = None  # records the rollback once the target trades
+    on_done: Callable[[float], None] | None = None  # records the rollback with the time the target trades
 
 
 class HandoffRecord(BaseModel):
@@ -114,7 +114,7 @@ class RollbackRecord(BaseModel):
     to_deployment: int
     warm: bool
     fault_to_decision_ms: float | None = None
-    duration_ms: float  # decision -> the target slot trading
+    duration_ms: float  # decision -> the target slot allowed to trade (its lease and book loaded)
 
 
 class CommanderReport(BaseModel):
@@ -626,7 +626,7 @@ class Commander:
         if h.kind == "promote":
             self.alerts.emit("deployment_promoted", f"deployment {h.to.deployment.id} is active at epoch {epoch}")
         if h.on_done is not None:
-            h.on_done()
+            h.on_done(ready["t"])
         if h.inbox_id is not None:
             self.inbox.finish(h.inbox_id, True, f"rolled back to deployment {h.to.deployment.id} at epoch {epoch}")
             self._handling.discard(h.inbox_id)
@@ -687,7 +687,7 @@ class Commander:
         assert warm is not None
         h = Handoff(warm, "rollback", reason, inbox_id)
         active = self._active_run()
-        h.on_done = lambda: self._note_rollback(current, warm, reason, automatic, is_warm, t0, fault)
+        h.on_done = lambda ready_t: self._note_rollback(current, warm, reason, automatic, is_warm, t0, fault, ready_t)
         self.alerts.emit("rollback", f"rolling back deployment {current.id} to {target.id}: {reason}")
         if fault is None and active is not None and not active.client.dead:
             self.pending = h  # a healthy active stops entries for one step first
@@ -705,7 +705,7 @@ class Commander:
             if fault is not None:
                 await self._restart_active(fault, reason)
 
-    def _note_rollback(self, current, warm, reason, automatic, is_warm, t0, fault) -> None:
+    def _note_rollback(self, current, warm, reason, automatic, is_warm, t0, fault, ready_t) -> None:
         self.rollbacks.append(
             RollbackRecord(
                 tick=self.tick,
@@ -715,7 +715,7 @@ class Commander:
                 to_deployment=warm.deployment.id,
                 warm=is_warm,
                 fault_to_decision_ms=(t0 - fault.client.died_at) * 1000 if fault and fault.client.died_at else None,
-                duration_ms=(time.monotonic() - t0) * 1000,
+                duration_ms=(ready_t - t0) * 1000,
             )
         )
 
