@@ -40,6 +40,7 @@ from commander.engine import Commander, Handoff, SlotRun
 from commander.models import IN_FLIGHT_STATES
 from commander.requests import request_deployment
 from sorte.config import Settings
+from tests.commander.commander_env import commander_settings
 
 EVENTS_FILE = "chaos-events.jsonl"
 # What happens to the A/A deployments, in an order the seed shuffles (each plan at least once).
@@ -71,22 +72,18 @@ def plan(seed: int, i: int, count: int) -> str:
 
 
 def chaos_settings(repo: Path, data_dir: Path) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        strategies_dir=repo / "strategies",
-        git={"repo_root": str(repo)},
-        runtime={"demo_bars": 4000},
-        commander={
-            "shadow_bars": 30,
-            "watch_bars": 30,
-            "warm_bars": 20,
-            "batch_interval_s": 0.0,
-            "restart_backoff_s": 0.2,
-            "max_restart_backoff_s": 1.0,
-            # Latency is not what the chaos test is about: two processes stepping side by side
-            # on a small machine differ by more than the default floor.
-            "analysis": {"min_bars": 30, "latency_floor_ms": 50.0},
-        },
+    return commander_settings(
+        repo,
+        data_dir,
+        shadow_bars=30,
+        watch_bars=30,
+        warm_bars=20,
+        batch_interval_s=0.0,
+        restart_backoff_s=0.2,
+        max_restart_backoff_s=1.0,
+        # Latency is not what the chaos test is about: two processes stepping side by side
+        # on a small machine differ by more than the default floor.
+        analysis={"min_bars": 30, "latency_floor_ms": 50.0},
     )
 
 
