@@ -102,3 +102,53 @@ def test_bad_input_writes_nothing(repo: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "nothing is active" in result.output
     assert not commander_dir(tmp_path / "var").exists()
+
+
+def test_sorte_commander_trades_and_stops_cleanly_on_ctrl_c(repo: Path, tmp_path: Path) -> None:
+    """A real SIGINT to a real `sorte commander`: exit 0, its slots gone, the ledger whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sorte.runtime.ledger import Ledger
+
+    env = {**os.environ, "SORTE_COMMANDER__BATCH_INTERVAL_S": "0.05", "SORTE_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sorte.cli.main", "commander", "-q"],
+        env=env,
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    ledger_file = commander_dir(tmp_path / "var") / "ledger.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _steps(ledger_file):
+        time.sleep(0.2)
+    assert _steps(ledger_file), "the commander never traded"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    slots = subprocess.run(["pgrep", "-f", f"commander.slot.*{tmp_path}"], capture_output=True, text=True)
+    assert slots.stdout.strip() == "", "slot processes left behind"
+    ledger = Ledger(ledger_file, durable=False)
+    try:
+        steps = [s for s, _, _ in ledger.equity_curve()]
+        assert steps == list(range(len(steps))) and set(ledger.cursor().values()) == {len(steps) - 1}
+    finally:
+        ledger.close()
+    assert status()["active"]["state"] == "active"
+
+
+def _steps(ledger_file: Path) -> int:
+    import sqlite3
+
+    if not ledger_file.exists():
+        return 0
+    try:
+        with sqlite3.connect(ledger_file) as db:
+            return db.execute("SELECT COUNT(*) FROM equity").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
