@@ -1,6 +1,8 @@
-"""Blue/green deployment, lease/fencing, rollback (being built by the commander issue).
+"""Blue/green deployment of the trading runtime: slots, shadow analysis, lease and fencing, rollback.
 
-Public surface so far::
+Front-ends call the service layer, ``commander.service`` (``serve``, ``deploy``, ``rollback``,
+``settled``), which drives ``commander.engine.Commander``; ``commander.status.status`` reads
+the state without a running commander. Imported from here (no settings needed)::
 
     from commander import Lease, FencedBroker, client_order_id, DeploymentHistory, Deployment
 
@@ -8,6 +10,9 @@ Public surface so far::
     state = lease.acquire("blue", expect_epoch=None)
     broker = FencedBroker(paper_broker, lease, "blue", state.epoch)   # stale epochs never reach it
     history = DeploymentHistory(data_dir / "deployments.sqlite")
+
+(``commander.engine`` and ``commander.service`` are not imported here: they need
+``sorte.config``, which itself imports ``commander.analysis``.)
 """
 
 from commander.fencing import FencedBroker, StaleEpoch, client_order_id
