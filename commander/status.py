@@ -6,7 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from commander.alerts import read_alerts
 from commander.history import DeploymentHistory
+from commander.inbox import commander_running
 from commander.lease import SLOTS, Lease, LeaseState
 from commander.models import Deployment
 
@@ -18,11 +20,13 @@ def commander_dir(data_dir: Path | str) -> Path:
 
 
 class StatusReport(BaseModel):
+    running: bool = Field(description="A commander holds this data directory's lock")
     lease: LeaseState
     slots: dict[str, Deployment | None] = Field(description="The newest deployment in each slot")
     active: Deployment | None
     previous: Deployment | None
     recent: list[Deployment]
+    alerts: list[dict] = Field(default_factory=list, description="The newest alerts, oldest first")
 
 
 def status(data_dir: Path | str, recent: int = 10) -> StatusReport:
@@ -32,9 +36,11 @@ def status(data_dir: Path | str, recent: int = 10) -> StatusReport:
         deployments = history.list(limit=max(recent, 50))
         slots = {slot: next((d for d in deployments if d.slot == slot), None) for slot in SLOTS}
         return StatusReport(
+            running=commander_running(folder),
             lease=lease.current(),
             slots=slots,
             active=history.active(),
             previous=history.previous(),
             recent=deployments[:recent],
+            alerts=read_alerts(folder, limit=5),
         )

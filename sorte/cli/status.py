@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sorte.errors import SorteError
@@ -37,6 +38,7 @@ def status_cmd(
         return
     lease = report.lease
     holder = f"{lease.holder} at epoch {lease.epoch}" if lease.holder else f"free (epoch {lease.epoch})"
+    console.print(f"[bold]commander[/]: {'running' if report.running else 'not running'}", highlight=False)
     console.print(f"[bold]lease[/]: {holder}", highlight=False)
     table = Table("slot", "deployment", title="slots")
     for slot, d in report.slots.items():
@@ -46,3 +48,6 @@ def status_cmd(
     console.print(f"[bold]previous[/]: {_deployment(report.previous)}", highlight=False)
     if not report.recent:
         console.print("no deployments yet")
+    for alert in report.alerts:
+        text = escape(f"{alert.get('kind')}: {alert.get('message')}")
+        console.print(f"[yellow]alert[/] {text}", highlight=False)

@@ -24,6 +24,26 @@ def test_empty_state(data_dir: Path) -> None:
     result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 0, result.output
     assert "lease: free (epoch 0)" in result.stdout and "no deployments yet" in result.stdout
+    assert "commander: not running" in result.stdout
+
+
+def test_a_running_commander_and_the_latest_alerts_are_shown(data_dir: Path) -> None:
+    from commander.alerts import Alerts
+    from commander.inbox import CommanderLock
+
+    folder = commander_dir(data_dir)
+    Alerts(folder).emit("rollback", "rolled back deployment 2 to 1: crash: [Errno 104] reset")
+    lock = CommanderLock(folder)
+    lock.acquire()
+    try:
+        result = CliRunner().invoke(app, ["status"])
+        as_json = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)
+    finally:
+        lock.release()
+    assert result.exit_code == 0, result.output
+    assert "commander: running" in result.stdout
+    assert "alert rollback: rolled back deployment 2 to 1: crash: [Errno 104] reset" in result.stdout
+    assert as_json["running"] is True and as_json["alerts"][0]["kind"] == "rollback"
 
 
 def test_active_and_previous_deployments_with_the_lease(data_dir: Path) -> None:
