@@ -127,8 +127,9 @@ class ChaosCommander(Commander):
         return self.ledger.last_step() + 1
 
     # -- every step with new entries stopped (a hand-over's first half) -----------------
-    async def _send(self, run: SlotRun, rows: list[list[Any]], entries: bool) -> dict[str, Any]:
-        reply = await super()._send(run, rows, entries)
+    async def _send(self, run: SlotRun, rows: list[list[Any]], *args: Any) -> dict[str, Any]:
+        entries = args[0]
+        reply = await super()._send(run, rows, *args)
         if not entries and run.role == "active" and reply.get("ev") == "done":
             seqs = sorted({int(r[1]) for r in rows}) if rows and isinstance(rows[0], list) else []
             self.emit("pause", cursor=reply["cursor"], seqs=seqs)
