@@ -4,13 +4,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY     := $(VENV)/bin/python
 UV     := $(PYTHON) -m uv
 
-.PHONY: run test lint install install-test install-llm bench docker clean
+.PHONY: run test lint install install-test install-llm bench docker chromium clean
 
-run: install                        ## runtime in paper mode on the bundled demo market
-	$(VENV)/bin/sorte run
+run: install-llm                    ## sorte up: commander (paper, bundled replay), status page, agent, Telegram
+	$(VENV)/bin/sorte up
 
-test: install-test lint docker      ## the whole test suite: slow, LLM and Docker sandbox tests included
-	SORTE_REQUIRE_DOCKER=1 $(PY) -m pytest
+test: install-test lint docker chromium  ## the whole test suite: slow, LLM, Docker and browser tests included
+	SORTE_REQUIRE_DOCKER=1 SORTE_REQUIRE_CHROMIUM=1 $(PY) -m pytest
 
 lint: install-test
 	$(VENV)/bin/ruff check .
@@ -62,6 +62,9 @@ $(VENV)/.installed-llm: pyproject.toml $(VENV)/.installed
 
 docker:                             ## install and start the Docker engine the sandbox tests use
 	bash scripts/ensure-docker.sh
+
+chromium:                           ## install the headless Chromium the status page test drives
+	bash scripts/ensure-chromium.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var

@@ -39,8 +39,12 @@ class Alerts:
 
 
 def read_alerts(directory: Path, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest alerts last; a torn last line (a crash mid-write) is skipped."""
-    path = Path(directory) / ALERTS_FILE
+    """The newest alerts last."""
+    return read_jsonl(Path(directory) / ALERTS_FILE, limit)
+
+
+def read_jsonl(path: Path, limit: int = 50) -> list[dict[str, Any]]:
+    """The last ``limit`` records of a JSON-lines file; a torn last line (a crash mid-write) is skipped."""
     if not path.exists():
         return []
     out = []

@@ -60,7 +60,7 @@ def describe_event(e: DeploymentEvent) -> str:
     return f"deployment {e.deployment_id}: {change}" + (f" ({e.reason})" if e.reason else "")
 
 
-class _EventReporter:
+class EventReporter:
     """Reports the history events that appear after it was made (of recent deployments)."""
 
     def __init__(self, progress: Progress | None, history: DeploymentHistory | None = None) -> None:
@@ -137,7 +137,7 @@ def serve(
     commander = Commander(settings)
     history = _existing_history(settings)
     with contextlib.nullcontext() if history is None else history:
-        reporter = _EventReporter(progress, history)  # what happens from now on, recovery included
+        reporter = EventReporter(progress, history)  # what happens from now on, recovery included
 
     def until(c: Commander) -> bool:
         reporter.poll(c.history, throttle=True)
@@ -202,7 +202,7 @@ def _follow(settings: Settings, deployment_id: int, say: Progress) -> Deployment
     """Poll a running commander's history until the deployment is settled; None when the
     commander stops first."""
     with DeploymentHistory(_history_path(settings)) as history:
-        reporter = _EventReporter(say)
+        reporter = EventReporter(say)
         reporter.last_seq = max((e.seq for e in history.events(deployment_id)), default=0)
         folder = commander_dir(settings.data_dir)
         while True:
@@ -217,7 +217,7 @@ def _follow(settings: Settings, deployment_id: int, say: Progress) -> Deployment
 
 def _carry(settings: Settings, commander: Commander, deployment_id: int, say: Progress) -> Deployment:
     """Run ``commander`` in this process until the deployment is settled."""
-    reporter = _EventReporter(say)
+    reporter = EventReporter(say)
     first = True
 
     def until(c: Commander) -> bool:
@@ -272,7 +272,7 @@ def rollback(
                 raise CommitRejected(f"deployment {to} runs commit {target.commit[:12]}, which cannot come back")
         if done := nothing_to_roll_back(history, to):  # no commander needed to say so
             return done
-        reporter = _EventReporter(say, history)
+        reporter = EventReporter(say, history)
     folder = commander_dir(settings.data_dir)
     running = commander_running(folder)
     commander = None if running else Commander(settings)
@@ -308,7 +308,7 @@ def rollback(
     return request.result
 
 
-def _report(reporter: _EventReporter, settings: Settings) -> None:
+def _report(reporter: EventReporter, settings: Settings) -> None:
     if reporter.progress is not None:
         with DeploymentHistory(_history_path(settings)) as history:
             reporter.poll(history)

@@ -26,6 +26,7 @@ from typing import Any
 from commander.fencing import FencedBroker, StaleEpoch
 from commander.lease import Lease, LeaseConflict
 from commander.protocol import MAX_LINE, decode, encode, row_bar
+from commander.slot_report import SlotReporter
 from commander.source import PushedFeed, ledger_path, open_source
 from sorte.config import Settings
 from sorte.runtime.broker import PaperBroker
@@ -90,8 +91,10 @@ def fault_kind(exc: BaseException) -> str:
 
 
 class Slot:
-    def __init__(self, name: str, commander_dir: Path) -> None:
+    def __init__(self, name: str, commander_dir: Path, deployment: int = 0) -> None:
         self.name = name
+        self.deployment = deployment
+        self.reporter = SlotReporter(commander_dir, name)
         self.commander_dir = commander_dir
         self.settings: Settings | None = None
         self.source = None
@@ -119,6 +122,9 @@ class Slot:
         self.last_seq = dict(self.runtime.cursor)
         self.equity = self.runtime.broker.equity()
         self.fallbacks = self._fallbacks()
+        if role == "active":
+            self.reporter.reset(self.runtime)
+            self._report(lambda: self.reporter.write(self.runtime, 0, str(self.deployment)))
         return {
             "ev": "ready",
             "role": role,
@@ -198,6 +204,8 @@ class Slot:
         pnl, self.equity = equity - self.equity, equity
         fallbacks = self._fallbacks()
         errors, self.fallbacks = fallbacks - self.fallbacks, fallbacks
+        if self.role == "active":
+            self._report(lambda: self.reporter.after_step(runtime, bars, errors, tick, str(self.deployment)))
         return {
             "ev": "done",
             "tick": tick,
@@ -212,6 +220,13 @@ class Slot:
             "t": time.monotonic(),
         }
 
+    def _report(self, write: Any) -> None:
+        """The front-ends' snapshot and alerts: a full disk there must not stop trading."""
+        try:
+            write()
+        except OSError as exc:
+            print(f"slot {self.name}: snapshot not written: {exc}", file=sys.stderr)
+
     def _gap(self, bars: list) -> str:
         for b in bars:
             last = self.last_seq.get(b.symbol)
@@ -222,7 +237,7 @@ class Slot:
 
 async def serve(args: argparse.Namespace) -> int:
     reader, writer = await asyncio.open_unix_connection(args.socket, limit=MAX_LINE)
-    slot = Slot(args.slot, Path(args.commander_dir))
+    slot = Slot(args.slot, Path(args.commander_dir), args.deployment)
 
     def send(message: dict[str, Any]) -> None:
         writer.write(encode(message))

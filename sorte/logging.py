@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+from pathlib import Path
 
 import structlog
 
@@ -23,7 +26,36 @@ class _StderrLogger:
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
-def setup_logging(level: str = "info", fmt: str = "console") -> None:
+class FileSink:
+    """A processor that appends each event as one JSON line to a file (what `/logs` and the
+    status page read), and passes the event on unchanged to the console renderer."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def __call__(self, logger: object, method: str, event_dict: dict) -> dict:
+        os.write(self.fd, (json.dumps(event_dict, default=str) + "\n").encode())
+        return event_dict
+
+
+def _console_at_least(level: str):
+    """Drop events below ``level`` before the console renderer (the file sink saw them)."""
+    floor = LEVELS[level]
+
+    def keep(logger: object, method: str, event_dict: dict) -> dict:
+        name = str(event_dict.get("level", "info"))
+        if LEVELS.get(name, logging.CRITICAL if name == "critical" else logging.INFO) < floor:
+            raise structlog.DropEvent
+        return event_dict
+
+    return keep
+
+
+def setup_logging(
+    level: str = "info", fmt: str = "console", file: Path | None = None, console_level: str | None = None
+) -> None:
+    """``file``: also every event as a JSON line there; ``console_level``: a quieter console."""
     renderer = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -34,6 +66,8 @@ def setup_logging(level: str = "info", fmt: str = "console") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *([FileSink(file)] if file is not None else []),
+            *([_console_at_least(console_level)] if console_level else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),

@@ -175,8 +175,8 @@ class Agent:
     # -- nodes ---------------------------------------------------------------------------------
     async def receive(self, state: AgentState) -> dict:
         sender = f"{state.get('channel', 'cli')}:{state.get('sender', 'local')}"
-        language = _guess_language(state["request"])
-        if sender not in self.settings.agent.allowed_senders:
+        language = guess_language(state["request"])
+        if not self.settings.may_command(sender):
             log.warning("agent.unauthorised", sender=sender, run_id=state["run_id"])
             return {"language": language, "outcome": "unauthorised", "reply": reply("unauthorised", language)}
         return {"language": language, "attempt": 0, "pass_at": {}, "failures": []}
@@ -375,7 +375,7 @@ class Agent:
 
 
 # -- helpers (blocking: run in a thread) --------------------------------------------------------
-def _guess_language(text: str) -> str:
+def guess_language(text: str) -> str:
     words = set(text.lower().replace(",", " ").replace(".", " ").split())
     pt = {"o", "a", "do", "da", "de", "para", "que", "não", "aumenta", "diminui", "muda", "estratégia", "quando", "só"}
     return "pt" if len(words & pt) >= 2 or any(c in text for c in "ãõçé") else "en"

@@ -40,6 +40,22 @@ async def _graph(settings: Settings, llm: Any, on_event: Event | None) -> AsyncI
             await llm.close()
 
 
+def _notify(settings: Settings, view: RunView) -> RunView:
+    """Operators hear of runs that need them or ended (Telegram pushes the alerts file)."""
+    from commander.alerts import Alerts
+    from commander.status import commander_dir
+
+    alerts = Alerts(commander_dir(settings.data_dir))
+    what = view.plan_summary or view.request[:120]
+    if view.status == "awaiting_approval":
+        alerts.emit("approval_needed", f"run {view.run_id} waits for approval: {what}", run_id=view.run_id)
+    elif view.status == "done" and view.outcome == "failed":
+        alerts.emit("verdict_failed", f"run {view.run_id} failed: {what}", run_id=view.run_id)
+    elif view.status == "done" and view.outcome in ("merged", "rejected"):
+        alerts.emit("run_finished", f"run {view.run_id} {view.outcome}: {what}", run_id=view.run_id)
+    return view
+
+
 def _config(run_id: str) -> dict:
     return {"configurable": {"thread_id": run_id}}
 
@@ -93,7 +109,8 @@ async def ask(
         )
         view.reply = decided.reply
         journal.save_view(settings.data_dir, view)
-    return view
+        return view
+    return _notify(settings, view)
 
 
 async def decide(
@@ -105,7 +122,7 @@ async def decide(
         if view.status != "awaiting_approval":
             raise AgentError(f"run {run_id} is not waiting for approval (it is {view.status})")
         await graph.ainvoke(Command(resume=decision.model_dump()), _config(run_id), durability="sync")
-        return await _view(graph, settings, run_id)
+        return _notify(settings, await _view(graph, settings, run_id))
 
 
 async def resume(settings: Settings, run_id: str, *, llm: Any = None, on_event: Event | None = None) -> RunView:
@@ -117,7 +134,7 @@ async def resume(settings: Settings, run_id: str, *, llm: Any = None, on_event: 
         view = await _view(graph, settings, run_id)
         if view.status == "running":
             await graph.ainvoke(None, _config(run_id), durability="sync")
-            view = await _view(graph, settings, run_id)
+            view = _notify(settings, await _view(graph, settings, run_id))
         return view
 
 

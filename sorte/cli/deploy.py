@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -135,12 +136,14 @@ def rollback_cmd(
     """Roll the active deployment back to the previous one (a lease hand-over when it is still warm).
 
     Exit status: 0 done or nothing to do, 1 failed, 2 bad input."""
-    from commander.service import RequestFailed, rollback
+    from commander.service import RequestFailed
+    from sorte.service import actions
+    from sorte.service.access import LOCAL
 
     try:
-        message = rollback(_settings(config), to, reason, progress=_step)
+        result = asyncio.run(actions.rollback(_settings(config), LOCAL, to, reason, progress=_step))
     except RequestFailed as exc:
         _failed(exc)
     except SorteError as exc:
         _fail(exc)
-    console.print(message, highlight=False)
+    console.print(result.message, highlight=False)

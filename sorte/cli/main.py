@@ -14,10 +14,12 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Column, Table
 
 from sorte.cli.agent import ask_cmd, resume_cmd, runs_app
+from sorte.cli.book import positions_cmd, profit_cmd, trades_cmd
 from sorte.cli.deploy import commander_cmd, deploy_cmd, rollback_cmd
 from sorte.cli.edit import branches_app, edit_cmd
 from sorte.cli.lessons import lessons_cmd
 from sorte.cli.status import status_cmd
+from sorte.cli.up import up_cmd
 from sorte.cli.validate import validate_cmd
 from sorte.config import Settings, load_settings
 from sorte.errors import SorteError
@@ -265,7 +267,12 @@ def control_cmd(
         settings = _settings(config)
         if pause and resume:
             raise SorteError("--pause and --resume exclude each other")
-        data = write_control(settings.data_dir / "control.json", interval, True if pause else False if resume else None)
+        if pause or resume:  # through the service layer: audited like Telegram's /pause and the page's button
+            from sorte.service import actions
+            from sorte.service.access import LOCAL
+
+            (actions.pause if pause else actions.resume)(settings, LOCAL)
+        data = write_control(settings.data_dir / "control.json", interval)
     except SorteError as exc:
         _fail(exc)
     console.print_json(json.dumps(data))
@@ -308,6 +315,10 @@ app.command("edit")(edit_cmd)
 app.command("validate")(validate_cmd)
 app.command("lessons")(lessons_cmd)
 app.command("status")(status_cmd)
+app.command("up")(up_cmd)
+app.command("positions")(positions_cmd)
+app.command("trades")(trades_cmd)
+app.command("profit")(profit_cmd)
 app.add_typer(branches_app, name="branches")
 app.command("ask")(ask_cmd)
 app.command("resume")(resume_cmd)

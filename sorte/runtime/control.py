@@ -58,14 +58,18 @@ def check_interval(value: object) -> float:
     return float(value)
 
 
+def read_control(path: Path) -> dict:
+    """The control file's content; {} when there is none or it is unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def write_control(path: Path, interval: float | None = None, paused: bool | None = None) -> dict:
     """Update the control file atomically and return its new content."""
-    data: dict = {}
-    if path.exists():
-        try:
-            data = json.loads(path.read_text())
-        except ValueError:
-            data = {}
+    data = read_control(path)
     if interval is not None:
         data["batch_interval_s"] = check_interval(interval)
     if paused is not None:

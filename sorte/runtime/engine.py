@@ -99,7 +99,7 @@ class Runtime:
         self.metrics = metrics or RuntimeMetrics()
         self.listener = listener or (lambda kind, payload: None)
         self.buffers = {s: _Buffer(cascade.window, interval=feed.interval_s(s)) for s in feed.symbols}
-        self._exported: dict[str, tuple[int, int]] = {}
+        self._exported: dict[str, tuple[int, int, float]] = {}
         self.cursor: dict[str, int] = {}
         self.step = 0
         self.start_equity = broker.equity()
@@ -296,10 +296,13 @@ class Runtime:
                 self.metrics.llm_stage_fallbacks.labels(stage.name).set(stage.fallbacks)
         for name, st in self.cascade.stats.items():
             passed, discarded = st.passed, st.evaluated - st.passed
-            prev_passed, prev_discarded = self._exported.get(name, (0, 0))
+            prev_passed, prev_discarded, prev_seconds = self._exported.get(name, (0, 0, 0.0))
             self.metrics.stage_passes.labels(name).inc(passed - prev_passed)
             self.metrics.discards.labels(name).inc(discarded - prev_discarded)
-            self._exported[name] = (passed, discarded)
+            evaluated = passed + discarded - prev_passed - prev_discarded
+            if evaluated > 0:  # one observation per step: the stage's mean time per evaluation in it
+                self.metrics.stage_latency.labels(name).observe((st.seconds - prev_seconds) / evaluated)
+            self._exported[name] = (passed, discarded, st.seconds)
 
     def summary(self) -> RunSummary:
         final = self.broker.equity()

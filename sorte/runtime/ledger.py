@@ -105,6 +105,15 @@ class Ledger:
         if journal is not None:
             self._catch_up_journal()
 
+    @classmethod
+    def read_only(cls, path: Path | str) -> Ledger:
+        """A reader of an existing ledger (the status page, Telegram): it never creates the
+        file nor changes it, and does not wait on the writer (WAL)."""
+        ledger = cls.__new__(cls)
+        ledger.path, ledger.journal_path = Path(path), None
+        ledger.db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None)
+        return ledger
+
     def close(self) -> None:
         self.db.close()
 

@@ -1,0 +1,88 @@
+"""One service layer behind every front-end: Telegram, the HTTP API, the status page and the CLI
+call these functions and get these models; none of them reads a store of its own.
+
+Reading: :mod:`sorte.service.reading`. Actions (each checked against the caller's role and
+written to the audit log): :mod:`sorte.service.actions`. Who may do what: :mod:`sorte.service.access`.
+"""
+
+from sorte.service.access import Forbidden, Principal, audit, read_audit
+from sorte.service.actions import approve, ask, pause, reject, resume, rollback
+from sorte.service.models import (
+    ActionResult,
+    AlertView,
+    DeploymentView,
+    EquityPoint,
+    Health,
+    LessonView,
+    Overview,
+    PositionView,
+    ProfitView,
+    StageStats,
+    StrategyView,
+    TradeView,
+)
+from sorte.service.reading import (
+    NotFound,
+    alerts,
+    deployment,
+    deployments,
+    diff,
+    equity_curve,
+    health,
+    lessons,
+    logs,
+    overview,
+    positions,
+    profit,
+    run,
+    run_timeline,
+    runs,
+    slot_metrics,
+    stage_stats,
+    strategies,
+    trades,
+)
+
+__all__ = [
+    "ActionResult",
+    "AlertView",
+    "DeploymentView",
+    "EquityPoint",
+    "Forbidden",
+    "Health",
+    "LessonView",
+    "NotFound",
+    "Overview",
+    "PositionView",
+    "Principal",
+    "ProfitView",
+    "StageStats",
+    "StrategyView",
+    "TradeView",
+    "alerts",
+    "approve",
+    "ask",
+    "audit",
+    "deployment",
+    "deployments",
+    "diff",
+    "equity_curve",
+    "health",
+    "lessons",
+    "logs",
+    "overview",
+    "pause",
+    "positions",
+    "profit",
+    "read_audit",
+    "reject",
+    "resume",
+    "rollback",
+    "run",
+    "run_timeline",
+    "runs",
+    "slot_metrics",
+    "stage_stats",
+    "strategies",
+    "trades",
+]

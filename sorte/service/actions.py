@@ -1,0 +1,114 @@
+"""Actions for the front-ends: ask the agent, approve or reject a run, roll back, pause and
+resume new entries. Each checks the caller's role first and leaves one audit line, refusals
+included; a refused or failed action changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from commander.models import DeploymentError
+from sorte.agent import service as agent
+from sorte.agent.graph import Event
+from sorte.agent.models import Decision, RunView
+from sorte.config import Settings
+from sorte.errors import SorteError
+from sorte.runtime.control import write_control
+from sorte.service.access import Principal, audit, require_operator
+from sorte.service.models import ActionResult
+
+MAX_REASON = 300
+
+
+async def ask(
+    settings: Settings, who: Principal, text: str, *, llm: Any = None, on_event: Event | None = None
+) -> RunView:
+    """A request in plain words to the agent (operators only): returns when the run ends or
+    waits for approval."""
+    require_operator(settings.data_dir, who, "ask", text=text[:200])
+    view = await agent.ask(settings, text, sender=who.id, channel=who.channel, llm=llm, on_event=on_event)
+    audit(settings.data_dir, who.sender, "ask", True, run_id=view.run_id, status=view.status, outcome=view.outcome)
+    return view
+
+
+async def approve(
+    settings: Settings,
+    who: Principal,
+    run_id: str,
+    comment: str = "",
+    *,
+    llm: Any = None,
+    on_event: Event | None = None,
+) -> RunView:
+    return await _decide(settings, who, run_id, True, comment, llm, on_event)
+
+
+async def reject(
+    settings: Settings,
+    who: Principal,
+    run_id: str,
+    comment: str = "",
+    *,
+    llm: Any = None,
+    on_event: Event | None = None,
+) -> RunView:
+    return await _decide(settings, who, run_id, False, comment, llm, on_event)
+
+
+async def _decide(
+    settings: Settings, who: Principal, run_id: str, yes: bool, comment: str, llm: Any, on_event: Event | None
+) -> RunView:
+    action = "approve" if yes else "reject"
+    require_operator(settings.data_dir, who, action, run_id=run_id)
+    decision = Decision(approve=yes, by=who.sender, comment=comment[:MAX_REASON])
+    try:
+        view = await agent.decide(settings, run_id, decision, llm=llm, on_event=on_event)
+    except SorteError as exc:
+        audit(settings.data_dir, who.sender, action, False, run_id=run_id, error=str(exc))
+        raise
+    audit(settings.data_dir, who.sender, action, True, run_id=run_id, outcome=view.outcome)
+    return view
+
+
+async def rollback(
+    settings: Settings,
+    who: Principal,
+    to: int | None = None,
+    reason: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> ActionResult:
+    """Give the lease back to the previous deployment (or ``to``); raises DeploymentError
+    (nothing written) for a bad target, RequestFailed when the commander could not do it.
+    ``progress`` gets the commander's step messages (from a worker thread)."""
+    from commander.service import rollback as commander_rollback
+
+    if to is not None and (isinstance(to, bool) or to <= 0):
+        raise DeploymentError(f"deployment id must be a positive number, got {to!r}")
+    reason = (reason or "").strip()[:MAX_REASON] or f"manual rollback by {who.sender}"
+    require_operator(settings.data_dir, who, "rollback", to=to)
+    try:  # the commander's own waiting loop polls files: keep it off the event loop
+        message = await asyncio.to_thread(commander_rollback, settings, to, reason, progress)
+    except SorteError as exc:
+        audit(settings.data_dir, who.sender, "rollback", False, to=to, error=str(exc))
+        raise
+    audit(settings.data_dir, who.sender, "rollback", True, to=to, reason=reason, result=message)
+    return ActionResult(ok=True, action="rollback", message=message, detail={"to": to, "reason": reason})
+
+
+def pause(settings: Settings, who: Principal) -> ActionResult:
+    """Stop new entries (exits, stops and take-profits keep working); the trading slot reads it between steps."""
+    return _set_paused(settings, who, True)
+
+
+def resume(settings: Settings, who: Principal) -> ActionResult:
+    return _set_paused(settings, who, False)
+
+
+def _set_paused(settings: Settings, who: Principal, paused: bool) -> ActionResult:
+    action = "pause" if paused else "resume"
+    require_operator(settings.data_dir, who, action)
+    write_control(settings.data_dir / "control.json", paused=paused)
+    audit(settings.data_dir, who.sender, action, True)
+    message = "new entries stopped; open positions are still managed" if paused else "new entries allowed again"
+    return ActionResult(ok=True, action=action, message=message, detail={"paused": paused})

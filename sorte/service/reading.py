@@ -1,0 +1,423 @@
+"""Reading for the front-ends: the book, the deployments, the agent's runs, lessons, logs.
+
+Nothing here writes. The book comes from the commander's shared ledger when a commander has
+traded, else from `sorte run`'s paper ledger; the cascade figures come from the snapshot the
+active slot writes after its steps (``<commander dir>/snapshot-<slot>.json``)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from commander.alerts import read_alerts
+from commander.history import DeploymentHistory
+from commander.inbox import commander_running
+from commander.lease import LEASE_FILE, SLOTS, Lease, LeaseState
+from commander.source import ledger_path
+from commander.status import HISTORY_FILE, commander_dir
+from sorte.agent import service as agent
+from sorte.agent.models import RunView
+from sorte.config import Settings
+from sorte.errors import SorteError
+from sorte.runtime.control import read_control
+from sorte.runtime.ledger import Ledger
+from sorte.runtime.models import BUY
+from sorte.service.models import (
+    AlertView,
+    DeploymentView,
+    EquityPoint,
+    Health,
+    LessonView,
+    Overview,
+    PositionView,
+    ProfitView,
+    StageStats,
+    StrategyParam,
+    StrategyView,
+    TradeView,
+)
+
+SNAPSHOT_STALE_S = 120.0  # an older slot snapshot is not shown as current
+LOG_FILE = Path("logs") / "sorte.jsonl"
+
+
+class NotFound(SorteError):
+    """No such run, deployment or file."""
+
+
+# -- the book -----------------------------------------------------------------------------
+def book_path(settings: Settings) -> Path | None:
+    """The ledger the front-ends show: the commander's, else `sorte run`'s; None before any."""
+    for path in (ledger_path(commander_dir(settings.data_dir)), settings.data_dir / "paper" / "ledger.db"):
+        if path.exists():
+            return path
+    return None
+
+
+def _with_ledger(settings: Settings, read: Any, empty: Any) -> Any:
+    path = book_path(settings)
+    if path is None:
+        return empty
+    ledger = Ledger.read_only(path)
+    try:
+        return read(ledger)
+    except sqlite3.OperationalError:  # created but not yet initialised by its writer
+        return empty
+    finally:
+        ledger.close()
+
+
+def positions(settings: Settings) -> list[PositionView]:
+    closes = _snapshot(settings).get("last_close", {})
+    out = []
+    for p in _with_ledger(settings, lambda led: list(led.positions().values()), []):
+        last = closes.get(p.symbol)
+        out.append(
+            PositionView(
+                symbol=p.symbol,
+                side="long" if p.side == BUY else "short",
+                qty=abs(p.qty),
+                entry_price=p.entry_price,
+                last_price=last,
+                unrealised_pnl=None if last is None else (last - p.entry_price) * p.qty,
+                strategy=p.strategy,
+                stop_price=p.stop_price,
+                take_price=p.take_price,
+                opened_at=p.entry_ts,
+            )
+        )
+    return sorted(out, key=lambda p: p.symbol)
+
+
+def trades(settings: Settings, limit: int = 20) -> list[TradeView]:
+    """The newest fills first."""
+    fills = _with_ledger(settings, lambda led: led.fills(), [])
+    return [
+        TradeView(
+            client_order_id=f.client_order_id,
+            symbol=f.symbol,
+            side="BUY" if f.side == BUY else "SELL",
+            qty=f.qty,
+            price=f.price,
+            fee=f.fee,
+            purpose=f.purpose,
+            strategy=f.strategy,
+            realised_pnl=f.realized_pnl,
+            at=f.ts,
+        )
+        for f in reversed(fills[-limit:] if limit > 0 else [])
+    ]
+
+
+def profit(settings: Settings) -> ProfitView | None:
+    def read(led: Ledger) -> ProfitView | None:
+        curve = led.equity_curve()
+        if not curve:
+            return None
+        account, fills = led.account(), led.fills()
+        closes = [f for f in fills if f.purpose != "open"]
+        wins = sum(1 for f in closes if f.realized_pnl > 0)
+        peak, drawdown = float("-inf"), 0.0
+        for _, _, equity in curve:
+            peak = max(peak, equity)
+            drawdown = max(drawdown, 1 - equity / peak if peak > 0 else 0.0)
+        initial = settings.broker.initial_cash
+        equity = curve[-1][2]
+        return ProfitView(
+            initial_cash=initial,
+            equity=equity,
+            cash=account.get("cash", equity),
+            return_pct=(equity / initial - 1) * 100,
+            realised_pnl=account.get("realized_pnl", 0.0),
+            fees=account.get("fees", 0.0),
+            closed_trades=len(closes),
+            wins=wins,
+            win_rate=wins / len(closes) if closes else None,
+            max_drawdown=drawdown,
+            steps=len(curve),
+        )
+
+    return _with_ledger(settings, read, None)
+
+
+def equity_curve(settings: Settings, points: int = 300) -> list[EquityPoint]:
+    """The equity per step, thinned to at most ``points`` (the last step always kept)."""
+    curve = _with_ledger(settings, lambda led: led.equity_curve(), [])
+    if points > 0 and len(curve) > points:
+        stride = -(-len(curve) // points)
+        curve = curve[::stride] + ([curve[-1]] if (len(curve) - 1) % stride else [])
+    return [EquityPoint(step=s, at=ts, equity=e) for s, ts, e in curve]
+
+
+# -- the active slot's snapshot -----------------------------------------------------------
+def _snapshot(settings: Settings) -> dict[str, Any]:
+    holder = _lease(settings).holder
+    path = commander_dir(settings.data_dir) / f"snapshot-{holder}.json"
+    if holder is None or not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if time.time() - data.get("at", 0) < SNAPSHOT_STALE_S else {}
+
+
+def slot_metrics(settings: Settings) -> str:
+    """The active slot's Prometheus metrics (text exposition), '' when none is current."""
+    return _snapshot(settings).get("metrics", "")
+
+
+def stage_stats(settings: Settings) -> list[StageStats]:
+    text = _snapshot(settings).get("metrics", "")
+    passes: dict[str, float] = {}
+    discards: dict[str, float] = {}
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            stage = s.labels.get("stage")
+            if stage is None:
+                continue
+            if s.name == "sorte_stage_passes_total":
+                passes[stage] = s.value
+            elif s.name == "sorte_stage_discards_total":
+                discards[stage] = s.value
+            elif s.name == "sorte_stage_latency_seconds_bucket":
+                buckets.setdefault(stage, []).append((float(s.labels["le"]), s.value))
+    out = []
+    for stage in dict.fromkeys([*passes, *discards, *buckets]):  # the exposition's order: the cascade's
+        p, d = passes.get(stage, 0.0), discards.get(stage, 0.0)
+        b = sorted(buckets.get(stage, []))
+        out.append(
+            StageStats(
+                stage=stage,
+                passes=p,
+                discards=d,
+                pass_rate=p / (p + d) if p + d else None,
+                latency_p50_ms=_quantile_ms(b, 0.5),
+                latency_p99_ms=_quantile_ms(b, 0.99),
+            )
+        )
+    return out
+
+
+def _quantile_ms(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """Upper bound of the histogram bucket holding quantile ``q`` (Prometheus' convention, no interpolation)."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    target = q * buckets[-1][1]
+    for le, count in buckets:
+        if count >= target:
+            return None if le == float("inf") else le * 1000
+    return None
+
+
+def llm_cache_hit_rate(settings: Settings) -> float | None:
+    text = _snapshot(settings).get("metrics", "")
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "sorte_llm_cache_hit_ratio":
+                return s.value
+    return None
+
+
+# -- the commander --------------------------------------------------------------------------
+def _lease(settings: Settings) -> LeaseState:
+    folder = commander_dir(settings.data_dir)
+    if not (folder / LEASE_FILE).exists():
+        return LeaseState(holder=None, epoch=0)
+    with Lease(folder) as lease:
+        return lease.current()
+
+
+def _history(settings: Settings) -> DeploymentHistory | None:
+    path = commander_dir(settings.data_dir) / HISTORY_FILE
+    return DeploymentHistory(path) if path.exists() else None
+
+
+def deployments(settings: Settings, limit: int = 20) -> list[DeploymentView]:
+    history = _history(settings)
+    if history is None:
+        return []
+    with history:
+        listed = history.list(limit=limit)
+        active = history.active()
+        return [
+            DeploymentView(deployment=d, can_roll_back_to=_can_target(d, active), events=history.events(d.id))
+            for d in listed
+        ]
+
+
+def _can_target(d: Any, active: Any) -> bool:
+    return active is not None and d.id != active.id and d.state in ("warm", "retired")
+
+
+def deployment(settings: Settings, deployment_id: int) -> DeploymentView:
+    history = _history(settings)
+    if history is None:
+        raise NotFound(f"no deployment {deployment_id}: nothing has been deployed yet")
+    with history:
+        try:
+            d = history.get(deployment_id)
+        except SorteError:
+            raise NotFound(f"no deployment {deployment_id} (the deployments page lists them)") from None
+        return DeploymentView(
+            deployment=d, events=history.events(d.id), can_roll_back_to=_can_target(d, history.active())
+        )
+
+
+def paused(settings: Settings) -> bool:
+    return bool(read_control(settings.data_dir / "control.json").get("paused", False))
+
+
+def alerts(settings: Settings, limit: int = 50) -> list[AlertView]:
+    """The newest last."""
+    out = []
+    for a in read_alerts(commander_dir(settings.data_dir), limit=limit):
+        fields = {k: v for k, v in a.items() if k not in ("at", "kind", "message")}
+        out.append(
+            AlertView(
+                at=float(a.get("at", 0)), kind=str(a.get("kind", "")), message=str(a.get("message", "")), fields=fields
+            )
+        )
+    return out
+
+
+def overview(settings: Settings) -> Overview:
+    folder = commander_dir(settings.data_dir)
+    running = commander_running(folder)
+    lease = _lease(settings)
+    history = _history(settings)
+    active = None
+    slots: dict[str, Any] = {slot: None for slot in SLOTS}
+    if history is not None:
+        with history:
+            active = history.active()
+            listed = history.list(limit=50)
+            slots = {slot: next((d for d in listed if d.slot == slot), None) for slot in SLOTS}
+    is_paused = paused(settings)
+    degraded = running and (active is None or lease.holder is None)
+    state = "stopped" if not running else "degraded" if degraded else "paused" if is_paused else "trading"
+    return Overview(
+        commander_running=running,
+        health=state,
+        paused=is_paused,
+        lease=lease,
+        active=active,
+        active_slot=lease.holder,
+        slots=slots,
+        profit=profit(settings),
+        positions=positions(settings),
+        stages=stage_stats(settings),
+        llm_cache_hit_rate=llm_cache_hit_rate(settings),
+        runs_waiting=[v.run_id for v in agent.runs(settings) if v.status == "awaiting_approval"],
+        alerts=alerts(settings, limit=10),
+    )
+
+
+def health(settings: Settings) -> Health:
+    """Ready when the data directory is writable and, once something was deployed, a
+    commander runs with a lease holder."""
+    checks: dict[str, str] = {}
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.data_dir / ".ready-probe"
+        probe.write_text("ok")
+        probe.unlink()
+        checks["data_dir"] = "ok"
+    except OSError as exc:
+        checks["data_dir"] = f"not writable: {exc}"
+    folder = commander_dir(settings.data_dir)
+    if commander_running(folder):
+        holder = _lease(settings).holder
+        checks["commander"] = "ok" if holder else "running, but no slot holds the order-writer lease"
+    else:
+        checks["commander"] = "not running"
+    return Health(ready=all(v == "ok" for v in checks.values()), checks=checks)
+
+
+# -- the agent, strategies, lessons, logs --------------------------------------------------
+def runs(settings: Settings, limit: int = 20) -> list[RunView]:
+    """Newest first."""
+    views = sorted(agent.runs(settings), key=lambda v: v.updated_at, reverse=True)
+    return views[:limit]
+
+
+def run(settings: Settings, run_id: str) -> RunView:
+    try:
+        return agent.run(settings, run_id)
+    except SorteError:
+        raise NotFound(f"no run {run_id!r}: the list of runs shows them") from None
+
+
+def run_timeline(settings: Settings, run_id: str) -> list[dict[str, Any]]:
+    """The nodes a run entered and left, with their times (the agent's audit of the run)."""
+    from sorte.agent.journal import read_audit
+
+    run(settings, run_id)  # NotFound first
+    return read_audit(settings.data_dir, run_id)
+
+
+def diff(settings: Settings, run_id: str) -> str:
+    view = run(settings, run_id)
+    if not view.diff:
+        raise NotFound(f"run {run_id} has no diff (it is {view.status}, outcome {view.outcome or 'none yet'})")
+    return view.diff
+
+
+def strategies(settings: Settings) -> list[StrategyView]:
+    from sorte.runtime.strategy import available_strategies, read_param_specs
+
+    out = []
+    for name in available_strategies(settings.strategies_dir):
+        specs = read_param_specs(settings.strategies_dir / f"{name}.py")
+        params = [StrategyParam(name=p, **spec.model_dump()) for p, spec in specs.items()]
+        out.append(StrategyView(name=name, params=params))
+    return out
+
+
+def lessons(
+    settings: Settings, query: str | None = None, strategy: str | None = None, limit: int = 10
+) -> list[LessonView]:
+    from knowledge import open_store
+
+    if limit <= 0:
+        raise SorteError(f"limit must be positive, got {limit}")
+    if query is not None and not query.strip():
+        raise SorteError("the query is empty: give a few words, or none to list the newest lessons")
+    store = open_store(settings.knowledge, settings.data_dir)
+    hits = (
+        store.recall(query, strategy=strategy, k=limit)
+        if query
+        else [(x, None) for x in store.list(limit, strategy=strategy)]
+    )
+    return [
+        LessonView(
+            id=lesson.id,
+            strategy=lesson.strategy,
+            request=lesson.request,
+            rule=lesson.rule,
+            outcome=lesson.outcome,
+            verdict=lesson.verdict,
+            plan_summary=lesson.plan_summary,
+            metric_deltas=lesson.metric_deltas,
+            updated_at=lesson.updated_at.isoformat(timespec="seconds"),
+            times_seen=lesson.times_seen,
+            score=score,
+        )
+        for lesson, score in hits
+    ]
+
+
+def logs(settings: Settings, lines: int = 30) -> list[str]:
+    """The last lines of the structured log `sorte up` writes (``<data_dir>/logs/sorte.jsonl``)."""
+    path = settings.data_dir / LOG_FILE
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        return [line.rstrip("\n") for line in deque(fh, maxlen=max(lines, 0))]
