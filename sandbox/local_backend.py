@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import re
 import resource
 import shutil
 import signal
@@ -87,6 +88,12 @@ def _blocked_ancestor(path: str) -> str | None:
         except OSError:
             return None
     return None
+
+
+def _shared_tmp_arg(arg: str, out: Path) -> str:
+    """``{out}`` and the container's output dir become the scratch output dir, in one pass:
+    replacing one after the other would rewrite the ``/tmp/out`` that ends the first result."""
+    return re.sub(f"{re.escape(OUT_TOKEN)}|{re.escape(SANDBOX_OUTPUT_DIR)}", lambda _m: str(out), arg)
 
 
 def _interpreter_under_tmp() -> bool:
@@ -245,7 +252,7 @@ class LocalSandbox:
                 command = [a.replace(OUT_TOKEN, SANDBOX_OUTPUT_DIR) for a in command]
             else:
                 env = fixed_env(str(work), str(tmp), str(out), venv_bin, limits.env)
-                command = [a.replace(OUT_TOKEN, str(out)).replace(SANDBOX_OUTPUT_DIR, str(out)) for a in command]
+                command = [_shared_tmp_arg(a, out) for a in command]
             staging = base / "staging"
             staging.mkdir()
             preexec = _make_preexec(

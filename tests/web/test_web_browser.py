@@ -91,6 +91,7 @@ def _screenshot(driver: object, path: Path) -> None:
 def test_overview_and_the_rollback_flow_in_chromium(
     browser: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -102,7 +103,9 @@ def test_overview_and_the_rollback_flow_in_chromium(
     settings, baseline, candidate = deployed_project(tmp_path)
     settings = with_web(settings, port=0, token=TOKEN)
     driver = browser
-    wait = WebDriverWait(driver, 120)  # type: ignore[arg-type]
+    # While a form's POST is answered the old document is torn down under the polling: a stale
+    # node or a "node does not belong to the document" error means "not yet", not a failure.
+    wait = WebDriverWait(driver, 120, ignored_exceptions=(StaleElementReferenceException, WebDriverException))  # type: ignore[arg-type]
     with Server(settings) as url:
         driver.get(url + "/")  # type: ignore[attr-defined]
         assert driver.find_element(By.ID, "active").text.startswith(f"#{candidate}")  # type: ignore[attr-defined]
