@@ -88,7 +88,7 @@ def _history_path(settings: Settings) -> Path:
     return commander_dir(settings.data_dir) / HISTORY_FILE
 
 
-def _existing_history(settings: Settings) -> DeploymentHistory | None:
+def existing_history(settings: Settings) -> DeploymentHistory | None:
     """The history when there is one; None (and nothing created) otherwise."""
     path = _history_path(settings)
     return DeploymentHistory(path) if path.exists() else None
@@ -135,7 +135,7 @@ def serve(
     ``progress`` gets the deployment history's events as they happen; ``observe`` is called
     with the commander between steps (for a status line)."""
     commander = Commander(settings)
-    history = _existing_history(settings)
+    history = existing_history(settings)
     with contextlib.nullcontext() if history is None else history:
         reporter = EventReporter(progress, history)  # what happens from now on, recovery included
 
@@ -168,7 +168,7 @@ def deploy(
     could not run."""
     say = progress or (lambda _msg: None)
     commit = resolve_commit(_repo_root(settings), ref)
-    history = _existing_history(settings)
+    history = existing_history(settings)
     if history is not None:
         with history:
             if history.is_rejected(commit):
@@ -258,7 +258,7 @@ def rollback(
     Raises DeploymentError (nothing written) for an unknown ``to`` or nothing active,
     RequestFailed when the commander refused or could not do it."""
     say = progress or (lambda _msg: None)
-    history = _existing_history(settings)
+    history = existing_history(settings)
     if history is None:
         raise DeploymentError("nothing is active: nothing to roll back")
     with history:

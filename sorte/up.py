@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from commander.engine import Commander, CommanderReport
 from commander.inbox import commander_running
-from commander.service import EventReporter
+from commander.service import EventReporter, existing_history
 from commander.status import commander_dir
 from sorte.config import Settings
 from sorte.errors import SorteError
@@ -122,7 +122,9 @@ async def up(
 
 
 async def _trade(commander: Commander, say: Say, max_ticks: int | None) -> CommanderReport:
-    reporter = EventReporter(say)
+    history = existing_history(commander.settings)
+    with contextlib.nullcontext() if history is None else history:
+        reporter = EventReporter(say, history)  # what happens from now on (recovery included), not the past
 
     def observe(c: Commander) -> bool:
         reporter.poll(c.history, throttle=True)

@@ -142,6 +142,7 @@ def test_up_serves_trades_stops_on_ctrl_c_and_resumes(env: dict[str, str], tmp_p
     second = Up(env, "--interval", "0", "--max-ticks", "15")
     out = second.finish(timeout=120)
     assert second.proc.returncode == 0, out
+    assert "first deployment" not in out, "the past deployment events are not reported again"
     after = steps(data_dir)
     assert after[: len(done)] == done and len(after) == len(done) + 15, "the second run continues the same ledger"
     assert "stopped cleanly after" in out
