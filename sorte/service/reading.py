@@ -74,7 +74,10 @@ def _with_ledger(settings: Settings, read: Any, empty: Any) -> Any:
 
 
 def positions(settings: Settings) -> list[PositionView]:
-    closes = _snapshot(settings).get("last_close", {})
+    return _positions(settings, _snapshot(settings).get("last_close", {}))
+
+
+def _positions(settings: Settings, closes: dict[str, float]) -> list[PositionView]:
     out = []
     for p in _with_ledger(settings, lambda led: list(led.positions().values()), []):
         last = closes.get(p.symbol)
@@ -157,7 +160,11 @@ def equity_curve(settings: Settings, points: int = 300) -> list[EquityPoint]:
 
 # -- the active slot's snapshot -----------------------------------------------------------
 def _snapshot(settings: Settings) -> dict[str, Any]:
-    holder = _lease(settings).holder
+    return _snapshot_of(settings, _lease(settings).holder)
+
+
+def _snapshot_of(settings: Settings, holder: str | None) -> dict[str, Any]:
+    """The snapshot of the slot that holds the lease; {} when none is current."""
     path = commander_dir(settings.data_dir) / f"snapshot-{holder}.json"
     if holder is None or not path.exists():
         return {}
@@ -174,7 +181,10 @@ def slot_metrics(settings: Settings) -> str:
 
 
 def stage_stats(settings: Settings) -> list[StageStats]:
-    text = _snapshot(settings).get("metrics", "")
+    return _stages_in(slot_metrics(settings))
+
+
+def _stages_in(text: str) -> list[StageStats]:
     passes: dict[str, float] = {}
     discards: dict[str, float] = {}
     buckets: dict[str, list[tuple[float, float]]] = {}
@@ -218,7 +228,10 @@ def _quantile_ms(buckets: list[tuple[float, float]], q: float) -> float | None:
 
 
 def llm_cache_hit_rate(settings: Settings) -> float | None:
-    text = _snapshot(settings).get("metrics", "")
+    return _hit_rate_in(slot_metrics(settings))
+
+
+def _hit_rate_in(text: str) -> float | None:
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name == "sorte_llm_cache_hit_ratio":
@@ -301,6 +314,8 @@ def overview(settings: Settings) -> Overview:
             listed = history.list(limit=50)
             slots = {slot: next((d for d in listed if d.slot == slot), None) for slot in SLOTS}
     is_paused = paused(settings)
+    snapshot = _snapshot_of(settings, lease.holder)  # read once for positions, stages and the cache figure
+    metrics = snapshot.get("metrics", "")
     degraded = running and (active is None or lease.holder is None)
     state = "stopped" if not running else "degraded" if degraded else "paused" if is_paused else "trading"
     return Overview(
@@ -312,9 +327,9 @@ def overview(settings: Settings) -> Overview:
         active_slot=lease.holder,
         slots=slots,
         profit=profit(settings),
-        positions=positions(settings),
-        stages=stage_stats(settings),
-        llm_cache_hit_rate=llm_cache_hit_rate(settings),
+        positions=_positions(settings, snapshot.get("last_close", {})),
+        stages=_stages_in(metrics),
+        llm_cache_hit_rate=_hit_rate_in(metrics),
         runs_waiting=[v.run_id for v in agent.runs(settings) if v.status == "awaiting_approval"],
         alerts=alerts(settings, limit=10),
     )
