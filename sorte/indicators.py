@@ -48,9 +48,11 @@ def rolling_std(x: np.ndarray, n: int) -> np.ndarray:
     mu = mean[n - 1 :]
     acc = out[n - 1 :]  # accumulate in place in the output
     acc[:] = 0.0
+    d = np.empty(m)  # one scratch buffer: the same operations, without an allocation per step
     for j in range(n):
-        d = x[j : j + m] - mu
-        acc += d * d
+        np.subtract(x[j : j + m], mu, out=d)
+        np.multiply(d, d, out=d)
+        acc += d
     np.divide(acc, n, out=acc)
     np.sqrt(acc, out=acc)
     return out
@@ -100,6 +102,19 @@ def crossed_above(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def crossed_below(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return crossed_above(b, a)
+
+
+def label(*pairs) -> np.ndarray:
+    """Per-bar text from ``(mask, text)`` pairs: the text of the first mask true at the bar,
+    "" where none is. Like nested ``np.where`` on strings, but an object array holding the
+    same few str objects, so its cost does not grow with the length of the texts."""
+    if not pairs or len(pairs) % 2:
+        raise ValueError("label() takes (mask, text) pairs")
+    masks, texts = pairs[0::2], pairs[1::2]
+    out = np.full(len(masks[0]), "", dtype=object)
+    for mask, text in zip(masks[::-1], texts[::-1], strict=True):  # the first pair wins: written last
+        out[np.asarray(mask, bool)] = text
+    return out
 
 
 def clip01(x: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sorte.indicators import clip01, crossed_above, crossed_below, rolling_std, sma
+from sorte.indicators import clip01, crossed_above, crossed_below, label, rolling_std, sma
 
 PARAMS = {
     "period": {"type": "int", "default": 20, "min": 2, "max": 400, "doc": "SMA window in bars."},
@@ -57,9 +57,10 @@ def decide(f, p):
     with np.errstate(invalid="ignore", divide="ignore"):
         distance = side * (f["close"] - f["sma"]) / f["sd"]
     score = np.where(side != 0, clip01(0.5 + 0.4 * np.tanh(distance / p.strength_scale)), 0.0)
-    reason = np.where(
+    reason = label(
         up,
         f"close crossed above SMA{p.period}",
-        np.where(down, f"close crossed below SMA{p.period}", ""),
+        down,
+        f"close crossed below SMA{p.period}",
     )
     return score, side, reason

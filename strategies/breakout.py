@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sorte.indicators import clip01, rolling_std, shift, sma
+from sorte.indicators import clip01, label, rolling_std, shift, sma
 
 PARAMS = {
     "period": {"type": "int", "default": 20, "min": 5, "max": 200, "doc": "Bollinger window in bars."},
@@ -71,9 +71,10 @@ def decide(f, p):
         boost = np.where(f["volume_ratio"] > 1.0, p.volume_boost, 0.0)
     side = np.where(up, 1, np.where(down, -1, 0))
     score = np.where(side != 0, clip01(0.55 + 2.0 * excess + boost), 0.0)
-    reason = np.where(
+    reason = label(
         up,
         f"close broke above the upper Bollinger band ({p.period}, {p.width:g}sd)",
-        np.where(down, f"close broke below the lower Bollinger band ({p.period}, {p.width:g}sd)", ""),
+        down,
+        f"close broke below the lower Bollinger band ({p.period}, {p.width:g}sd)",
     )
     return score, side, reason

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sorte.indicators import clip01, rsi
+from sorte.indicators import clip01, label, rsi
 
 PARAMS = {
     "rsi_period": {"type": "int", "default": 14, "min": 2, "max": 100, "doc": "RSI window in bars."},
@@ -50,9 +50,10 @@ def decide(f, p):
     # the extreme (RSI 0 or 100) scores 1.
     depth = np.where(buy, (p.oversold - r) / p.oversold, (r - p.overbought) / (100 - p.overbought))
     score = np.where(side != 0, clip01(0.6 + 0.4 * depth), 0.0)
-    reason = np.where(
+    reason = label(
         buy,
         f"RSI{p.rsi_period} below {p.oversold:g} (oversold)",
-        np.where(sell, f"RSI{p.rsi_period} above {p.overbought:g} (overbought)", ""),
+        sell,
+        f"RSI{p.rsi_period} above {p.overbought:g} (overbought)",
     )
     return score, side, reason

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sorte.indicators import clip01, crossed_above, crossed_below, rolling_std, shift, sma
+from sorte.indicators import clip01, crossed_above, crossed_below, label, rolling_std, shift, sma
 
 PARAMS = {
     "fast": {"type": "int", "default": 10, "min": 2, "max": 200, "doc": "Fast SMA window in bars."},
@@ -63,9 +63,10 @@ def decide(f, p):
     with np.errstate(invalid="ignore", divide="ignore"):
         tstat = side * f["trend"] / (f["vol"] * np.sqrt(p.slow))
     score = np.where(side != 0, clip01(0.5 + 0.4 * np.tanh(tstat / p.strength_scale)), 0.0)
-    reason = np.where(
+    reason = label(
         up,
         f"SMA{p.fast} crossed above SMA{p.slow}",
-        np.where(down, f"SMA{p.fast} crossed below SMA{p.slow}", ""),
+        down,
+        f"SMA{p.fast} crossed below SMA{p.slow}",
     )
     return score, side, reason

@@ -52,6 +52,10 @@ def test_secrets_are_masked(settings, monkeypatch):
         ("broker:\n  fee_bps: -1\n", "broker.fee_bps"),
         ("risk: [1, 2]\n", "risk"),
         ("unknown_key: 1\n", "unknown_key"),
+        ("broker: {slipage_bps: 11}\n", "broker.slipage_bps"),  # a typo is not silently dropped
+        ("risk: {max_drawdwn: 0.1}\n", "risk.max_drawdwn"),
+        ("runtime: {speeed: 2}\n", "runtime.speeed"),
+        ("exchange: {api_kee: x}\n", "exchange.api_kee"),
         ("broker: {fee_bps: [\n", "not valid YAML"),
         ("- a\n- b\n", "mapping"),
     ],

@@ -6,7 +6,7 @@ import pytest
 
 from sorte.errors import DataError
 from sorte.runtime import demo
-from sorte.runtime.data import load_bars, to_ohlcv, validate_bars
+from sorte.runtime.data import gap_limit, load_bars, to_ohlcv, validate_bars
 
 
 def write(tmp_path, frame: pd.DataFrame, name="bars.csv"):
@@ -88,6 +88,23 @@ def test_gap_limit_is_configurable(tmp_path, good):
     with pytest.raises(DataError, match="gap of"):
         load_bars(path, max_gap=5)
     assert len(load_bars(path, max_gap=0)) == 60  # 0 disables the check
+
+
+def test_a_missing_stretch_of_daily_bars_is_refused_by_default(tmp_path, goog):
+    """60 trading days missing from GOOG (an 88-day hole) is no market closure."""
+    frame = goog.reset_index()
+    holed = pd.concat([frame.iloc[:500], frame.iloc[560:]])
+    with pytest.raises(DataError, match=r"gap of 88 days.*default limit of 10 days"):
+        load_bars(write(tmp_path, holed))
+    assert len(load_bars(write(tmp_path, holed), max_gap=100)) == len(holed)  # an explicit limit wins
+
+
+def test_default_gap_limit_follows_the_bar_spacing():
+    day, hour, minute = 86_400e9, 3_600e9, 60e9
+    assert gap_limit(day, None)[0] == 10 * day  # daily: holiday weekends pass, missing weeks do not
+    assert gap_limit(hour, None)[0] == 100 * hour  # hourly: FX weekends (about 49 h) pass
+    assert gap_limit(minute, None)[0] == 100 * minute  # intraday: at most 100 spacings
+    assert gap_limit(minute, 0)[0] == 0  # 0 disables the check
 
 
 def test_fx_weekends_are_not_gaps(eurusd):

@@ -190,3 +190,74 @@ def test_limit_orders_that_expire_are_recorded_and_resume_identically(demo_setti
     run(first, max_steps=211)
     run(session(s, ledger_path=tmp_path / "split.db"))
     assert fill_rows(tmp_path / "split.db") == fill_rows(tmp_path / "whole.db")
+
+
+ALWAYS_BUY = '''"""Test strategy: proposes a BUY on every bar."""
+
+import numpy as np
+
+PARAMS = {}
+
+
+def lookback(p):
+    return 2
+
+
+def features(bars, p):
+    return {"close": bars.close}
+
+
+def decide(f, p):
+    n = len(f["close"])
+    return np.ones(n), np.ones(n, dtype=int), np.full(n, "always", dtype=object)
+'''
+
+
+def test_symbols_are_analysed_concurrently_while_models_answer(settings, tmp_path):
+    """Strategy stages are CPU work; an LLM stage awaits its model. The symbols of one step
+    wait for their answers together, up to the backend's concurrency, not one by one."""
+    import shutil
+
+    from sorte.config import REPO_ROOT, LLMSettings, ProviderSettings, RoleSettings, RoleTarget
+    from sorte.llm.client import LLM
+    from sorte.llm.providers.fake import FakeProvider
+    from sorte.runtime.cascade import build_cascade, parse_cascade
+    from sorte.runtime.feed import ReplayFeed
+    from sorte.runtime.metrics import RuntimeMetrics
+
+    strategies = tmp_path / "strategies"
+    shutil.copytree(REPO_ROOT / "strategies", strategies)
+    (strategies / "always_buy.py").write_text(ALWAYS_BUY)
+    llm_settings = LLMSettings(
+        providers={"fake": ProviderSettings(kind="fake", concurrency=3)},
+        roles={"standard": RoleSettings(chain=[RoleTarget(provider="fake", model="m")])},
+    )
+    answer = '{"score": 0.9, "side": "BUY", "reason": "fine"}'
+    fake = FakeProvider("fake", llm_settings.providers["fake"], [answer], delay_s=0.01)
+    in_flight, peaks = 0, []
+    original = fake.complete
+
+    async def counting(*args):
+        nonlocal in_flight
+        in_flight += 1
+        peaks.append(in_flight)
+        try:
+            return await original(*args)
+        finally:
+            in_flight -= 1
+
+    fake.complete = counting
+    stages = [
+        {"name": "always", "kind": "strategy", "strategy": "always_buy", "threshold": 0.0},
+        {"name": "analysis", "kind": "llm", "role": "standard", "prompt": "technical", "threshold": 0.0},
+    ]
+    cascade = build_cascade(
+        parse_cascade({"min_confidence": 0.0, "stages": stages}), strategies, LLM(llm_settings, None, {"fake": fake})
+    )
+    s = settings.model_copy(update={"runtime": settings.runtime.model_copy(update={"demo_bars": 60})})
+    clock = SimClock()
+    feed = ReplayFeed(service.demo_frames(s), clock, 0.0)
+    runtime = service._assemble(s, cascade, feed, clock, None, None, RuntimeMetrics(), 0.0)
+    asyncio.run(runtime.run(max_steps=50))
+    assert len(feed.symbols) == 4 and len(fake.calls) > 4
+    assert max(peaks) == 3  # four symbols waiting, three at a time: the backend's bound

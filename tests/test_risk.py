@@ -37,3 +37,15 @@ def test_correlation_matrix():
 
 def test_periods_per_year():
     assert risk.periods_per_year(86_400) == pytest.approx(365.25)
+
+
+def test_var_quantile_equals_numpys():
+    """``historical_var`` takes its quantile from one partition; it must be numpy's value."""
+    rng = np.random.default_rng(11)
+    for _ in range(2000):
+        r = rng.normal(0, 0.01, int(rng.integers(1, 400)))
+        if rng.random() < 0.3:
+            r = np.round(r, 3)  # ties
+        q = float(rng.choice([0.01, 0.05, 0.5, rng.random()]))
+        assert risk._quantile(r, q) == float(np.quantile(r, q))
+    assert np.isnan(risk._quantile(np.array([0.1, np.nan, 0.2]), 0.05))

@@ -12,15 +12,20 @@ from sorte.runtime.models import Ohlcv
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 TIME_COLUMNS = ("timestamp", "datetime", "date", "time", "ts")
-DEFAULT_MAX_GAP = 100.0  # in median bar spacings: keeps FX weekends, catches missing weeks
+DEFAULT_MAX_GAP: float | None = None  # None: the automatic limit below; a number: that many median spacings
+#: The automatic gap limit: 10 median spacings, but never less than a long market closure
+#: (a holiday weekend of daily or hourly data) nor more than 100 spacings (intraday data).
+AUTO_GAP_SPACINGS, AUTO_GAP_CEILING = 10.0, 100.0
+MARKET_CLOSURE_NS = 5 * 86_400 * 1_000_000_000
 
 
-def load_bars(path: Path, max_gap: float = DEFAULT_MAX_GAP) -> pd.DataFrame:
+def load_bars(path: Path, max_gap: float | None = DEFAULT_MAX_GAP) -> pd.DataFrame:
     """Read ``path`` and return a validated frame indexed by UTC time.
 
     Raises one DataError naming the first problem: missing or unreadable file, missing
     columns, unparseable or unsorted or duplicate timestamps, NaNs, non-positive prices,
-    high/low inconsistent with open/close, or a gap longer than ``max_gap`` median spacings.
+    high/low inconsistent with open/close, or a gap longer than ``max_gap`` median spacings
+    (by default the automatic limit of ``gap_limit``).
     """
     path = Path(path)
     if not path.exists():
@@ -45,7 +50,7 @@ def _read(path: Path) -> pd.DataFrame:
     raise DataError(f"{path}: unsupported data format {suffix or '(none)'}; use .csv or .parquet")
 
 
-def validate_bars(raw: pd.DataFrame, source: str, max_gap: float = DEFAULT_MAX_GAP) -> pd.DataFrame:
+def validate_bars(raw: pd.DataFrame, source: str, max_gap: float | None = DEFAULT_MAX_GAP) -> pd.DataFrame:
     if raw.empty:
         raise DataError(f"{source}: no bars")
     frame = raw.rename(columns={c: str(c).strip().lower() for c in raw.columns})
@@ -119,7 +124,7 @@ def _check_values(out: pd.DataFrame, source: str) -> None:
         raise DataError(f"{source}: negative volume")
 
 
-def _check_order(out: pd.DataFrame, source: str, max_gap: float) -> None:
+def _check_order(out: pd.DataFrame, source: str, max_gap: float | None) -> None:
     ts = out.index.asi8
     if len(ts) < 2:
         return
@@ -134,14 +139,29 @@ def _check_order(out: pd.DataFrame, source: str, max_gap: float) -> None:
         row = int(np.flatnonzero(diffs == 0)[0]) + 1
         raise DataError(f"{source}: duplicate timestamp {out.index[row]} at rows {row - 1} and {row}")
     median = float(np.median(diffs))
+    limit, rule = gap_limit(median, max_gap)
     worst = int(np.argmax(diffs))
-    if max_gap and diffs[worst] > max_gap * median:
+    if limit and diffs[worst] > limit:
         gap = pd.Timedelta(int(diffs[worst]), unit="ns")
         raise DataError(
             f"{source}: gap of {gap} between rows {worst} ({out.index[worst]}) and {worst + 1} "
-            f"({out.index[worst + 1]}), more than {max_gap:g}x the median bar spacing "
-            f"({pd.Timedelta(int(median), unit='ns')}); fill the gap or raise --max-gap"
+            f"({out.index[worst + 1]}), longer than {rule} (median bar spacing "
+            f"{pd.Timedelta(int(median), unit='ns')}); fill the gap or pass --max-gap N "
+            "(in median spacings, 0: no limit)"
         )
+
+
+def gap_limit(median_ns: float, max_gap: float | None) -> tuple[float, str]:
+    """The largest gap allowed, in ns (0: none), and how it was set, for the error message."""
+    if max_gap is not None:
+        return max_gap * median_ns, f"{max_gap:g}x the median bar spacing"
+    auto = min(AUTO_GAP_CEILING * median_ns, max(AUTO_GAP_SPACINGS * median_ns, MARKET_CLOSURE_NS))
+    shown = pd.Timedelta(int(auto), unit="ns")
+    return (
+        auto,
+        f"the default limit of {shown} ({AUTO_GAP_SPACINGS:g} median spacings, at least 5 days for "
+        f"market closures, at most {AUTO_GAP_CEILING:g} spacings)",
+    )
 
 
 OHLCV_COLUMNS = [*PRICE_COLUMNS, "volume"]

@@ -29,7 +29,7 @@ from sorte.runtime.models import BUY, Decision, Order
 from sorte.runtime.risk import RiskManager
 
 
-@dataclass
+@dataclass(slots=True)
 class ExecutionReport:
     orders: list[Order] = field(default_factory=list)
     skipped: str = ""  # why nothing (more) was done, "" when all went through
@@ -52,8 +52,8 @@ class Executor:
         broker = self.broker
         symbol, side = d.symbol, d.side
         if broker.has_pending(symbol):
-            return ExecutionReport(skipped="order pending")
-        report = ExecutionReport()
+            return ExecutionReport([], "order pending")
+        report = ExecutionReport([], "")
         held = broker.positions
         pos = held.get(symbol)
         if pos is not None:
@@ -96,8 +96,10 @@ class Executor:
         if pos is None:
             positions = held  # only read by the risk checks
             exposure = broker.gross_exposure()
+        elif len(held) == 1:  # the position being closed was the only one
+            positions, exposure = {}, 0.0
         else:  # the position being closed no longer counts
-            positions = {s: p for s, p in held.items() if p is not pos} if len(held) > 1 else {}
+            positions = {s: p for s, p in held.items() if p is not pos}
             exposure = broker.gross_exposure() - abs(pos.qty) * broker.last_price.get(symbol, d.price)
         veto = self.risk.check_entry(symbol, side, notional, equity, positions, exposure, recent_closes)
         if veto is not None:

@@ -54,7 +54,23 @@ def historical_var(returns: np.ndarray, level: float = 0.95) -> float:
     r = np.asarray(returns, float)
     if len(r) == 0:
         return 0.0
-    return float(max(0.0, -np.quantile(r, 1.0 - level)))
+    return float(max(0.0, -_quantile(r, 1.0 - level)))
+
+
+def _quantile(r: np.ndarray, q: float) -> float:
+    """``np.quantile(r, q)`` (linear method) of a 1-D float array from one partition: the
+    same value, without the generic machinery that costs more than the sort itself."""
+    n = len(r)
+    if n < 2 or np.isnan(r).any():
+        return float(np.quantile(r, q))
+    pos = q * (n - 1)
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    part = np.partition(r, (lo, hi))
+    a, b, t = float(part[lo]), float(part[hi]), pos - lo
+    diff = b - a
+    # numpy's lerp: from the nearer end, so that t = 1 gives b exactly
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
 
 
 def correlation_matrix(closes: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
@@ -91,7 +107,8 @@ class RiskManager:
         self.vetoes: dict[str, int] = {}
 
     def observe_equity(self, equity: float) -> None:
-        self.peak_equity = max(self.peak_equity, equity)
+        if equity > self.peak_equity:  # not max(): this runs on every step of a backtest
+            self.peak_equity = equity
 
     def check_entry(
         self,
