@@ -8,6 +8,12 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The embedding model, in process (the default embedder) and as Ollama names the same
+# all-MiniLM-L6-v2 (384 dimensions). ``sorte.config`` maps the ``embeddings`` LLM role to
+# these, so the role and knowledge's embedders name one model.
+MINILM_MODEL = "all-MiniLM-L6-v2"
+OLLAMA_EMBED_MODEL = "all-minilm"
+
 
 class KnowledgeSettings(BaseSettings):
     """Read from ``SORTE_KNOWLEDGE__*`` (e.g. ``SORTE_KNOWLEDGE__EMBEDDER=ollama``) over the defaults.
@@ -27,7 +33,9 @@ class KnowledgeSettings(BaseSettings):
     )
     device: str = Field("cpu", description="torch device for the in-process embedder")
     torch_threads: int = Field(1, ge=0, description="torch threads for the in-process embedder (0: torch's default)")
-    ollama_model: str = Field("nomic-embed-text", min_length=1)
+    ollama_model: str = Field(
+        OLLAMA_EMBED_MODEL, min_length=1, description="ollama: the embedding model (default: all-MiniLM-L6-v2's)"
+    )
     ollama_base_url: str = Field("http://127.0.0.1:11434", min_length=1)
     ollama_timeout_s: float = Field(30.0, gt=0)
     merge_threshold: float = Field(

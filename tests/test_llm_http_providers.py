@@ -184,7 +184,7 @@ def test_missing_model_falls_back_to_the_next_target(backend: Backend, tmp_path:
     assert answer.value == Verdict(**FALLBACK)
     (reason,) = answer.fallbacks
     assert reason.startswith("remote:absent-model:") and "has no model" in reason
-    assert fallback_count(llm, "model-missing") == 1
+    assert fallback_count(llm, "model_missing") == 1
 
 
 def test_a_404_that_is_not_about_the_model_is_not_model_missing(backend: Backend) -> None:
@@ -316,7 +316,7 @@ def test_answer_invalid_every_time_gives_invalid_output_then_falls_back(backend:
 
     llm = make_llm(backend, tmp_path, fallback=True)
     assert ask(llm).backend == "fake"
-    assert fallback_count(llm, "invalid-output") == 1
+    assert fallback_count(llm, "invalid_output") == 1
 
 
 def test_openai_answer_cut_at_the_token_limit_is_invalid_output() -> None:

@@ -128,14 +128,33 @@ def test_backtest_with_llm_stages_equals_the_live_path_and_replays_from_cache(go
 
 
 def test_replay_lists_what_is_missing_and_calls_no_model(goog, tmp_path):
+    from sorte.errors import ConfigError
+    from sorte.runtime.service import check_replay
+
     llm, fake = make_llm(rsi_reader, tmp_path, replay=True)
-    run_backtest(cascade(llm), {"GOOG": goog.head(300)}, BrokerSettings(), RiskSettings())
+    c = cascade(llm)
+    frame = goog.head(300)
+    with structlog.testing.capture_logs() as logs:
+        run_backtest(c, {"GOOG": frame}, BrokerSettings(), RiskSettings())
     assert fake.calls == []
-    assert llm.replay_misses and all("stage=analysis" in m for m in llm.replay_misses)
+    misses = llm.replay_misses
+    assert len(misses) > 10 and {(m.stage, m.symbol, m.role) for m in misses} == {("analysis", "GOOG", "standard")}
+    assert {m.bar_ts for m in misses} <= set(frame.index.as_unit("ns").asi8 / 1e9)  # the bars asked about
+    assert not [e for e in logs if e["log_level"] == "warning"]  # no warning per missing answer
+    with pytest.raises(ConfigError) as err:
+        check_replay(c)
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith(f"replay mode: {len(misses)} LLM answer(s) are not in the cache")
+    assert len(lines) == 2 and "stage=analysis symbol=GOOG" in lines[1]
+    assert f"{len(misses)} bar(s) missing" in lines[1] and lines[1].endswith(f"... and {len(misses) - 10} more")
+    first = min(misses, key=lambda m: m.bar_ts)
+    assert f"[{first.key[:8]}]" in lines[1] and re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[", lines[1])
 
 
-@pytest.mark.parametrize("failure", ["timeout", "down", "garbage"])
-def test_a_failing_model_falls_back_to_technical_analysis_and_trading_goes_on(goog, failure):
+@pytest.mark.parametrize(
+    ("failure", "reason"), [("timeout", "timeout"), ("down", "unavailable"), ("garbage", "invalid_output")]
+)
+def test_a_failing_model_falls_back_to_technical_analysis_and_trading_goes_on(goog, failure, reason):
     script = {
         "timeout": [json.dumps({"score": 1, "side": "BUY", "reason": "late"})],
         "down": [LLMUnavailable("connection refused")],
@@ -149,8 +168,11 @@ def test_a_failing_model_falls_back_to_technical_analysis_and_trading_goes_on(go
     assert c.stages[1].fallbacks > 0 and c.stages[1].answered == 0
     assert batch.act.any()  # decisions still come, on the technical score
     i = int(np.flatnonzero(batch.act)[0])
-    assert "technical-analysis fallback" in batch.outputs[1].reason[i]
-    assert any(e["event"].startswith("[LLM] stage=analysis fallback=technical-analysis") for e in logs)
+    assert batch.outputs[1].reason[i] == f"technical-analysis fallback ({reason})"
+    stage_lines = [e for e in logs if e["event"].startswith("[LLM] stage=analysis fallback=technical-analysis")]
+    assert stage_lines and all(e["event"].endswith(f" reason={reason}") for e in stage_lines)  # the cause
+    backend_lines = [e["event"] for e in logs if e["event"].startswith("[LLM] fake ")]
+    assert backend_lines and all(("timeout" in e) == (failure == "timeout") for e in backend_lines)
 
 
 def test_without_an_llm_client_the_stage_is_the_technical_fallback(goog):

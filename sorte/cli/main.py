@@ -35,7 +35,12 @@ console = Console()
 err = Console(stderr=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file (else SORTE_CONFIG or ./sorte.yaml)")
-MaxGapOpt = typer.Option(DEFAULT_MAX_GAP, "--max-gap", help="Largest gap allowed, in median bar spacings")
+MaxGapOpt = typer.Option(
+    DEFAULT_MAX_GAP,
+    "--max-gap",
+    help="Largest gap allowed, in median bar spacings (0: no limit). "
+    "Default: 10 spacings, at least 5 days so market closures pass, at most 100 spacings",
+)
 
 
 def _settings(config: Path | None, **overrides) -> Settings:
@@ -103,7 +108,7 @@ def run_cmd(
     fresh: bool = typer.Option(False, help="Archive the existing ledger and start over"),
     metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on this port"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print the summary"),
-    max_gap: float = MaxGapOpt,
+    max_gap: float | None = MaxGapOpt,
 ) -> None:
     """Run the trading runtime (paper mode unless configured for live trading), printing decisions."""
     updates = {"feed": feed, "symbols": symbol or None, "speed": speed, "batch_interval_s": interval}
@@ -193,7 +198,7 @@ def backtest_cmd(
     min_confidence: float | None = typer.Option(None, min=0, max=1, help="Trade only at this confidence"),
     replay: bool = typer.Option(False, help="LLM stages answer only from the cache (never call a model)"),
     config: Path | None = ConfigOpt,
-    max_gap: float = MaxGapOpt,
+    max_gap: float | None = MaxGapOpt,
 ) -> None:
     """Backtest a strategy on historical bars and print its metrics."""
     try:
@@ -286,6 +291,7 @@ def doctor_cmd(
 ) -> None:
     """Check the LLM backends: reachability, models, GPU, one-token latency, cache statistics."""
     from sorte.llm import service as llm_service
+    from sorte.llm.doctor import summary_lines
 
     try:
         settings = _settings(config)
@@ -303,12 +309,8 @@ def doctor_cmd(
         took = f"{r.one_token_s:.2f} s" if r.one_token_s is not None else "-"
         roles.add_row(r.role, r.backend, r.model, present, took, r.error or "")
     console.print(roles)
-    c = report.cache
-    console.print(
-        f"cache: {c.memory_hits} memory + {c.disk_hits} disk hits, {c.misses} misses "
-        f"(hit rate {c.hit_rate:.0%}), {c.disk_entries} entries / {c.disk_bytes / 2**20:.1f} MiB on disk, "
-        f"lookup p50 {c.lookup_p50_us:.1f} us p99 {c.lookup_p99_us:.1f} us"
-    )
+    for line in summary_lines(report):
+        console.print(line)
 
 
 app.command("edit")(edit_cmd)

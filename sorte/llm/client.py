@@ -13,6 +13,7 @@ import asyncio
 import time
 import weakref
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -46,11 +47,55 @@ class Answer(Generic[T]):
 
 
 class AllBackendsFailed(LLMError):
-    """Every target of the role's chain failed; ``reasons`` says why, in order."""
+    """Every target of the role's chain failed; ``reasons`` says why, in order, and
+    ``reason`` is the short cause for logs and metrics (``timeout``, ``unavailable``,
+    ``model_missing``, ``invalid_output``; several joined by "+" when the targets failed
+    differently)."""
 
-    def __init__(self, role: str, reasons: list[str]) -> None:
+    def __init__(self, role: str, reasons: list[str], causes: list[str] | None = None) -> None:
         super().__init__(f"role {role!r}: every backend failed: " + "; ".join(reasons))
         self.reasons = reasons
+        self.causes = causes or ["error"]
+        self.reason = "+".join(dict.fromkeys(self.causes))
+
+
+@dataclass(frozen=True)
+class ReplayMissing:
+    """One question that replay mode could not answer from the cache."""
+
+    stage: str
+    role: str
+    symbol: str
+    bar_ts: float | None  # epoch seconds of the bar asked about, when the caller said
+    key: str  # cache key of the chain's first target
+    models: tuple[str, ...]
+
+
+def replay_report(misses: list[ReplayMissing], shown: int = 10) -> str:
+    """What replay mode lacks, per stage and symbol: a count, the first ``shown`` bars with a
+    key prefix each, and "... and N more"."""
+    groups: dict[tuple[str, str, str, tuple[str, ...]], list[ReplayMissing]] = {}
+    for m in misses:
+        groups.setdefault((m.stage, m.symbol, m.role, m.models), []).append(m)
+    lines = [
+        f"replay mode: {len(misses)} LLM answer(s) are not in the cache, so this backtest cannot be replayed "
+        f"(run it once without --replay to record them):"
+    ]
+    for (stage, symbol, role, models), items in groups.items():
+        items = sorted(items, key=lambda m: (m.bar_ts is None, m.bar_ts or 0.0))
+        bars = ", ".join(f"{_when(m.bar_ts)} [{m.key[:8]}]" for m in items[:shown])
+        more = f", ... and {len(items) - shown} more" if len(items) > shown else ""
+        lines.append(
+            f"  stage={stage or '-'} symbol={symbol or '-'} role={role} models={','.join(models)}: "
+            f"{len(items)} bar(s) missing: {bars}{more}"
+        )
+    return "\n".join(lines)
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "bar ?"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_provider(name: str, settings: ProviderSettings) -> Provider:
@@ -128,7 +173,7 @@ class LLM:
         # Per event loop: asyncio primitives bind to the loop that first uses them, and a
         # backtest or CLI command may run several loops one after the other.
         self._semaphores: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self.replay_misses: list[str] = []
+        self.replay_misses: list[ReplayMissing] = []
 
     async def close(self) -> None:
         self.cache.close()
@@ -144,9 +189,12 @@ class LLM:
         stage: str = "",
         bypass_cache: bool = False,
         retries: int = 1,
+        symbol: str = "",
+        bar_ts: float | None = None,
     ) -> Answer[T]:
         """A validated ``schema`` instance: from the cache if any target of ``role`` answered this
-        before, else from the first target of the chain that gives one."""
+        before, else from the first target of the chain that gives one. ``symbol`` and
+        ``bar_ts`` (the bar asked about) only label replay misses."""
         role_cfg = self.settings.role(role)
         targets = [(self.providers.get(t.provider), t.provider, t.model) for t in role_cfg.chain]
         schema_json = schema_of(schema)
@@ -155,22 +203,27 @@ class LLM:
             cache_key(p.settings.kind if p else name, model, messages, params, schema_json)
             for p, name, model in targets
         ]
-        if not bypass_cache:
-            for (_, name, model), key in zip(targets, keys, strict=True):
-                t0 = time.perf_counter()
-                hit = self.cache.get(key)
-                self.metrics.cache.labels("hit" if hit else "miss").inc()
-                if hit is not None:
-                    return self._done(
-                        parse_as(hit[0], schema), role, stage, name, model, t0, f"hit-{hit[1]}", None, None
-                    )
+        if not bypass_cache:  # one lookup per ask: a hit if any target's answer is cached
+            t0 = time.perf_counter()
+            hit = self.cache.lookup(keys)
+            self.metrics.cache.labels("hit" if hit else "miss").inc()
+            if hit is not None:
+                _, name, model = targets[hit[2]]
+                return self._done(parse_as(hit[0], schema), role, stage, name, model, t0, f"hit-{hit[1]}", None, None)
         if self.settings.replay:
-            self.replay_misses.append(f"role={role} stage={stage or '-'} models={[m for _, _, m in targets]}")
+            self.replay_misses.append(
+                ReplayMissing(stage, role, symbol, bar_ts, keys[0], tuple(m for _, _, m in targets))
+            )
             raise ReplayMiss(f"replay mode: no cached answer for role {role!r} (stage {stage or '-'})")
         reasons: list[str] = []
-        for (provider, name, model), key in zip(targets, keys, strict=True):
+        causes: list[str] = []  # short reason of each failed target, in order
+        tried: list[str] = []  # names of the failed targets
+        for i, ((provider, name, model), key) in enumerate(zip(targets, keys, strict=True)):
+            nxt = next((n for _, n, _ in targets[i + 1 :]), None)
             if provider is None:
                 reasons.append(f"{name}: not configured")
+                causes.append("not_configured")
+                tried.append(name)
                 continue
             timeout = role_cfg.timeout_s or provider.settings.timeout_s
             try:
@@ -188,25 +241,31 @@ class LLM:
                     retries,
                     role_cfg.cache_ttl_s,
                     bypass_cache,
+                    fallback=bool(tried),
                 )
             except Exception as exc:  # noqa: BLE001 - any backend failure moves on along the chain
                 reason = _reason(exc)
                 reasons.append(f"{name}:{model}: {exc}")
+                causes.append(reason)
+                tried.append(name)
                 self.metrics.fallbacks.labels(role, reason).inc()
-                last = (provider, name, model) == targets[-1]
                 log.warning(
-                    f"[LLM] {name} unavailable or slow ({reason}, timeout {timeout:g}s): "
-                    + ("no fallback left" if last else "falling back"),
+                    f"[LLM] {name} {_failure(reason, timeout, model)}: "
+                    + (f"falling back to {nxt}" if nxt else "no fallback left"),
                     role=role,
                     stage=stage,
                     backend=name,
                     model=model,
+                    reason=reason,
                     error=str(exc),
+                    **({"timeout_s": timeout} if reason == "timeout" else {}),
                 )
                 continue
             answer.fallbacks = reasons
+            if tried:  # the success line said which fallback was taken and why
+                self._log_done(answer, stage, fallback="->".join([*tried, name]), fallback_reason="+".join(causes))
             return answer
-        raise AllBackendsFailed(role, reasons)
+        raise AllBackendsFailed(role, reasons, causes)
 
     async def _call(
         self,
@@ -223,7 +282,9 @@ class LLM:
         retries: int,
         ttl: float,
         bypass: bool,
+        fallback: bool = False,
     ) -> Answer[T]:
+        """``fallback``: an earlier target failed, so the caller logs the line (with why)."""
         t0 = time.perf_counter()
         convo = list(messages)
         for attempt in range(retries + 1):
@@ -257,6 +318,7 @@ class LLM:
                 "bypass" if bypass else "miss",
                 done.tokens_in,
                 done.tokens_out,
+                log_it=not fallback,
             )
         raise AssertionError("unreachable")
 
@@ -280,30 +342,55 @@ class LLM:
         cache: str,
         tokens_in: int | None,
         tokens_out: int | None,
+        log_it: bool = True,
     ) -> Answer[T]:
         latency = time.perf_counter() - t0
         self.metrics.latency.labels(backend).observe(latency)
-        log.info(
-            f"[LLM] stage={stage or '-'} backend={backend} model={model} {latency:.2f}s cache={cache}",
-            role=role,
-            stage=stage,
-            backend=backend,
-            model=model,
-            latency_s=round(latency, 4),
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cache=cache,
+        answer = Answer(value, role, backend, model, latency, cache, [], tokens_in, tokens_out)
+        if log_it:
+            self._log_done(answer, stage)
+        return answer
+
+    @staticmethod
+    def _log_done(answer: Answer, stage: str, fallback: str | None = None, fallback_reason: str | None = None) -> None:
+        """The call's one line: ``[LLM] stage=technical backend=llamacpp model=m 1.45s cache=miss``,
+        and after a fallback `` fallback=ollama->llamacpp reason=timeout``."""
+        text = (
+            f"[LLM] stage={stage or '-'} backend={answer.backend} model={answer.model} "
+            f"{answer.latency_s:.2f}s cache={answer.cache}"
         )
-        return Answer(value, role, backend, model, latency, cache, [], tokens_in, tokens_out)
+        extra = {}
+        if fallback:
+            text += f" fallback={fallback} reason={fallback_reason}"
+            extra = {"fallback": fallback, "fallback_reason": fallback_reason}
+        log.info(
+            text,
+            role=answer.role,
+            stage=stage,
+            backend=answer.backend,
+            model=answer.model,
+            latency_s=round(answer.latency_s, 4),
+            tokens_in=answer.tokens_in,
+            tokens_out=answer.tokens_out,
+            cache=answer.cache,
+            **extra,
+        )
 
     async def ask_json(self, role: str, messages: list[dict[str, str]], schema: type[T], **kw) -> T:
         return (await self.ask(role, messages, schema, **kw)).value
 
 
 def _reason(exc: Exception) -> str:
+    """The short cause of a target's failure: ``timeout``, ``unavailable``, ``model_missing``,
+    ``invalid_output``, or ``error`` for anything else."""
+    return exc.reason if isinstance(exc, LLMError) else "error"
+
+
+def _failure(reason: str, timeout: float, model: str) -> str:
+    """The warning's words for a failed target (only a timeout names the timeout)."""
     return {
-        "LLMTimeout": "timeout",
-        "LLMUnavailable": "unavailable",
-        "ModelMissing": "model-missing",
-        "InvalidOutput": "invalid-output",
-    }.get(type(exc).__name__, "error")
+        "timeout": f"unavailable or slow (timeout {timeout:g}s)",
+        "unavailable": "unavailable (unreachable or a broken answer)",
+        "model_missing": f"does not have model {model}",
+        "invalid_output": "gave no valid answer",
+    }.get(reason, f"failed ({reason})")

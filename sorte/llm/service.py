@@ -25,7 +25,7 @@ def doctor(settings: Settings, ping: bool = True, timeout_s: float = 60.0) -> Do
     async def run() -> DoctorReport:
         llm = build_llm(settings)
         try:
-            return await diagnose(settings.llm, llm, ping, timeout_s)
+            return await diagnose(settings.llm, llm, ping, timeout_s, knowledge=settings.knowledge)
         finally:
             await llm.close()
 

@@ -131,7 +131,12 @@ class LLMJudge:
     async def __call__(self, bars: Ohlcv, symbol: str, proposed: int, previous: str) -> tuple:
         summary = market_summary(bars, symbol, proposed, previous)
         answer = await self.llm.ask(
-            self.role, render(self.system, self.template, summary), self.schema, stage=self.stage
+            self.role,
+            render(self.system, self.template, summary),
+            self.schema,
+            stage=self.stage,
+            symbol=symbol,
+            bar_ts=float(bars.ts[-1]) if len(bars.ts) else None,
         )
         verdict = answer.value
         score, side = verdict_score(verdict, proposed)

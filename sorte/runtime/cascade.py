@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from sorte.config import clamp_hold
 from sorte.errors import CascadeError, StrategyError
-from sorte.indicators import clip01, rolling_std, rsi, sma
+from sorte.indicators import clip01, label, rolling_std, rsi, sma
 from sorte.literals import read_literals
 from sorte.runtime.models import Decision, Ohlcv, StageResult
 from sorte.runtime.strategy import Strategy, load_strategy
@@ -162,7 +162,7 @@ class TechnicalStage:
     def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput:
         bull = np.nan_to_num(technical_bullishness(bars.close), nan=0.5)
         score = np.where(proposed > 0, bull, np.where(proposed < 0, 1.0 - bull, 0.5))
-        reason = np.where(proposed != 0, "technical agreement", "no side to confirm")
+        reason = label(proposed != 0, "technical agreement", proposed == 0, "no side to confirm")
         return StageOutput(score, np.zeros(len(score), np.int8), reason)
 
 
@@ -199,8 +199,10 @@ class LLMStage(TechnicalStage):
             verdict = await self.judge(bars, symbol, proposed, previous)
         except Exception as exc:  # noqa: BLE001 - any model failure must leave the runtime trading
             self.fallbacks += 1
-            reason = type(exc).__name__
-            log.warning(f"[LLM] stage={self.name} fallback=technical-analysis reason={reason}", error=str(exc))
+            reason = getattr(exc, "reason", None) or type(exc).__name__  # the LLM layer's cause: timeout...
+            # a replay miss is listed in the replay error at the end, not one warning per bar
+            emit = log.debug if reason == "not_cached" else log.warning
+            emit(f"[LLM] stage={self.name} fallback=technical-analysis reason={reason}", error=str(exc))
             out = super().evaluate(bars, np.full(len(bars), proposed, np.int8))
             return float(out.score[-1]), 0, f"technical-analysis fallback ({reason})", None
         self.answered += 1

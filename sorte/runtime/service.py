@@ -31,7 +31,7 @@ from sorte.runtime.metrics import RuntimeMetrics
 LIVE_DEFAULT_INTERVAL_S = 5.0
 
 
-def load_frames(files: list[Path], max_gap: float = DEFAULT_MAX_GAP) -> dict[str, pd.DataFrame]:
+def load_frames(files: list[Path], max_gap: float | None = DEFAULT_MAX_GAP) -> dict[str, pd.DataFrame]:
     """Load and validate every file before anything else happens (one error, nothing written)."""
     frames: dict[str, pd.DataFrame] = {}
     for path in files:
@@ -69,7 +69,7 @@ def build_paper_session(
     ledger_path: Path | None = None,
     fresh: bool = False,
     listener: Listener | None = None,
-    max_gap: float = DEFAULT_MAX_GAP,
+    max_gap: float | None = DEFAULT_MAX_GAP,
     metrics: RuntimeMetrics | None = None,
 ) -> PaperSession:
     """A runtime in paper mode on a replay feed, resuming its ledger when that is unfinished."""
@@ -135,7 +135,7 @@ def backtest(
     files: list[Path],
     params: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
-    max_gap: float = DEFAULT_MAX_GAP,
+    max_gap: float | None = DEFAULT_MAX_GAP,
     min_confidence: float | None = None,
 ) -> tuple[Cascade, BacktestResult]:
     """Backtest one strategy (or the configured cascade when ``strategy`` is None)."""
@@ -185,12 +185,9 @@ def check_replay(cascade: Cascade) -> None:
     llm = _llm_of(cascade)
     if llm is None or not llm.replay_misses:
         return
-    misses = llm.replay_misses
-    shown = "\n  ".join(misses[:20]) + (f"\n  ... and {len(misses) - 20} more" if len(misses) > 20 else "")
-    raise ConfigError(
-        f"replay mode: {len(misses)} LLM answer(s) are not in the cache, so this backtest cannot be replayed "
-        f"(run it once without --replay to record them):\n  {shown}"
-    )
+    from sorte.llm.client import replay_report
+
+    raise ConfigError(replay_report(llm.replay_misses))
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

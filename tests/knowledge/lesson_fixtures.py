@@ -46,7 +46,7 @@ class _EmbedHandler(_OllamaHandler):
 class FakeOllamaEmbed(FakeOllama):
     """The test suite's fake Ollama server plus ``POST /api/embed`` (hashed bag-of-words vectors)."""
 
-    default_models = ("nomic-embed-text",)
+    default_models = ("all-minilm", "nomic-embed-text")
 
     @property
     def handler_class(self):

@@ -69,6 +69,19 @@ def test_ollama_embedder_through_langchain_against_a_local_server(ollama_embed):
     assert calls[0].body["input"] == ["raise the stop loss", "raise the stop loss now"]
 
 
+def test_ollama_embedder_default_is_the_embeddings_role_model():
+    """knowledge's Ollama embedder and the ``embeddings`` LLM role name the same model
+    (all-MiniLM-L6-v2, as Ollama calls it); the embedded profile's role is the in-process one."""
+    from sorte.config import LLMSettings
+
+    assert KnowledgeSettings().ollama_model == "all-minilm"
+    ollama_role = LLMSettings(profile="ollama").role("embeddings").chain
+    assert ollama_role[0].model == KnowledgeSettings().ollama_model
+    embedded = LLMSettings().role("embeddings").chain
+    assert [(t.provider, t.model) for t in embedded] == [("knowledge", "all-MiniLM-L6-v2")]
+    assert all(t.model != "SmolLM2-135M-Instruct" for t in ollama_role)
+
+
 def test_lesson_store_on_ollama_embeddings(ollama_embed, tmp_path, lesson):
     settings = KnowledgeSettings(embedder="ollama", ollama_base_url=ollama_embed.url, path=tmp_path / "k")
     from knowledge import open_store
