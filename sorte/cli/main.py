@@ -306,7 +306,7 @@ def doctor_cmd(
     roles = Table("role", "backend", "model", "present", "one-token call", "problem", title="Roles")
     for r in report.roles:
         present = "-" if r.model_present is None else ("yes" if r.model_present else "[red]no[/]")
-        took = f"{r.one_token_s:.2f} s" if r.one_token_s is not None else "-"
+        took = "-" if r.one_token_s is None else _duration(r.one_token_s)
         roles.add_row(r.role, r.backend, r.model, present, took, r.error or "")
     console.print(roles)
     for line in summary_lines(report):
@@ -328,6 +328,11 @@ app.add_typer(runs_app, name="runs")
 app.command("commander")(commander_cmd)
 app.command("deploy")(deploy_cmd)
 app.command("rollback")(rollback_cmd)
+
+
+def _duration(seconds: float) -> str:
+    """Milliseconds under a second: a warm one-token call takes a few."""
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
 
 
 def main() -> None:

@@ -122,7 +122,7 @@ async def _role(settings, llm, role, backends, ping, timeout_s) -> RoleReport:
     t0 = time.perf_counter()
     try:
         await asyncio.wait_for(provider.complete(target.model, PING, None, 1), timeout_s)
-        report.one_token_s = round(time.perf_counter() - t0, 3)
+        report.one_token_s = round(time.perf_counter() - t0, 4)
     except (TimeoutError, LLMError) as exc:
         report.error = str(exc) or f"no answer within {timeout_s:g}s"
     return report
