@@ -142,26 +142,28 @@ def _check_order(out: pd.DataFrame, source: str, max_gap: float | None) -> None:
     limit, rule = gap_limit(median, max_gap)
     worst = int(np.argmax(diffs))
     if limit and diffs[worst] > limit:
-        gap = pd.Timedelta(int(diffs[worst]), unit="ns")
         raise DataError(
-            f"{source}: gap of {gap} between rows {worst} ({out.index[worst]}) and {worst + 1} "
-            f"({out.index[worst + 1]}), longer than {rule} (median bar spacing "
-            f"{pd.Timedelta(int(median), unit='ns')}); fill the gap or pass --max-gap N "
-            "(in median spacings, 0: no limit)"
+            f"{source}: gap of {_span(diffs[worst])} between rows {worst} ({out.index[worst]}) and "
+            f"{worst + 1} ({out.index[worst + 1]}), longer than {rule}; "
+            "fill the gap or pass --max-gap N (in median bar spacings; 0: no limit)"
         )
 
 
 def gap_limit(median_ns: float, max_gap: float | None) -> tuple[float, str]:
     """The largest gap allowed, in ns (0: none), and how it was set, for the error message."""
     if max_gap is not None:
-        return max_gap * median_ns, f"{max_gap:g}x the median bar spacing"
+        return max_gap * median_ns, f"{max_gap:g} median bar spacings of {_span(median_ns)}"
     auto = min(AUTO_GAP_CEILING * median_ns, max(AUTO_GAP_SPACINGS * median_ns, MARKET_CLOSURE_NS))
-    shown = pd.Timedelta(int(auto), unit="ns")
-    return (
-        auto,
-        f"the default limit of {shown} ({AUTO_GAP_SPACINGS:g} median spacings, at least 5 days for "
-        f"market closures, at most {AUTO_GAP_CEILING:g} spacings)",
+    return auto, (
+        f"the default limit of {_span(auto)} ({AUTO_GAP_SPACINGS:g} median bar spacings of {_span(median_ns)}, "
+        f"at least 5 days for market closures, at most {AUTO_GAP_CEILING:g} spacings)"
     )
+
+
+def _span(ns: float) -> str:
+    """``88 days`` rather than ``88 days 00:00:00``."""
+    text = str(pd.Timedelta(int(ns), unit="ns")).removesuffix(" 00:00:00")
+    return "1 day" if text == "1 days" else text
 
 
 OHLCV_COLUMNS = [*PRICE_COLUMNS, "volume"]
