@@ -67,7 +67,7 @@ def can_unshare_network() -> bool:
         return False
 
 
-def _read_only_tree(root: Path) -> None:
+def read_only_tree(root: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(root):
         for name in filenames:
             p = Path(dirpath) / name
@@ -96,7 +96,7 @@ def _shared_tmp_arg(arg: str, out: Path) -> str:
     return re.sub(f"{re.escape(OUT_TOKEN)}|{re.escape(SANDBOX_OUTPUT_DIR)}", lambda _m: str(out), arg)
 
 
-def _interpreter_under_tmp() -> bool:
+def interpreter_under_tmp() -> bool:
     tmp = Path("/tmp").resolve()
     return any(tmp in Path(p).resolve().parents for p in (sys.prefix, sys.base_prefix))
 
@@ -115,6 +115,23 @@ def _mount(libc: ctypes.CDLL, src: str | None, target: str, fstype: str | None, 
     enc = [None if v is None else v.encode() for v in (src, target, fstype, data)]
     if libc.mount(enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3]) != 0:
         os._exit(122)
+
+
+def confined_preexec(
+    limits: SandboxLimits, unshare_net: bool, drop: bool, work: Path, staging: Path, private_tmp: Path | None
+):
+    """The pre-exec hook of this backend's isolation: rlimits and a new session, and with
+    ``unshare_net`` a new network and mount namespace with ``work`` read-only (``drop``: uid
+    65534). Also used by the editor's validator, which starts its own long-lived process."""
+    return _make_preexec(
+        limits,
+        unshare_net,
+        SANDBOX_UID if drop else None,
+        read_only=str(work) if unshare_net else None,
+        staging=str(staging),
+        python_mounts=_python_mounts() if drop else [],
+        private_tmp=str(private_tmp) if private_tmp else None,
+    )
 
 
 def _make_preexec(
@@ -239,12 +256,12 @@ class LocalSandbox:
                     os.chown(p, SANDBOX_UID, SANDBOX_UID)
             work = tmp / "workspace"
             shutil.copytree(worktree, work, symlinks=True, ignore=_COPY_IGNORE)
-            _read_only_tree(work)
+            read_only_tree(work)
 
             venv_bin = [str(Path(sys.prefix) / "bin")]
             # Replacing /tmp would hide an interpreter that lives under it (a checkout in /tmp):
             # then the sandbox keeps the real /tmp and uses its private scratch dir by path.
-            private = unshare_net and not _interpreter_under_tmp()
+            private = unshare_net and not interpreter_under_tmp()
             if unshare_net and not private:
                 warnings.append("/tmp is shared: the interpreter lives under /tmp")
             if private:  # private mount namespace: the same paths as in a container
@@ -255,15 +272,7 @@ class LocalSandbox:
                 command = [_shared_tmp_arg(a, out) for a in command]
             staging = base / "staging"
             staging.mkdir()
-            preexec = _make_preexec(
-                limits,
-                unshare_net,
-                SANDBOX_UID if drop else None,
-                read_only=str(work) if unshare_net else None,
-                staging=str(staging),
-                python_mounts=_python_mounts() if drop else [],
-                private_tmp=str(tmp) if private else None,
-            )
+            preexec = confined_preexec(limits, unshare_net, drop, work, staging, tmp if private else None)
             start = time.monotonic()
             timed_out = False
             # Streams go to files (bounded by RLIMIT_FSIZE), not pipes held in memory.

@@ -1,6 +1,9 @@
 """Apply an EditPlan: every operation in memory first, then the whole result checked (parse,
 forbidden code, strategy import, cascade and prompts validation), and only then written.
-Any refusal raises EditRefused naming the operation and writes nothing."""
+Any refusal raises EditRefused naming the operation and writes nothing.
+
+The plan's code is never run in this process: importing the edited strategies happens in
+the sandboxed validator (``sorte.editing.sandboxed``)."""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ import ast
 import difflib
 import math
 import os
-import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -31,6 +35,7 @@ from sorte.editing.plan import (
     SetStage,
 )
 from sorte.editing.policy import EDITABLE, PolicyError, build_manifest, check_code, check_manifest, check_path
+from sorte.editing.sandboxed import ValidatorError, run_checks
 from sorte.errors import CascadeError, StrategyError
 from sorte.runtime.strategy import NOT_STRATEGIES, REQUIRED_FUNCTIONS, ParamSpec, check_value
 
@@ -100,9 +105,17 @@ def apply_plan(plan: EditPlan, root: Path, *, write: bool = True) -> EditResult:
         except (PolicyError, StrategyError, CascadeError) as exc:
             raise EditRefused(index, op.op, str(exc)) from None
     changed = ws.changed()
+    # Taken before validation too: nothing may change a protected file while the plan is
+    # checked (the validator runs sandboxed, this proves it), nor while it is written.
+    manifest = build_manifest(root) if changed else {}
     _validate(ws, plan, changed)
+    if changed:
+        try:
+            check_manifest(root, manifest)
+        except PolicyError as exc:
+            raise EditRefused(None, None, f"{exc} (while the plan was validated)") from None
     if write and changed:
-        _write(root, changed, new_files={rel for rel in changed if ws.originals[rel] is None})
+        _write(root, changed, manifest, new_files={rel for rel in changed if ws.originals[rel] is None})
     return EditResult(changed=changed, diff=unified_diff(changed, ws.originals), summary=plan.summary)
 
 
@@ -259,48 +272,124 @@ _HANDLERS = {
 
 
 def _validate(ws: _Workspace, plan: EditPlan, changed: dict[str, tuple[str, str]]) -> None:
-    """Load every changed strategy and rebuild the cascade from a temporary copy of strategies/."""
+    """The result must parse and import: every changed strategy loads and answers lookback(),
+    the cascade rebuilds (each enabled strategy stage loads with its params), prompts check.
+
+    Literals (PARAMS, STAGES, PROMPTS) are read here without running anything; importing the
+    edited code happens only in the sandboxed validator (``sorte.editing.sandboxed``), never in
+    this process: a plan's code must not run on the host, not even on a dry run."""
     touched = [rel for rel in changed if rel.startswith(f"{EDITABLE}/")]
     if not touched:
         return
+    files = _strategy_files(ws, changed)
+    last = max(ws.last_op[rel] for rel in touched)
+    checks: list[dict] = []
+    host_failure: tuple[int, Exception] | None = None
     with tempfile.TemporaryDirectory(prefix="sorte-edit-") as tmp:
         folder = Path(tmp) / EDITABLE
-        shutil.copytree(ws.root / EDITABLE, folder, ignore=shutil.ignore_patterns("__pycache__"))
-        for rel in touched:
-            target = folder / Path(rel).relative_to(EDITABLE)
+        for rel, text in files.items():
+            target = Path(tmp) / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(changed[rel][1])
-        # Strategy modules are the top-level files; nested helpers are checked through them.
-        for rel in (r for r in touched if Path(r).parent == Path(EDITABLE)):
-            _guarded(plan, ws.last_op[rel], lambda rel=rel: _check_module(folder, Path(rel).stem))
-        last = max(ws.last_op[rel] for rel in touched)
-        _guarded(plan, ws.last_op.get(CASCADE, last), lambda: _check_cascade(folder))
-        if PROMPTS in changed:
-            _guarded(plan, ws.last_op[PROMPTS], lambda: _check_prompts(folder))
+            target.write_text(text)
+        try:
+            # Strategy modules are the top-level files; nested helpers are checked through them.
+            for rel in (r for r in touched if Path(r).parent == Path(EDITABLE)):
+                stem = Path(rel).stem
+                if stem in NOT_STRATEGIES:
+                    continue
+                index = ws.last_op[rel]
+                params = _host_step(index, lambda stem=stem: _default_params(folder, stem))
+                checks.append({"tag": index, "stem": stem, "params": params, "stage": None})
+            cascade_index = ws.last_op.get(CASCADE, last)
+            definition = _host_step(cascade_index, lambda: _read_cascade(folder))
+            if any(rel != PROMPTS for rel in touched):  # prompts alone cannot break a strategy stage
+                for sd in definition.enabled_stages:
+                    if sd.kind == "strategy":
+                        params = _host_step(cascade_index, lambda sd=sd: _stage_params(folder, sd))
+                        checks.append({"tag": cascade_index, "stem": sd.strategy, "params": params, "stage": sd.name})
+            _host_step(cascade_index, lambda: _check_llm_prompts(folder, definition))
+            if PROMPTS in changed:
+                _host_step(ws.last_op[PROMPTS], lambda: _check_prompts(folder))
+        except _HostFailure as exc:
+            host_failure = (exc.index, exc.error)
+    if checks:
+        try:
+            failure = run_checks(files, checks)
+        except ValidatorError as exc:
+            raise EditRefused(last, plan.ops[last].op, f"the result could not be validated: {exc}") from None
+        if failure is not None:
+            index = failure.get("tag")
+            index = index if isinstance(index, int) and 0 <= index < len(plan.ops) else last
+            raise EditRefused(index, plan.ops[index].op, f"the result does not validate: {failure.get('detail')}")
+    if host_failure is not None:
+        index, error = host_failure
+        raise EditRefused(index, plan.ops[index].op, f"the result does not validate: {_detail(error)}") from None
 
 
-def _guarded(plan: EditPlan, index: int, check: object) -> None:
+class _HostFailure(Exception):
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(str(error))
+        self.index, self.error = index, error
+
+
+def _host_step(index: int, step: Callable[[], Any]) -> Any:
+    """Run a literal-only check on the host; a failure stops the checks after it (they are
+    reported after the sandboxed ones that come before it, as the old in-process order did)."""
     try:
-        check()  # type: ignore[operator]
-    except Exception as exc:  # noqa: BLE001 - any failure of the edited code refuses the plan
-        detail = str(exc) if isinstance(exc, StrategyError | CascadeError) else f"{type(exc).__name__}: {exc}"
-        raise EditRefused(index, plan.ops[index].op, f"the result does not validate: {detail}") from None
+        return step()
+    except Exception as exc:  # noqa: BLE001 - any failure of the edited files refuses the plan
+        raise _HostFailure(index, exc) from None
 
 
-def _check_module(folder: Path, stem: str) -> None:
-    from sorte.runtime.strategy import load_strategy, read_param_specs
-
-    if stem in NOT_STRATEGIES:
-        return
-    read_param_specs(folder / f"{stem}.py")
-    load_strategy(stem, folder).lookback()
+def _detail(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, StrategyError | CascadeError) else f"{type(exc).__name__}: {exc}"
 
 
-def _check_cascade(folder: Path) -> None:
-    from sorte.runtime.cascade import build_cascade, read_cascade
+def _strategy_files(ws: _Workspace, changed: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Every .py file under strategies/ (nested helpers too) as it would be after the plan.
+    Symlinks are not followed: their target may be anything on the host."""
+    files: dict[str, str] = {}
+    base = ws.root / EDITABLE
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__" and not (Path(dirpath) / d).is_symlink()]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if name.endswith(".py") and not path.is_symlink() and path.is_file():
+                files[path.relative_to(ws.root).as_posix()] = path.read_bytes().decode()
+    for rel, (_, after) in changed.items():
+        if rel.startswith(f"{EDITABLE}/"):
+            files[rel] = after
+    return files
 
-    definition = read_cascade(folder / "cascade.py")
-    build_cascade(definition, folder)
+
+def _default_params(folder: Path, stem: str) -> dict:
+    from sorte.runtime.strategy import read_param_specs, resolve_params
+
+    return resolve_params(read_param_specs(folder / f"{stem}.py"), None, stem).as_dict()
+
+
+def _read_cascade(folder: Path) -> Any:
+    from sorte.runtime.cascade import read_cascade
+
+    return read_cascade(folder / "cascade.py")
+
+
+def _stage_params(folder: Path, sd: Any) -> dict:
+    """What build_cascade checks before it imports a stage's strategy, read from literals."""
+    from sorte.runtime.strategy import available_strategies, read_param_specs, resolve_params
+
+    name = sd.strategy or ""
+    path = folder / f"{name}.py"
+    try:
+        if name in NOT_STRATEGIES or not name.isidentifier() or not path.is_file():
+            known = ", ".join(available_strategies(folder)) or "none"
+            raise StrategyError(f"unknown strategy {name!r} in {folder.name} (available: {known})")
+        return resolve_params(read_param_specs(path), sd.params, name).as_dict()
+    except StrategyError as exc:
+        raise CascadeError(f"cascade stage {sd.name!r}: {exc}") from None
+
+
+def _check_llm_prompts(folder: Path, definition: Any) -> None:
     # Without a model, build_cascade does not read the prompts: check the enabled LLM stages have theirs.
     llm_stages = [s for s in definition.enabled_stages if s.kind == "llm"]
     if llm_stages:
@@ -318,8 +407,7 @@ def _check_prompts(folder: Path) -> None:
     read_prompts(folder / "prompts.py")
 
 
-def _write(root: Path, changed: dict[str, tuple[str, str]], new_files: set[str]) -> None:
-    manifest = build_manifest(root)
+def _write(root: Path, changed: dict[str, tuple[str, str]], manifest: dict[str, str], new_files: set[str]) -> None:
     written: list[str] = []
     try:
         for rel, (_, after) in changed.items():

@@ -337,11 +337,12 @@ def add_function(source: str, op: AddFunction) -> str:
 
 
 def remove_function(source: str, op: RemoveFunction) -> str:
-    """Remove a top-level function; a function already gone is a no-op (so a plan re-applies cleanly)."""
+    """Remove a top-level function. A missing target is refused (issue 4), so a remove plan
+    applied a second time is refused too, having changed nothing."""
     module = parse(source, op.file)
     indices = _functions(module.body, op.name)
     if not indices:
-        return source
+        raise PolicyError(f"function {op.name} not found in {op.file}")
     index = _one(indices, f"function {op.name!r} in {op.file}")
     # The function's own leading lines (its comments) go with it; the next statement keeps its own spacing.
     return module.with_changes(body=[*module.body[:index], *module.body[index + 1 :]]).code

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from gitrepo import git
 
 from sorte.config import REPO_ROOT
 
@@ -47,3 +48,15 @@ def tree(tmp_path: Path) -> Path:
 def snap():
     """The snapshot function, for tests (test modules cannot import conftest)."""
     return snapshot
+
+
+@pytest.fixture(scope="module")
+def git_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One committed repository (strategies/ plus the protected files) per test module: the
+    service tests of refused plans share it, since a refusal must leave it exactly as it was."""
+    repo = make_tree(tmp_path_factory.mktemp("git-tree") / "repo")
+    (repo / ".gitignore").write_text("__pycache__/\n")
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "initial")
+    return repo

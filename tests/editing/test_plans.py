@@ -9,9 +9,11 @@ import os
 from pathlib import Path
 
 import pytest
+from gitrepo import git
 from pydantic import ValidationError
 
-from sorte.editing import EditPlan, EditRefused, apply_plan, load_plan
+from sorte.config import Settings
+from sorte.editing import EditPlan, EditRefused, apply_plan, load_plan, service
 from sorte.runtime.cascade import build_cascade, read_cascade
 from sorte.runtime.strategy import NOT_STRATEGIES, load_strategy, read_param_specs
 
@@ -177,7 +179,13 @@ INVALID = {
         0,
         "subprocess",
     ),
-    "os_system": (plan(addf(MOM, "def x(os):\n    return os.system('ls')\n")), 0, "os.system"),
+    "os_system": (plan(addf(MOM, "def x(os):\n    return os.system('ls')\n")), 0, ".system"),
+    "os_system_via_alias": (plan(addf(MOM, "def x(o):\n    return o.system('ls')\n")), 0, ".system"),
+    "remove_missing_function": (
+        plan({"op": "remove_function", "file": MOM, "name": "ghost"}),
+        0,
+        "function ghost not found in strategies/momentum.py",
+    ),
     "open_for_writing": (plan(addf(MOM, "def x():\n    return open('f', 'w')\n")), 0, "open()"),
     "socket_in_test": (plan(test("tests/strategies/test_net.py", "import socket\n")), 0, "socket"),
     "urllib_in_test": (plan(test("tests/strategies/test_net.py", "from urllib.request import urlopen\n")), 0, "urllib"),
@@ -257,6 +265,45 @@ def test_invalid_plan_is_refused_and_nothing_is_written(tree: Path, snap, name: 
     if reason is not None:
         assert reason in info.value.reason
     assert snap(tree) == before
+
+
+def _git_state(repo: Path) -> dict[str, object]:
+    """Everything a refused plan must leave as it was: refs, worktrees, HEAD, index, stash,
+    reachable commits, and every file of the user's checkout (.git itself aside)."""
+    return {
+        "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+        "worktrees": git(repo, "worktree", "list", "--porcelain"),
+        "head": git(repo, "symbolic-ref", "HEAD") + git(repo, "rev-parse", "HEAD"),
+        "commits": git(repo, "rev-list", "--all", "--reflog", "--count"),
+        "status": git(repo, "status", "--porcelain", "--ignored", "--untracked-files=all"),
+        "stash": git(repo, "stash", "list"),
+        "worktree_admin": sorted(p.name for p in (repo / ".git" / "worktrees").glob("*")),
+        "files": {
+            p.relative_to(repo).as_posix(): p.read_bytes()
+            for p in sorted(repo.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(repo).parts
+        },
+    }
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_invalid_plan_through_the_git_service_leaves_no_trace(
+    git_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The same refusals on the git-backed path: no branch, commit, worktree or ref is left,
+    and the user's checkout is unchanged."""
+    monkeypatch.chdir(tmp_path)  # no stray ./sorte.yaml or .env
+    settings = Settings(strategies_dir=git_tree / "strategies", data_dir=tmp_path / "var")
+    raw, index, reason = INVALID[name]
+    before = _git_state(git_tree)
+    with pytest.raises(EditRefused) as info:
+        service.edit_on_branch(settings, load_plan(json.dumps(raw)), "a refused request", run_id=name.replace("_", "-"))
+    if index is not None:
+        assert info.value.op_index == index
+    if reason is not None:
+        assert reason in info.value.reason
+    assert _git_state(git_tree) == before
+    assert [p.name for p in (tmp_path / "var" / "worktrees").iterdir()] == [".lock"]
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from guardian import parse_junit, run_tests_gate, subprocess_runner
-from sandbox.local_backend import _interpreter_under_tmp
+from sandbox.local_backend import interpreter_under_tmp
 
 
 def _project(root: Path, body: str) -> Path:
@@ -62,7 +62,7 @@ def test_limits_may_be_an_object(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(
-    _interpreter_under_tmp(),
+    interpreter_under_tmp(),
     reason="interpreter under /tmp: the local sandbox has no private /tmp there",
 )
 def test_through_the_local_sandbox(tmp_path: Path) -> None:

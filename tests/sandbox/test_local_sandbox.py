@@ -11,12 +11,12 @@ from structlog.testing import capture_logs
 
 import sandbox
 from sandbox import LocalSandbox, SandboxLimits, SandboxResult, get_backend
-from sandbox.local_backend import _interpreter_under_tmp
+from sandbox.local_backend import interpreter_under_tmp
 from sandbox.models import MIB
 
 # With its private /tmp the local backend would hide an interpreter installed under /tmp (a
 # checkout in /tmp): there it runs on the shared /tmp, which these isolation tests reject.
-pytestmark = pytest.mark.skipif(_interpreter_under_tmp(), reason="interpreter under /tmp: no private /tmp")
+pytestmark = pytest.mark.skipif(interpreter_under_tmp(), reason="interpreter under /tmp: no private /tmp")
 
 FAST = SandboxLimits(timeout_s=5, memory_bytes=512 * MIB, pids=64)
 

@@ -19,7 +19,7 @@ WRITE = (
 
 
 def test_outputs_reach_the_scratch_dir_when_tmp_is_shared(worktree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_backend, "_interpreter_under_tmp", lambda: True)
+    monkeypatch.setattr(local_backend, "interpreter_under_tmp", lambda: True)
     (worktree / "write.py").write_text(WRITE)
     limits = SandboxLimits(timeout_s=30, memory_bytes=512 * MIB, pids=64)
     result = LocalSandbox().run(
