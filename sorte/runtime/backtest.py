@@ -121,6 +121,8 @@ class _Loop:
         ts_all = [self.series[s].ts for s in self.symbols]
         self.timeline, aligned = _timeline(ts_all)
         self.aligned = aligned  # a single symbol whose rows are the timeline steps
+        # its frame's index is then the equity curve's: no second index to build
+        self.frame_index = data[self.symbols[0]].index if aligned else None
         n, m = len(self.timeline), len(self.symbols)
         if aligned:  # the one symbol's row at each step is the step itself
             self.rows = self.last_rows = np.arange(n).reshape(1, n)
@@ -336,7 +338,7 @@ class _Loop:
             qty[:, first:] = np.repeat(held.reshape(1, -1) if held.ndim == 1 else held.T, span, axis=1)
         equity = cash + (qty * self.closes).sum(axis=0)
         in_market = (qty != 0).any(axis=0)
-        index = _datetime_index(self.timeline)
+        index = self.frame_index if self.frame_index is not None else _datetime_index(self.timeline)
         trades = trades_from_fills(self.fills)
         metrics = _metrics(equity, in_market, trades, self.broker, self.start_cash, self.timeline, len(self.decisions))
         rates = {name: st.pass_rate for name, st in self.cascade.stats.items()}
