@@ -8,7 +8,12 @@
    disabled, so every lookup reads the disk store. Latency percentiles per lookup
    (``perf_counter`` around each call) and sustained lookups per second (a timed loop of
    lookups, one thread, like the runtime's event loop).
-2. The embedded model (SmolLM2-135M-Instruct through llama-cpp-python) on a typical stage
+2. A cached answer as a stage gets it: ``LLM.ask`` end to end on 1,000 distinct prompts
+   already answered (key hashing, the memory hit, the pydantic validation of the answer,
+   the call's log line), with a scripted backend that is never reached; logged as
+   ``sorte up`` logs (JSON file) and with the per-call line filtered out, next to the bare
+   memory hit.
+3. The embedded model (SmolLM2-135M-Instruct through llama-cpp-python) on a typical stage
    call (the ``technical`` prompt with a market summary, JSON-schema output): cold (a new
    process: model load + first answer) and warm (later answers, cache bypassed).
 
@@ -85,6 +90,49 @@ def cache_bench(entries: int, lookups: int) -> dict:
     return {"entries": entries, "memory": memory, "disk": disk}
 
 
+def ask_bench(prompts: int, asks: int, logged: bool) -> dict:
+    """Cached ``LLM.ask`` calls, as an LLM stage makes them for a bar it saw before. Logging
+    as ``sorte up`` sets it (every call's line to the JSON log file, the console from
+    warnings up), or with the per-call line filtered out (``logged`` False)."""
+    import asyncio
+
+    from sorte.config import LLMSettings, ProviderSettings, RoleSettings, RoleTarget
+    from sorte.llm.client import LLM
+    from sorte.llm.providers.fake import FakeProvider
+    from sorte.llm.stages import StageVerdict
+    from sorte.logging import setup_logging
+
+    settings = LLMSettings(
+        providers={"fake": ProviderSettings(kind="fake")},
+        roles={"standard": RoleSettings(chain=[RoleTarget(provider="fake", model="scripted")])},
+    )
+    answer = json.dumps({"score": 0.734, "side": "BUY", "reason": "RSI recovering from oversold"})
+    with tempfile.TemporaryDirectory() as tmp:
+        setup_logging("info" if logged else "warning", "console", Path(tmp) / "sorte.jsonl", "warning")
+        backend = FakeProvider("fake", settings.providers["fake"], [answer])
+        llm = LLM(settings, Path(tmp) / "cache.db", {"fake": backend})
+        msgs = [
+            [{"role": "system", "content": "You judge trades."}, {"role": "user", "content": f"SYM{i} RSI {i % 97}"}]
+            for i in range(prompts)
+        ]
+        order = np.random.default_rng(5).integers(0, prompts, asks).tolist()
+        lat: list[float] = []
+
+        async def run() -> None:
+            for m in msgs:  # the misses that fill the cache, not timed
+                await llm.ask("standard", m, StageVerdict, stage="technical")
+            clock = time.perf_counter
+            for i in order:
+                t0 = clock()
+                got = await llm.ask("standard", msgs[i], StageVerdict, stage="technical")
+                lat.append(clock() - t0)
+                assert got.cache == "hit-memory"
+
+        asyncio.run(run())
+        llm.cache.close()
+    return percentiles(lat)
+
+
 MODEL_SNIPPET = r"""
 import asyncio, json, sys, time
 t0 = time.perf_counter()
@@ -136,6 +184,8 @@ def main() -> None:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
         "cache": cache_bench(args.entries, args.lookups),
+        "cached_ask": ask_bench(1_000, 20_000, logged=True),
+        "cached_ask_unlogged": ask_bench(1_000, 20_000, logged=False),
     }
     if not args.no_model:
         result["embedded_model"] = model_bench(args.model_calls)
@@ -153,6 +203,12 @@ def main() -> None:
         m = c[level]
         rate = f"{m['lookups_per_s']:>10,} lookups/s"
         print(f"  {level:6s} hit p50 {m['p50_us']:8.2f} us  p99 {m['p99_us']:8.2f} us  {rate}")
+    for key, what in (("cached_ask", "logged as sorte up"), ("cached_ask_unlogged", "no per-call log line")):
+        a = result[key]
+        print(
+            f"  LLM.ask from memory, {what}: p50 {a['p50_us']:8.2f} us  p99 {a['p99_us']:8.2f} us  "
+            f"({a['p50_us'] / c['memory']['p50_us']:.0f}x the bare memory hit at p50)"
+        )
     if "embedded_model" in result:
         e = result["embedded_model"]
         print(
