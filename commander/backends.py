@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -48,6 +49,33 @@ class SlotSpec(BaseModel):
             "--heartbeat",
             str(self.heartbeat_s),
         ]
+
+
+#: Parts of a variable name that mark a secret: such variables never reach a slot.
+SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "PASSPHRASE", "CREDENTIAL", "AUTH")
+
+
+def slot_environment(spec: SlotSpec, host_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A slot's whole environment: the host's non-secret ``SORTE_*`` variables (log level and the
+    like; the settings themselves come over the socket) and fixed interpreter variables. Nothing
+    else of the host's environment is passed on: no token, key or password, SORTE_ or other."""
+    host_env = os.environ if host_env is None else host_env
+    env = {
+        k: v
+        for k, v in host_env.items()
+        if k.upper().startswith("SORTE_") and not any(m in k.upper() for m in SECRET_MARKERS)
+    }
+    env.update(
+        {
+            "PYTHONPATH": str(spec.worktree),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",  # the worktree is read-only
+            "HOME": "/tmp",
+            "LANG": "C.UTF-8",
+            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        }
+    )
+    return env
 
 
 class SlotProcess(Protocol):
@@ -96,7 +124,7 @@ class LocalBackend:
 
     async def start(self, spec: SlotSpec) -> LocalProcess:
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(spec.worktree), "PYTHONUNBUFFERED": "1"}
+        env = slot_environment(spec)
         with open(spec.log_file, "ab") as log:
             proc = await asyncio.create_subprocess_exec(
                 self.python,

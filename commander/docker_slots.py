@@ -9,7 +9,13 @@ works across the bind mount because both sides run on the same kernel), and the 
 directory read-write (connecting to a Unix socket needs write access to it). The container
 runs as the commander's uid:gid, so what it writes stays the commander's, and has no network:
 the slot talks to the commander only over the socket, which is also how it receives its
-settings (secrets included), so no secret environment variable is passed in.
+settings (the secrets trading needs), so no secret environment variable is passed in.
+
+The slot never runs strategy code itself: each slot has a strategy worker in a second container
+(``_start_worker``) that holds only a copy of the deployment's strategy files, runs as uid
+65534 with no network, no capability and a read-only root, and sees none of the slot's mounts
+(not the ledger, the lease or the commander's socket). The two share one folder, where the
+worker listens on a Unix socket and the slot asks it for signals.
 
 ``wait`` returns the container's exit status (137 after ``kill``), then copies the
 container's output into ``spec.log_file`` and removes the container.
@@ -18,8 +24,10 @@ container's output into ``spec.log_file`` and removes the container.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Mapping
@@ -28,16 +36,19 @@ from typing import Any
 
 import structlog
 
-from commander.backends import SlotSpec
-from sandbox.docker_backend import docker_client
+from commander.backends import SlotSpec, slot_environment
+from sandbox.confined import environment as confined_environment
+from sandbox.docker_backend import SANDBOX_UID, docker_client
 from sandbox.image import OFFLINE_IMAGE, ensure_offline_image, host_runtime_mounts
+from sorte.runtime.strategy_host import BOOT, prepare_box
 
 log = structlog.get_logger(__name__)
 
 SLOT_LABEL = "sorte.slot"
 DIR_LABEL = "sorte.slot.commander_dir"
 DEPLOYMENT_LABEL = "sorte.slot.deployment"
-SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
+WORKER_LABEL = "sorte.slot.worker.commander_dir"
+WORKER_TMP_BYTES = 64 * 1024 * 1024
 KILLED = 137  # 128 + SIGKILL: what docker reports for a killed container (also used when it vanished)
 TMP_BYTES = 256 * 1024 * 1024
 
@@ -48,26 +59,6 @@ def dir_hash(commander_dir: Path) -> str:
 
 def container_name(spec: SlotSpec) -> str:
     return f"sorte-slot-{spec.slot}-{dir_hash(Path(spec.commander_dir).resolve())}-{spec.deployment_id}"
-
-
-def slot_environment(spec: SlotSpec, host_env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """PYTHONPATH and friends, plus the host's non-secret ``SORTE_*`` variables."""
-    host_env = os.environ if host_env is None else host_env
-    env = {
-        k: v
-        for k, v in host_env.items()
-        if k.upper().startswith("SORTE_") and not any(m in k.upper() for m in SECRET_MARKERS)
-    }
-    env.update(
-        {
-            "PYTHONPATH": str(spec.worktree),
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",  # the worktree is read-only
-            "HOME": "/tmp",
-            "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-        }
-    )
-    return env
 
 
 def _ignorable(exc: Exception) -> bool:
@@ -83,8 +74,9 @@ def _ignorable(exc: Exception) -> bool:
 
 
 class DockerProcess:
-    def __init__(self, container: Any, spec: SlotSpec) -> None:
+    def __init__(self, container: Any, spec: SlotSpec, worker: Any = None) -> None:
         self.container = container
+        self.worker = worker  # the slot's strategy worker: its own container
         self.spec = spec
         self.ident = f"container {container.short_id}"
         self._status: int | None = None
@@ -121,11 +113,14 @@ class DockerProcess:
         self._remove()
 
     def _remove(self) -> None:
-        try:
-            self.container.remove(force=True)
-        except Exception as exc:
-            if not _ignorable(exc):
-                log.warning("slot.remove_failed", container=self.ident, error=str(exc))
+        for container in (self.container, self.worker):
+            if container is None:
+                continue
+            try:
+                container.remove(force=True)
+            except Exception as exc:
+                if not _ignorable(exc):
+                    log.warning("slot.remove_failed", container=container.short_id, error=str(exc))
 
     def kill(self) -> None:
         try:
@@ -133,6 +128,9 @@ class DockerProcess:
         except Exception as exc:
             if not _ignorable(exc):
                 raise
+        if self.worker is not None:
+            with contextlib.suppress(Exception):
+                self.worker.kill()
 
 
 class DockerBackend:
@@ -199,9 +197,11 @@ class DockerBackend:
             self.commander_dir = commander_dir  # so that cleanup() finds what this backend started
         name = container_name(spec)
         self._remove_named(name)
+        self._remove_named(name + "-worker")
+        worker, socket = self._start_worker(spec, name + "-worker", commander_dir)
         container = self.client.containers.run(
             self.image,
-            command=[sys.executable, *spec.argv()],
+            command=[sys.executable, *spec.argv(), "--strategy-socket", str(socket)],
             name=name,
             detach=True,
             working_dir=str(Path(spec.worktree).absolute()),
@@ -224,7 +224,52 @@ class DockerBackend:
             log_config=LogConfig(type=LogConfig.types.JSON, config={"max-size": "64m", "max-file": "1"}),
         )
         log.info("slot.container_started", slot=spec.slot, deployment=spec.deployment_id, container=container.short_id)
-        return DockerProcess(container, spec)
+        return DockerProcess(container, spec, worker)
+
+    def _start_worker(self, spec: SlotSpec, name: str, commander_dir: Path) -> tuple[Any, Path]:
+        """The slot's strategy worker in a container of its own: the deployment's strategy files
+        copied read-only, no network, uid 65534, no capability, none of the slot's mounts (not the
+        ledger, the lease or the commander's socket). It listens on a Unix socket in a folder that
+        only it and its slot share."""
+        from docker.types import Ulimit
+
+        shared = Path(spec.socket.parent).absolute() / f"{spec.slot}-worker"
+        box = Path(spec.socket.parent).absolute() / f"{spec.slot}-box"
+        for path in (shared, box):
+            shutil.rmtree(path, ignore_errors=True)
+        prepare_box(Path(spec.worktree) / "strategies", box)
+        shared.mkdir()
+        if os.geteuid() == 0:
+            os.chown(shared, SANDBOX_UID, SANDBOX_UID)
+        else:
+            shared.chmod(0o777)
+        socket = shared / "worker.sock"
+        worker = self.client.containers.run(
+            self.image,
+            command=[sys.executable, "-I", "-c", BOOT, "/box/lib", "--listen", str(socket)],
+            name=name,
+            detach=True,
+            working_dir="/box",
+            environment=confined_environment(),
+            volumes={
+                **host_runtime_mounts(),
+                str(box.resolve()): {"bind": "/box", "mode": "ro"},
+                str(shared.resolve()): {"bind": str(shared), "mode": "rw"},
+            },
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={WORKER_TMP_BYTES},mode=1777"},
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            network_mode="none",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            ipc_mode="none",
+            pids_limit=64,
+            mem_limit=self.mem_limit,
+            ulimits=[Ulimit(name="fsize", soft=WORKER_TMP_BYTES, hard=WORKER_TMP_BYTES)],
+            labels={WORKER_LABEL: str(commander_dir), SLOT_LABEL + ".of": spec.slot},
+        )
+        log.info("slot.worker_started", slot=spec.slot, deployment=spec.deployment_id, container=worker.short_id)
+        return worker, socket
 
     async def start(self, spec: SlotSpec) -> DockerProcess:
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -232,8 +277,13 @@ class DockerBackend:
 
     def _remove_labelled(self, commander_dir: str | None) -> int:
         removed = 0
-        for container in self.client.containers.list(all=True, filters={"label": DIR_LABEL}, ignore_removed=True):
-            if commander_dir is not None and container.labels.get(DIR_LABEL) != commander_dir:
+        found = [
+            (c, label)
+            for label in (DIR_LABEL, WORKER_LABEL)
+            for c in self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+        ]
+        for container, label in found:
+            if commander_dir is not None and container.labels.get(label) != commander_dir:
                 continue
             try:
                 container.remove(force=True)

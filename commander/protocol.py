@@ -42,9 +42,14 @@ def row_bar(row: list[Any]) -> Bar:
     return Bar(str(symbol), int(seq), float(ts), float(o), float(h), float(low), float(c), float(v))
 
 
+#: Secrets a slot never needs (it trades; it does not talk to Telegram, GitHub or web users).
+FRONT_END_SECRETS = (("telegram", "token"), ("github", "token"), ("web", "token"))
+
+
 def settings_payload(settings: Any) -> dict[str, Any]:
-    """The commander's effective settings for a slot, secrets included: they travel only over
-    the private socket and are never written or logged (``Settings`` masks them when printed)."""
+    """The commander's effective settings for a slot, with the secrets trading needs (exchange and
+    LLM keys) and without the front-ends' tokens: they travel only over the private socket and are
+    never written or logged (``Settings`` masks them when printed)."""
     from pathlib import Path
 
     from pydantic import SecretStr
@@ -60,4 +65,8 @@ def settings_payload(settings: Any) -> dict[str, Any]:
             return str(value)
         return value
 
-    return plain(settings.model_dump())
+    payload = plain(settings.model_dump())
+    for section, field in FRONT_END_SECRETS:
+        if isinstance(payload.get(section), dict) and field in payload[section]:
+            payload[section][field] = None
+    return payload

@@ -37,7 +37,8 @@ from sorte.runtime.engine import Runtime
 from sorte.runtime.executor import Executor
 from sorte.runtime.ledger import Ledger
 from sorte.runtime.metrics import RuntimeMetrics
-from sorte.runtime.service import configured_cascade
+from sorte.runtime.service import configured_cascade, strategy_host
+from sorte.runtime.strategy_host import StrategyHost
 
 ORDER_PATH_FILES = ("executor.py", "broker.py", "live_broker.py", "fencing.py", "ledger.py")
 
@@ -91,8 +92,12 @@ def fault_kind(exc: BaseException) -> str:
 
 
 class Slot:
-    def __init__(self, name: str, commander_dir: Path, deployment: int = 0) -> None:
+    def __init__(
+        self, name: str, commander_dir: Path, deployment: int = 0, strategy_socket: Path | None = None
+    ) -> None:
         self.name = name
+        self.strategy_socket = strategy_socket  # set when the commander confined the worker itself
+        self.host: StrategyHost | None = None
         self.deployment = deployment
         self.reporter = SlotReporter(commander_dir, name)
         self.commander_dir = commander_dir
@@ -115,7 +120,9 @@ class Slot:
         role, epoch = msg["role"], int(msg.get("epoch") or 0)
         self._close_runtime()
         metrics = RuntimeMetrics()
-        cascade = await asyncio.to_thread(configured_cascade, self.settings, metrics.registry)
+        if self.host is None:  # one worker for the slot's life: a role change keeps it (and its speed)
+            self.host = await asyncio.to_thread(strategy_host, self.settings)
+        cascade = await asyncio.to_thread(configured_cascade, self.settings, metrics.registry, self.host)
         self.runtime = self._build(role, epoch, cascade, metrics)
         await self.runtime.resume()
         self.role, self.epoch = role, epoch
@@ -137,6 +144,8 @@ class Slot:
     def _configure(self, payload: dict[str, Any]) -> None:
         worktree = Path.cwd()
         payload = {**payload, "strategies_dir": str(worktree / "strategies")}
+        if self.strategy_socket is not None:
+            payload["runtime"] = {**payload.get("runtime", {}), "strategy_worker_socket": str(self.strategy_socket)}
         self.settings = Settings.model_validate(payload)
         self.source, _ = open_source(self.settings)
 
@@ -161,7 +170,7 @@ class Slot:
         return Runtime(cascade, PushedFeed(self.source), paper, executor, SimClock(), control, journal_ledger, metrics)
 
     def _close_runtime(self) -> None:
-        for closable in (self._ledger, self._lease):
+        for closable in (self._ledger, self._lease, self.runtime.cascade if self.runtime else None):
             if closable is not None:
                 closable.close()
         self._ledger = self._lease = None
@@ -237,7 +246,7 @@ class Slot:
 
 async def serve(args: argparse.Namespace) -> int:
     reader, writer = await asyncio.open_unix_connection(args.socket, limit=MAX_LINE)
-    slot = Slot(args.slot, Path(args.commander_dir), args.deployment)
+    slot = Slot(args.slot, Path(args.commander_dir), args.deployment, args.strategy_socket)
 
     def send(message: dict[str, Any]) -> None:
         writer.write(encode(message))
@@ -270,6 +279,8 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         beats.cancel()
         slot._close_runtime()
+        if slot.host is not None:
+            slot.host.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deployment", type=int, required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--heartbeat", type=float, default=0.5)
+    parser.add_argument("--strategy-socket", type=Path, default=None, help="a worker the commander started")
     args = parser.parse_args(argv)
     return asyncio.run(serve(args))
 

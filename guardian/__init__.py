@@ -19,7 +19,13 @@ from guardian.gates.benchmark import (
     run_side,
 )
 from guardian.gates.integrity import run_integrity_gate
-from guardian.gates.security import RULES, run_security_gate, scan_diff_for_secrets
+from guardian.gates.security import (
+    RULES,
+    check_policy,
+    run_security_gate,
+    scan_diff_for_secrets,
+    scan_texts_for_secrets,
+)
 from guardian.gates.tests_gate import parse_junit, run_tests_gate
 from guardian.stats import PairedTest, paired_bootstrap
 from guardian.verdict import Finding, GateResult, GateStatus, MetricRow, Outcome, Overall, Verdict, overall_of
@@ -39,6 +45,7 @@ __all__ = [
     "Runner",
     "Tolerances",
     "Verdict",
+    "check_policy",
     "compare_reports",
     "demo_datasets",
     "overall_of",
@@ -52,5 +59,6 @@ __all__ = [
     "run_side",
     "run_tests_gate",
     "scan_diff_for_secrets",
+    "scan_texts_for_secrets",
     "subprocess_runner",
 ]

@@ -1,9 +1,12 @@
 """``sorte validate``: every gate on a candidate branch, in parallel, candidate code only in the sandbox.
 
-Integrity hashes files on the host (no candidate code runs); tests, Bandit + Semgrep and both
-sides of the benchmark each run in their own sandboxed command. The baseline's backtests are
-cached per commit, so a second validation against the same deployed commit only backtests
-the candidate. The verdict is saved under ``<data_dir>/guardian/verdicts/``.
+Integrity reads the candidate's changes from git on the host, and the security gate's code
+policy and secret scan read their text there (no candidate code runs); the tests (protected
+suite and the candidate's own tests, apart), Bandit + Semgrep and both sides of the benchmark
+each run in their own sandboxed command over trees built by ``guardian.workspace``: the
+baseline's files with only the candidate's strategies laid over them. The baseline's
+backtests are cached per commit, so a second validation against the same deployed commit only
+backtests the candidate. The verdict is saved under ``<data_dir>/guardian/verdicts/``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ import structlog
 
 from guardian.gates import Runner
 from guardian.gates.benchmark import GATE as BENCHMARK
-from guardian.gates.benchmark import SideReport, Tolerances, compare_reports, run_side_in
+from guardian.gates.benchmark import (
+    SideReport,
+    Tolerances,
+    cancel_sides,
+    compare_reports,
+    forget_sides,
+    run_side_in,
+)
 from guardian.gates.integrity import GATE as INTEGRITY
 from guardian.gates.integrity import run_integrity_gate
 from guardian.gates.security import GATE as SECURITY
@@ -28,16 +38,24 @@ from guardian.gates.security import run_security_gate
 from guardian.gates.tests_gate import GATE as TESTS
 from guardian.gates.tests_gate import run_tests_gate
 from guardian.verdict import GateResult, Verdict
-from guardian.workspace import GuardianError, Workspace, open_repository, prepare, resolve_baseline, resolve_candidate
+from guardian.workspace import (
+    SCAN_RULES,
+    SCAN_TREE,
+    GuardianError,
+    Workspace,
+    open_repository,
+    prepare,
+    resolve_baseline,
+    resolve_candidate,
+)
 from sorte.config import Settings
 
 log = structlog.get_logger(__name__)
 
 GATES = (INTEGRITY, SECURITY, TESTS, BENCHMARK)
 MIB = 1024 * 1024
-#: The rules as the sandbox sees them: relative to the mounted tree (the integrity gate fails
-#: any candidate that touches them, so the candidate's copy is the baseline's).
-TREE_RULES = Path("guardian/rules/sorte.yml")
+#: The guardian's own rules as the security gate's sandbox sees them (copied into the scan tree).
+TREE_RULES = Path(SCAN_RULES)
 
 #: progress(gate, "start" | "done", result or None)
 Progress = Callable[[str, str, GateResult | None], None]
@@ -116,13 +134,28 @@ def _gate_jobs(
     settings: Settings, runner: Runner, ws: Workspace, baseline_sha: str, tolerances: Tolerances
 ) -> dict[str, Callable[[], GateResult]]:
     g = settings.guardian
+    cs = ws.change_set
     return {
-        INTEGRITY: lambda: run_integrity_gate(ws.candidate, ws.merge_base, allowed_new=ws.added_tests),
+        INTEGRITY: lambda: run_integrity_gate(cs.changes),
         SECURITY: lambda: run_security_gate(
-            runner, ws.candidate, ws.changed, diff=ws.diff, rules=TREE_RULES, limits=_limits(settings, SECURITY)
+            runner,
+            ws.scan,
+            ws.scanned,
+            subdir=SCAN_TREE,
+            rules=TREE_RULES,
+            texts=cs.texts(),
+            sources=cs.sources(),
+            unscanned=cs.unscanned(),
+            limits=_limits(settings, SECURITY),
         ),
         TESTS: lambda: run_tests_gate(
-            runner, ws.candidate, paths=g.test_paths, extra_args=g.test_args, limits=_limits(settings, TESTS)
+            runner,
+            ws.candidate,
+            paths=g.test_paths,
+            extra_args=g.test_args,
+            limits=_limits(settings, TESTS),
+            candidate_tree=ws.candidate_tests,
+            candidate_tests=ws.added_tests,
         ),
         BENCHMARK: lambda: _benchmark(settings, runner, ws, baseline_sha, tolerances),
     }
@@ -144,6 +177,16 @@ def _run_gate(name: str, job: Callable[[], GateResult], progress: Progress, stop
     log.info("guardian.gate", gate=name, status=result.status, duration_s=result.duration_s, summary=result.summary)
     progress(name, "done", result)
     return result
+
+
+def _canceller(backend: Any) -> Callable[[], None]:
+    """Stop this validation's sandbox runs and the strategy workers of its benchmark sides."""
+
+    def cancel() -> None:
+        backend.cancel_all()
+        cancel_sides(backend)
+
+    return cancel
 
 
 class _Stop:
@@ -182,7 +225,7 @@ def validate(
     cancel = None
     if runner is None:
         backend = sandbox_backend(settings)
-        runner, cancel = backend.run, backend.cancel_all
+        runner, cancel = backend.run, _canceller(backend)
     stopped = _Stop(cancel, settings.guardian.fail_fast)
     ws = prepare(repo, cand_ref, base_ref)
     log.info("guardian.validate", candidate=cand_ref.short(), baseline=base_ref.short(), changed=len(ws.changed))
@@ -198,6 +241,7 @@ def validate(
                 raise
     finally:
         ws.remove()
+        forget_sides(getattr(runner, "__self__", runner))
     verdict = Verdict(
         candidate=cand_ref.short(),
         baseline=base_ref.short(),

@@ -9,6 +9,9 @@ Public surface::
 
 The worktree is mounted read-only at the command's cwd; ``/tmp`` is private and writable, and
 files written under ``/tmp/out`` (``$SORTE_OUTPUT_DIR``) come back in ``result.outputs``.
+
+Long-lived confined processes that talk over stdin/stdout (the strategy worker) are started
+with ``sandbox.confined.spawn(argv, box, backend="local" | "docker")``.
 """
 
 from sandbox.docker_backend import DockerSandbox, cleanup_containers, docker_available, owned_containers

@@ -122,7 +122,7 @@ def confined_preexec(
 ):
     """The pre-exec hook of this backend's isolation: rlimits and a new session, and with
     ``unshare_net`` a new network and mount namespace with ``work`` read-only (``drop``: uid
-    65534). Also used by the editor's validator, which starts its own long-lived process."""
+    65534)."""
     return _make_preexec(
         limits,
         unshare_net,

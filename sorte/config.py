@@ -76,6 +76,15 @@ class RuntimeSettings(BaseModel):
     demo_bars: int = Field(600, ge=50, le=100_000)
     demo_symbols: int = Field(4, ge=1, le=100)
     demo_seed: int = 7
+    strategy_sandbox: Literal["local", "docker"] = Field(
+        "local",
+        description="Where strategy code runs: a confined local worker process (namespaces as root) or a container",
+    )
+    strategy_memory_mb: int = Field(1024, ge=128, le=65536, description="Memory limit of the strategy worker")
+    strategy_timeout_s: float = Field(30.0, gt=0, le=600, description="Longest answer of the strategy worker")
+    strategy_worker_socket: Path | None = Field(
+        None, description="Set by the commander for a containerised slot: the worker it confined in a container"
+    )
 
 
 ROLES = ("fast", "standard", "reasoning", "coder", "sentiment", "embeddings")
@@ -311,6 +320,14 @@ class WebSettings(BaseModel):
         None, description="Bearer token for actions (approve, reject, rollback, pause); SORTE_WEB__TOKEN"
     )
     open_read: bool = Field(True, description="Reading without a token (only honoured on a loopback bind)")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Names the Host header may carry besides `host` (and loopback names on a loopback bind), "
+        "e.g. the DNS name behind a reverse proxy; a wildcard bind (0.0.0.0) needs at least one",
+    )
+    max_body_bytes: int = Field(
+        65536, ge=1024, le=16 * 1024 * 1024, description="Largest request body; larger ones get 413 unread"
+    )
 
     @property
     def loopback(self) -> bool:

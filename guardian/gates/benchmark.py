@@ -7,18 +7,21 @@ Metrics: return, Sharpe, max drawdown, number of trades and decision latency, ea
 better / same / worse / inconclusive under :class:`Tolerances`. A candidate drawdown
 above ``drawdown_floor_pct`` fails whatever else. Identical code comes out "same".
 
-Loading strategy modules executes candidate code, so in production each side backtests in
-its own sandbox run (``python -m guardian.gates.benchmark --side TREE`` writes a
-:class:`SideReport`) and :func:`compare_reports` judges the two reports outside: the
-candidate never runs in the process that judges it. Latency is CPU time per bar, so a busy
-machine does not make a candidate look slower.
+Strategy code of either side only ever runs in a confined strategy worker
+(``sorte.runtime.strategy_host``: a container or the local namespaces, no secret, no network,
+no writable file system) that answers signals. The backtest itself (executor, paper broker,
+equity, metrics) and the :class:`SideReport` are computed in this trusted process from those
+signals, so a candidate can choose its decisions but never write its own figures; then
+:func:`compare_reports` judges the two reports. Latency is CPU time per bar (this process's
+and the worker's, as the kernel counts them), so a busy machine does not make a candidate
+look slower.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,15 +32,17 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from guardian.gates import OUT, Runner, read_output
+from guardian.gates import Runner
 from guardian.stats import Outcome, PairedTest, paired_bootstrap
 from guardian.verdict import Finding, GateResult, GateStatus, MetricRow
+from sandbox.models import coerce_limits
 from sorte.config import BrokerSettings, RiskSettings
+from sorte.errors import CascadeError, StrategyError
 from sorte.runtime.backtest import BacktestResult, run_backtest
 from sorte.runtime.cascade import build_cascade, read_cascade
+from sorte.runtime.strategy_host import OUT_OF_MEMORY, StrategyFault, StrategyHost
 
 GATE = "benchmark"
-SIDE_REPORT = "side.json"
 DEMO_SEEDS = (11, 23, 37)
 
 Dataset = dict[str, pd.DataFrame]
@@ -96,35 +101,97 @@ class SideReport(BaseModel):
         return int(sum(r.trades for r in self.datasets.values()))
 
 
+#: Strategy hosts of the sides running now, so that a cancelled validation (Ctrl-C, fail fast)
+#: stops their workers instead of waiting for their answers.
+_live_hosts: dict[StrategyHost, int] = {}  # host -> id of the runner's owner (one validation)
+_cancelled: set[int] = set()  # owners whose sides must stop, also those still starting a worker
+_live_lock = threading.Lock()
+
+
+def cancel_sides(owner: object) -> None:
+    """Stop the benchmark sides started for ``owner`` (a validation's sandbox backend), now and
+    later: their workers are killed, so their backtests end at once as faults, not at a timeout."""
+    with _live_lock:
+        _cancelled.add(id(owner))
+        hosts = [h for h, o in _live_hosts.items() if o == id(owner)]
+    for host in hosts:
+        host.close()
+
+
+def forget_sides(owner: object) -> None:
+    """``owner``'s validation is over: a later owner with the same id starts uncancelled."""
+    with _live_lock:
+        _cancelled.discard(id(owner))
+
+
+def _register(host: StrategyHost, owner: object) -> None:
+    with _live_lock:
+        _live_hosts[host] = id(owner)
+        cancelled = id(owner) in _cancelled
+    if cancelled:  # cancelled while this worker was starting
+        host.close()
+
+
 def run_side(
     root: Path,
     datasets: Mapping[str, Dataset] | None = None,
     broker: BrokerSettings | None = None,
     risk: RiskSettings | None = None,
+    *,
+    backend: str = "local",
+    memory_mb: int = 1024,
+    call_timeout_s: float = 60.0,
+    owner: object = None,
 ) -> SideReport:
-    """Backtest the cascade of ``root/strategies`` on every data set (executes that tree's code)."""
+    """Backtest the cascade of ``root/strategies`` on every data set.
+
+    The backtest (executor, broker, metrics) runs here, in the trusted process; the tree's
+    strategy code runs in a confined worker (``backend``: docker or local) that only answers
+    signals. CPU time is this process's plus the worker's as the kernel counts it."""
     strategies = Path(root) / "strategies"
-    definition = read_cascade(strategies / "cascade.py")
+    definition = read_cascade(strategies / "cascade.py")  # a literal: read, not executed
     datasets = datasets if datasets is not None else demo_datasets()
     runs: dict[str, DatasetRun] = {}
-    for name, data in datasets.items():
-        cascade = build_cascade(definition, strategies)
-        # CPU time, not wall time: sides may run side by side with other gates on a busy machine.
-        t0 = time.process_time()
-        res: BacktestResult = run_backtest(cascade, data, broker or BrokerSettings(), risk or RiskSettings())
-        cpu = time.process_time() - t0
-        eq = res.equity
-        m = res.metrics
-        runs[name] = DatasetRun(
-            times=[str(t) for t in eq.index],
-            returns=eq.pct_change().fillna(0.0).astype(float).tolist(),
-            total_return_pct=float(m.total_return_pct),
-            sharpe=float(m.sharpe),
-            max_drawdown_pct=float(m.max_drawdown_pct),
-            trades=int(m.trades),
-            cpu_s_per_bar=cpu / max(1, sum(len(f) for f in data.values())),
-        )
+    with StrategyHost(strategies, backend=backend, memory_mb=memory_mb, call_timeout_s=call_timeout_s) as host:
+        _register(host, owner)
+        try:
+            runs = _backtests(host, definition, strategies, datasets, broker, risk)
+        finally:
+            with _live_lock:
+                _live_hosts.pop(host, None)
     return SideReport(datasets=runs)
+
+
+def _backtests(
+    host: StrategyHost,
+    definition: Any,
+    strategies: Path,
+    datasets: Mapping[str, Dataset],
+    broker: BrokerSettings | None,
+    risk: RiskSettings | None,
+) -> dict[str, DatasetRun]:
+    runs: dict[str, DatasetRun] = {}
+    for name, data in datasets.items():
+        cascade = build_cascade(definition, strategies, host=host)
+        # CPU time, not wall time: sides may run side by side with other gates on a busy machine.
+        t0 = time.process_time() + host.cpu_seconds()
+        res: BacktestResult = run_backtest(cascade, data, broker or BrokerSettings(), risk or RiskSettings())
+        cpu = time.process_time() + host.cpu_seconds() - t0
+        runs[name] = _dataset_run(res, cpu, sum(len(f) for f in data.values()))
+    return runs
+
+
+def _dataset_run(res: BacktestResult, cpu_s: float, n_bars: int) -> DatasetRun:
+    eq, m = res.equity, res.metrics
+    return DatasetRun(
+        times=[str(t) for t in eq.index],
+        returns=eq.pct_change().fillna(0.0).astype(float).tolist(),
+        total_return_pct=float(m.total_return_pct),
+        sharpe=float(m.sharpe),
+        max_drawdown_pct=float(m.max_drawdown_pct),
+        trades=int(m.trades),
+        cpu_s_per_bar=cpu_s / max(1, n_bars),
+    )
 
 
 def _by_test(delta: float, tol: float, test: Outcome) -> Outcome:
@@ -269,35 +336,51 @@ def run_benchmark_gate(
         )
 
 
-def side_command(python: str | None = None, root: str = ".") -> list[str]:
-    return [python or sys.executable, "-m", "guardian.gates.benchmark", "--side", root, "--out", f"{OUT}/{SIDE_REPORT}"]
+def _backend_of(runner: Runner | None) -> str:
+    """The confinement matching a gate runner: the Docker sandbox's runs mean a container."""
+    return "docker" if getattr(getattr(runner, "__self__", None), "name", "") == "docker" else "local"
 
 
-def run_side_in(runner: Runner, tree: Path, *, limits: Any = None) -> SideReport | GateResult:
-    """One side's backtests through ``runner`` (the sandbox); a GateResult when it did not finish."""
+def run_side_in(runner: Runner | None, tree: Path, *, limits: Any = None) -> SideReport | GateResult:
+    """One side's backtests, its strategy code confined like ``runner``'s runs (Docker or local);
+    a GateResult when they did not finish. The report is computed here, from the worker's
+    signals: the tree's code never writes any part of it."""
     t0 = time.perf_counter()
-    result = runner(side_command(), tree, limits if limits is not None else {})
-    elapsed = time.perf_counter() - t0
-    if result.timed_out:
-        return GateResult(gate=GATE, status="timeout", summary="backtest timed out", duration_s=elapsed)
-    if result.oom_killed:
-        return GateResult(gate=GATE, status="fail", summary="backtest killed: out of memory", duration_s=elapsed)
-    data = read_output(result, SIDE_REPORT)
-    if data is None:
-        # The tree's own code crashed (an infrastructure failure would not reach Python).
-        tail = (result.stderr or result.stdout or "").strip()
-        last = tail.splitlines()[-1] if tail else "no output"
-        return GateResult(
-            gate=GATE,
-            status="fail",
-            summary=f"backtest crashed (exit {result.exit_code}): {last}"[:300],
-            duration_s=elapsed,
-            findings=[Finding(gate=GATE, rule="backtest-crash", message=tail[-1500:], severity="high")],
-        )
+    lim = coerce_limits(limits)
+    backend = _backend_of(runner)
     try:
-        return SideReport.model_validate_json(data)
-    except ValueError as exc:
-        return GateResult(gate=GATE, status="error", summary=f"unreadable backtest report: {exc}"[:500])
+        report = run_side(
+            tree,
+            backend=backend,
+            memory_mb=max(128, lim.memory_bytes // (1024 * 1024)),
+            call_timeout_s=min(lim.timeout_s, 120.0),
+            owner=getattr(runner, "__self__", runner),
+        )
+    except StrategyFault as exc:
+        status: GateStatus = "timeout" if "did not answer" in str(exc) else "fail"
+        return _crashed(status, str(exc), time.perf_counter() - t0)
+    except (StrategyError, CascadeError) as exc:
+        return _crashed("fail", str(exc), time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    if elapsed > lim.timeout_s:
+        return GateResult(gate=GATE, status="timeout", summary="backtest timed out", duration_s=elapsed)
+    return report
+
+
+def _crashed(status: GateStatus, message: str, elapsed: float) -> GateResult:
+    if status == "timeout":
+        summary = "backtest timed out"
+    elif OUT_OF_MEMORY in message or "MemoryError" in message:
+        summary = "backtest killed: out of memory"
+    else:
+        summary = f"backtest crashed: {message}"[:300]
+    return GateResult(
+        gate=GATE,
+        status=status,
+        summary=summary,
+        duration_s=elapsed,
+        findings=[Finding(gate=GATE, rule="backtest-crash", message=message[-1500:], severity="high")],
+    )
 
 
 def run_benchmark_gate_in(
@@ -334,17 +417,11 @@ def run_benchmark_gate_in(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--side", type=Path, help="backtest this tree and write its SideReport")
-    parser.add_argument("--candidate", type=Path, help="compare mode: candidate tree")
-    parser.add_argument("--baseline", type=Path, help="compare mode: baseline tree")
-    parser.add_argument("--tolerances", default=None, help="Tolerances as JSON (compare mode)")
+    parser.add_argument("--candidate", type=Path, required=True, help="candidate tree")
+    parser.add_argument("--baseline", type=Path, required=True, help="baseline tree")
+    parser.add_argument("--tolerances", default=None, help="Tolerances as JSON")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.side is not None:
-        args.out.write_text(run_side(args.side).model_dump_json())
-        return 0
-    if args.candidate is None or args.baseline is None:
-        parser.error("give --side TREE, or --candidate and --baseline")
     tol = Tolerances.model_validate(json.loads(args.tolerances)) if args.tolerances else None
     gate = run_benchmark_gate(args.candidate, args.baseline, tolerances=tol)
     args.out.write_text(gate.model_dump_json(indent=2))

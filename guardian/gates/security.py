@@ -1,8 +1,13 @@
-"""Security gate: Bandit (JSON), Semgrep with ``guardian/rules/sorte.yml`` and a secret scan of the diff.
+"""Security gate: the editor's code policy, Bandit, Semgrep and a secret scan over every changed file.
 
-Bandit and Semgrep run through the ``runner`` (the sandbox in production), each once over
-all changed Python files; Semgrep runs offline with the local rule file only. The secret
-scan reads the diff text and never echoes the secret it found.
+* The editor's code policy (``sorte.editing.policy.check_code``: pure AST, nothing runs) judges
+  every changed ``strategies/*.py`` and new ``tests/strategies/test_*.py`` on the host.
+* Bandit (every changed ``.py`` file) and Semgrep (every changed file, the guardian's own
+  rules, offline) run through the ``runner`` (the sandbox in production), once each, with
+  ``# nosec`` / ``# nosemgrep`` comments ignored: the candidate cannot silence them.
+* The secret scan reads the lines each changed text file adds (dotfiles, YAML, anything),
+  and never echoes the secret it found.
+* A changed file some scanner could not see (too large, an unwritable name) is a finding too.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ import json
 import re
 import sys
 import time
+from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from guardian.gates import OUT, Runner, RunResult, read_output
 from guardian.verdict import Finding, GateResult, GateStatus, Severity
+from sorte.editing.policy import PolicyError, check_code
 
 GATE = "security"
 RULES = Path(__file__).resolve().parent.parent / "rules" / "sorte.yml"
@@ -40,8 +48,10 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
         "generic-secret-assignment",
         re.compile(
-            r"(?i)\b[a-z0-9_]*(?:api_?key|secret|token|passw(?:or)?d|access_?key)[a-z0-9_]*\s*[:=]\s*"
-            r"[\"'][A-Za-z0-9_\-+/=.]{16,}[\"']"
+            # Bounded repeats, no leading identifier: a candidate's 1 MiB line cannot make this
+            # backtrack quadratically on the host ("tokentoken..." took minutes unbounded).
+            r"(?i)(?:api_?key|secret|token|passw(?:or)?d|access_?key)[a-z0-9_]{0,64}\s{0,8}[:=]\s{0,8}"
+            r"[\"'][A-Za-z0-9_\-+/=.]{16,512}[\"']"
         ),
     ),
 ]
@@ -73,22 +83,69 @@ def scan_diff_for_secrets(diff: str) -> list[Finding]:
             text = raw
         for rule, pattern in SECRET_PATTERNS:
             if pattern.search(text):
-                findings.append(
-                    Finding(
-                        gate=GATE,
-                        rule=f"secret-{rule}",
-                        file=file,
-                        line=line_no or None,
-                        message=f"possible {rule.replace('-', ' ')} added (value redacted)",
-                        severity="critical",
-                    )
-                )
+                findings.append(_secret(rule, file, line_no or None))
                 break
     return findings
 
 
+def scan_texts_for_secrets(texts: Mapping[str, tuple[str | None, str]]) -> list[Finding]:
+    """Secrets on the lines each file adds: ``texts`` maps a path to (old text or None, new text).
+
+    A line counts as added when the old text has fewer copies of it, so a secret that was
+    already there is not reported again, and no diff (attributes, drivers) is involved."""
+    findings: list[Finding] = []
+    for path, (old, new) in texts.items():
+        before = Counter(old.splitlines()) if old is not None else Counter()
+        for line_no, line in enumerate(new.splitlines(), start=1):
+            if before[line] > 0:
+                before[line] -= 1
+                continue
+            rule = next((rule for rule, pattern in SECRET_PATTERNS if pattern.search(line)), None)
+            if rule is not None:
+                findings.append(_secret(rule, path, line_no))
+    return findings
+
+
+def _secret(rule: str, path: str, line: int | None) -> Finding:
+    return Finding(
+        gate=GATE,
+        rule=f"secret-{rule}",
+        file=path,
+        line=line,
+        message=f"possible {rule.replace('-', ' ')} added (value redacted)",
+        severity="critical",
+    )
+
+
+def check_policy(sources: Mapping[str, str]) -> list[Finding]:
+    """The editor's code policy on each source (path -> text): one critical finding per refused file."""
+    findings: list[Finding] = []
+    for path, source in sources.items():
+        try:
+            check_code(source, path)
+        except PolicyError as exc:
+            findings.append(_policy_finding(path, str(exc)))
+        except (RecursionError, MemoryError, ValueError) as exc:  # a hostile source can exhaust the parser
+            findings.append(_policy_finding(path, f"{path} could not be checked: {type(exc).__name__}"))
+    return findings
+
+
+def _policy_finding(path: str, message: str) -> Finding:
+    # The policy names the line as "path:12: ..." or "path line 12: ...".
+    match = re.search(r"\bline (\d+)", message) or re.match(re.escape(path) + r":(\d+):", message)
+    return Finding(
+        gate=GATE,
+        rule="code-policy",
+        file=path,
+        line=int(match.group(1)) if match else None,
+        message=message[:500],
+        severity="critical",
+    )
+
+
 def bandit_command(files: list[str]) -> list[str]:
-    return [sys.executable, "-m", "bandit", "-q", "-f", "json", "-o", f"{OUT}/bandit.json", *files]
+    # --ignore-nosec: a "# nosec" comment is the candidate's, so it silences nothing.
+    return [sys.executable, "-m", "bandit", "-q", "--ignore-nosec", "-f", "json", "-o", f"{OUT}/bandit.json", *files]
 
 
 def semgrep_command(files: list[str], rules: Path = RULES) -> list[str]:
@@ -104,6 +161,7 @@ def semgrep_command(files: list[str], rules: Path = RULES) -> list[str]:
         "--disable-version-check",
         "--json",
         "--quiet",
+        "--disable-nosem",  # a "# nosemgrep" comment is the candidate's, so it silences nothing
         "--output",
         f"{OUT}/semgrep.json",
         *files,
@@ -179,22 +237,29 @@ def run_security_gate(
     bandit: bool = True,
     semgrep: bool = True,
     fail_on: frozenset[str] = frozenset({"medium", "high", "critical"}),
+    subdir: str = "",
+    texts: Mapping[str, tuple[str | None, str]] | None = None,
+    sources: Mapping[str, str] | None = None,
+    unscanned: Mapping[str, str] | None = None,
 ) -> GateResult:
-    """Scan ``changed_files`` (paths relative to ``worktree``) and ``diff``.
+    """Scan the changed files (see the module doc).
 
-    Bandit runs on the changed strategy files, Semgrep once on every changed Python file.
-    A finding whose severity is in ``fail_on`` fails the gate; tool errors make it "error".
+    ``changed_files`` are relative to ``worktree/subdir`` (the folder holding the changed files;
+    ``rules`` is relative to ``worktree`` or absolute). ``texts`` feed the secret scan and
+    ``diff`` (a unified diff) is scanned too; ``sources`` go through the code policy;
+    ``unscanned`` names changed files no tool could see, and why. A finding whose severity is
+    in ``fail_on`` fails the gate; tool errors make it "error".
     """
     t0 = time.perf_counter()
     limits = limits if limits is not None else dict(DEFAULT_LIMITS)
-    py_files = sorted({f for f in changed_files if f.endswith(".py") and (Path(worktree) / f).is_file()})
-    strategy_files = [f for f in py_files if f.startswith("strategies/")]
-    jobs: dict[str, tuple] = {}
-    if bandit and strategy_files:
-        jobs["bandit"] = (bandit_command(strategy_files), "bandit.json", parse_bandit)
-    if semgrep and py_files:
-        jobs["semgrep"] = (semgrep_command(py_files, rules), "semgrep.json", parse_semgrep)
+    folder = Path(worktree) / subdir if subdir else Path(worktree)
+    files = sorted({f for f in changed_files if (folder / f).is_file()})
+    targets = [f"{subdir}/{f}" if subdir else f for f in files]
+    jobs = _tool_jobs(targets, rules, bandit, semgrep)
     findings = scan_diff_for_secrets(diff) if diff else []
+    findings += scan_texts_for_secrets(texts or {})
+    findings += check_policy(sources or {})
+    findings += [_unscanned(path, why) for path, why in (unscanned or {}).items()]
     problems: list[tuple[GateStatus, str]] = []
     timings: dict[str, float] = {}
     with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
@@ -204,9 +269,31 @@ def run_security_gate(
         }
         for name, fut in futures.items():
             (status, found, note), timings[name] = fut.result()
-            findings.extend(found)
+            findings.extend(_strip(f, subdir) for f in found)
             if status is not None:
                 problems.append((status, note))
+    return _result(findings, problems, fail_on, files, timings, time.perf_counter() - t0)
+
+
+def _tool_jobs(targets: list[str], rules: Path, bandit: bool, semgrep: bool) -> dict[str, tuple]:
+    jobs: dict[str, tuple] = {}
+    py_files = [f for f in targets if f.endswith(".py")]
+    if bandit and py_files:
+        jobs["bandit"] = (bandit_command(py_files), "bandit.json", parse_bandit)
+    if semgrep and targets:
+        # Every changed file: each rule picks the languages it applies to.
+        jobs["semgrep"] = (semgrep_command(targets, rules), "semgrep.json", parse_semgrep)
+    return jobs
+
+
+def _result(
+    findings: list[Finding],
+    problems: list[tuple[GateStatus, str]],
+    fail_on: frozenset[str],
+    files: list[str],
+    timings: dict[str, float],
+    elapsed: float,
+) -> GateResult:
     blocking = [f for f in findings if f.severity in fail_on]
     status: GateStatus
     if blocking:
@@ -217,17 +304,28 @@ def run_security_gate(
         status = "error"
     else:
         status = "pass"
-    summary = f"{len(blocking)} blocking of {len(findings)} findings in {len(py_files)} files"
+    summary = f"{len(blocking)} blocking of {len(findings)} findings in {len(files)} files"
     if problems:
         summary += "; " + "; ".join(note for _, note in problems)
     return GateResult(
         gate=GATE,
         status=status,
         summary=summary,
-        duration_s=time.perf_counter() - t0,
+        duration_s=elapsed,
         findings=findings,
-        details={"files": py_files, "tool_seconds": timings},
+        details={"files": files, "tool_seconds": timings},
     )
+
+
+def _strip(finding: Finding, subdir: str) -> Finding:
+    prefix = f"{subdir}/" if subdir else ""
+    if prefix and finding.file.startswith(prefix):
+        return finding.model_copy(update={"file": finding.file[len(prefix) :]})
+    return finding
+
+
+def _unscanned(path: str, why: str) -> Finding:
+    return Finding(gate=GATE, rule="unscanned-file", file=path, message=f"not scanned: {why}", severity="critical")
 
 
 def _timed(fn: Any, *args: Any) -> tuple[Any, float]:

@@ -1,19 +1,33 @@
-"""Tests gate: pytest on the candidate, parsed from its JUnit XML report."""
+"""Tests gate: the protected suite on the candidate's strategies, and the candidate's own new tests apart.
+
+The protected suite (``guardian.test_paths``) comes from the trusted baseline tree, with the
+candidate's strategies laid over it as inputs (see ``guardian.workspace``). The tests the
+candidate added run in a separate sandboxed run over their own tree, so nothing they do
+(patching pytest, forging their report) reaches the protected run; their failures fail the
+gate, their passes count for nothing. A missing or unreadable report from either run is an
+error, never a pass.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 import xml.etree.ElementTree as ET  # noqa: S405 - the report is written by pytest in the sandbox
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from guardian.gates import OUT, Runner, read_output
-from guardian.verdict import Finding, GateResult
+from guardian.verdict import Finding, GateResult, GateStatus
 
 GATE = "tests"
 REPORT = "junit.xml"
 MAX_MESSAGE = 500
+MAX_REPORT_BYTES = 16 << 20
+#: How two runs combine: the worse status wins (a failure anywhere fails the gate).
+_RANK: dict[str, int] = {"fail": 0, "timeout": 1, "error": 2, "inconclusive": 3, "skipped": 4, "pass": 5}
+CANDIDATE = "candidate's tests"
 
 
 def tests_command(
@@ -42,26 +56,62 @@ def run_tests_gate(
     extra_args: list[str] | None = None,
     limits: Any = None,
     python: str | None = None,
+    candidate_tree: Path | None = None,
+    candidate_tests: Sequence[str] = (),
 ) -> GateResult:
-    """Run pytest over ``paths`` (default: the whole ``tests`` folder) of ``worktree``."""
+    """Run pytest over ``paths`` (default: the whole ``tests`` folder) of ``worktree``; with
+    ``candidate_tests``, run those files of ``candidate_tree`` too, apart, and combine."""
+    limits = limits if limits is not None else {}
+    protected_cmd = tests_command(paths, python, extra_args)
+    if not candidate_tests:
+        return run_pytest(runner, worktree, protected_cmd, limits)
     t0 = time.perf_counter()
-    result = runner(tests_command(paths, python, extra_args), worktree, limits if limits is not None else {})
+    candidate_cmd = tests_command(list(candidate_tests), python, extra_args)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        protected_f = pool.submit(run_pytest, runner, worktree, protected_cmd, limits)
+        candidate_f = pool.submit(run_pytest, runner, candidate_tree or worktree, candidate_cmd, limits)
+        protected, candidate = protected_f.result(), candidate_f.result()
+    return combine(protected, candidate, time.perf_counter() - t0)
+
+
+def run_pytest(runner: Runner, worktree: Path, command: list[str], limits: Any) -> GateResult:
+    """One sandboxed pytest run, judged from its JUnit report."""
+    t0 = time.perf_counter()
+    result = runner(command, worktree, limits)
     elapsed = time.perf_counter() - t0
     if result.timed_out:
         return GateResult(gate=GATE, status="timeout", summary="pytest timed out", duration_s=elapsed)
     if result.oom_killed:
         return GateResult(gate=GATE, status="fail", summary="pytest was killed: out of memory", duration_s=elapsed)
     report = read_output(result, REPORT)
-    if report is None:
+    if report is None or len(report) > MAX_REPORT_BYTES:
         tail = (result.stderr or result.stdout or "").strip()[-MAX_MESSAGE:]
+        what = "no test report" if report is None else f"test report over {MAX_REPORT_BYTES} bytes"
         return GateResult(
             gate=GATE,
             status="error",
-            summary=f"no test report (exit code {result.exit_code})",
+            summary=f"{what} (exit code {result.exit_code})",
             duration_s=elapsed,
             findings=[Finding(gate=GATE, rule="no-report", message=tail or "pytest wrote no report", severity="high")],
         )
     return parse_junit(report, result.exit_code, elapsed)
+
+
+def combine(protected: GateResult, candidate: GateResult, duration_s: float) -> GateResult:
+    """The gate's result from the protected run and the candidate's own run: the worse status
+    wins, the counts are the protected suite's, and the candidate's run only adds findings."""
+    status: GateStatus = min((protected.status, candidate.status), key=lambda s: _RANK.get(s, 0))
+    marked = [
+        f.model_copy(update={"message": f"[{CANDIDATE}] {f.message}"[: MAX_MESSAGE + 40]}) for f in candidate.findings
+    ]
+    return GateResult(
+        gate=GATE,
+        status=status,
+        summary=f"protected suite: {protected.summary}; {CANDIDATE}: {candidate.summary}",
+        duration_s=duration_s,
+        findings=protected.findings + marked,
+        details={**protected.details, "protected": protected.details, "candidate": candidate.details},
+    )
 
 
 def parse_junit(report: bytes | str, exit_code: int = 0, duration_s: float = 0.0) -> GateResult:
@@ -72,9 +122,12 @@ def parse_junit(report: bytes | str, exit_code: int = 0, duration_s: float = 0.0
         return GateResult(gate=GATE, status="error", summary=f"unreadable test report: {exc}", duration_s=duration_s)
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for s in suites:
-        for key in counts:
-            counts[key] += int(s.get(key, 0) or 0)
+    try:
+        for s in suites:
+            for key in counts:
+                counts[key] += int(s.get(key, 0) or 0)
+    except ValueError as exc:
+        return GateResult(gate=GATE, status="error", summary=f"unreadable test report: {exc}", duration_s=duration_s)
     findings: list[Finding] = []
     for case in root.iter("testcase"):
         for kind in ("failure", "error"):
@@ -89,7 +142,7 @@ def parse_junit(report: bytes | str, exit_code: int = 0, duration_s: float = 0.0
                     gate=GATE,
                     rule=f"test-{kind}",
                     file=case.get("file", "") or "",
-                    line=int(case.get("line")) + 1 if (case.get("line") or "").isdigit() else None,
+                    line=int(case.get("line")) + 1 if _digits(case.get("line")) else None,
                     message=f"{name}: {message[:MAX_MESSAGE]}",
                     severity="high",
                 )
@@ -108,3 +161,7 @@ def parse_junit(report: bytes | str, exit_code: int = 0, duration_s: float = 0.0
     return GateResult(
         gate=GATE, status=status, summary=summary, duration_s=duration_s, findings=findings, details=counts
     )
+
+
+def _digits(text: str | None) -> bool:
+    return text is not None and text.isascii() and text.isdigit()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sorte.agent.models import Decision, RunView
@@ -43,7 +44,7 @@ def _progress(node: str, event: str, info: dict) -> None:
 
 
 def _show_approval(view: RunView) -> None:
-    err.print(f"\n[bold]Plan:[/] {view.plan_summary}")
+    err.print(f"\n[bold]Plan:[/] {escape(view.plan_summary)}")  # the plan's words, not markup
     if view.diff:
         err.print(view.diff, highlight=False, markup=False)
     err.print(view.verdict_text, highlight=False, markup=False)

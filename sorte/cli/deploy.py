@@ -26,7 +26,9 @@ def _step(message: str) -> None:
 
 
 def _failed(exc: SorteError) -> None:
-    err.print(f"[bold red]failed:[/] {exc}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # the commander's message can quote a branch or a path
+
+    err.print(f"[bold red]failed:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_FAILED)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Column, Table
 
@@ -28,8 +30,18 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _fail(exc: SorteError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    # errors echo paths, branches and ids: "[bold]x[/]" must print as typed, not as markup
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    _isolation_warning()
     raise typer.Exit(2)
+
+
+def _isolation_warning() -> None:
+    """One line when plan code was validated without namespaces (never a silent fallback).
+    Not loaded means no plan code ran in this process: nothing to say, and nothing imported."""
+    sandboxed = sys.modules.get("sorte.editing.sandboxed")
+    for warning in sandboxed.isolation_warnings() if sandboxed else []:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def print_diff(text: str) -> None:
@@ -57,13 +69,14 @@ def edit_cmd(
         outcome = service.edit_on_branch(settings, service.load_plan_file(plan), request, run_id, dry_run)
     except SorteError as exc:
         _fail(exc)
+    _isolation_warning()
     if dry_run:
-        err.print(f"dry run of run {outcome.run_id}: nothing written or committed")
+        err.print(f"dry run of run {escape(outcome.run_id)}: nothing written or committed")
     elif outcome.commit:
-        err.print(f"run {outcome.run_id}: committed {outcome.commit[:12]} on [bold]{outcome.branch}[/]")
+        err.print(f"run {escape(outcome.run_id)}: committed {outcome.commit[:12]} on [bold]{escape(outcome.branch)}[/]")
     else:
         kept = f"branch {outcome.branch} unchanged" if outcome.kept else "no branch kept"
-        err.print(f"run {outcome.run_id}: the plan changes nothing ({kept})")
+        err.print(f"run {escape(outcome.run_id)}: the plan changes nothing ({escape(kept)})")
     print_diff(outcome.diff)
 
 

@@ -50,7 +50,9 @@ def _settings(config: Path | None, **overrides) -> Settings:
 
 
 def _fail(exc: SorteError) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
+    from rich.markup import escape  # errors echo paths, branches and ids: "[bold]x[/]" must print as typed
+
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
     raise typer.Exit(2)
 
 
@@ -142,7 +144,7 @@ def run_cmd(
         _fail(exc)
     finally:
         session.ledger.close()
-        service.close_llm(rt.cascade)
+        service.close_cascade(rt.cascade)
     _print_summary(summary.model_dump())
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from guardian.verdict import GateResult
@@ -34,8 +35,10 @@ class _GateProgress:
                 self.tasks[gate] = self.progress.add_task(f"{gate}: running", total=1)
                 return
             assert result is not None
-            status = _ICON.get(result.status, f"[yellow]{result.status}[/]")
-            self.progress.update(self.tasks[gate], completed=1, description=f"{gate}: {status} {result.summary}")
+            status = _ICON.get(result.status, f"[yellow]{escape(result.status)}[/]")
+            # A summary names candidate paths: "[red]" in a file name is text, not markup.
+            summary = escape(result.summary)
+            self.progress.update(self.tasks[gate], completed=1, description=f"{gate}: {status} {summary}")
 
 
 def validate_cmd(
@@ -53,7 +56,7 @@ def validate_cmd(
     Exit code: 0 pass, 1 fail, 3 inconclusive, 2 bad input.
     """
     from guardian.validate import validate
-    from sorte.cli.edit import _fail, _settings
+    from sorte.cli.edit import _settings
 
     fmt = _format(output)
     try:
@@ -72,7 +75,9 @@ def validate_cmd(
         ) as progress:
             verdict = validate(settings, branch, baseline=baseline, progress=_GateProgress(progress))
     except SorteError as exc:
-        _fail(exc)
+        _error(str(exc))
+    except OSError as exc:  # the data folder or a temporary folder could not be written
+        _error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
     if fmt == "json":
         console.file.write(verdict.to_json() + "\n")
     elif fmt == "markdown":
@@ -82,15 +87,26 @@ def validate_cmd(
     raise typer.Exit(EXIT[verdict.overall])
 
 
+def _error(message: str) -> NoReturn:
+    """One line on stderr and exit code 2; the message may name hostile paths, so no markup."""
+    first = message.strip().splitlines()[0] if message.strip() else "validation could not run"
+    err.print(f"[bold red]error:[/] {escape(first)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
 def _format(value: str) -> Literal["text", "markdown", "json"]:
     if value not in ("text", "markdown", "json"):
-        err.print(f"[bold red]error:[/] --format must be text, markdown or json, not {value!r}")
+        from rich.markup import escape  # the value is the user's, markup and all
+
+        err.print(f"[bold red]error:[/] --format must be text, markdown or json, not {escape(repr(value))}")
         raise typer.Exit(2)
     return value  # type: ignore[return-value]
 
 
 def _sandbox(value: str) -> str:
     if value not in ("docker", "local", "auto"):
-        err.print(f"[bold red]error:[/] --sandbox must be docker, local or auto, not {value!r}")
+        from rich.markup import escape  # the value is the user's, markup and all
+
+        err.print(f"[bold red]error:[/] --sandbox must be docker, local or auto, not {escape(repr(value))}")
         raise typer.Exit(2)
     return value

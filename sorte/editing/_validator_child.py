@@ -1,17 +1,26 @@
 """Sandboxed validator process: imports edited strategy code and calls lookback(), off the host.
 
-Run by ``sorte.editing.sandboxed`` as ``python -I -B _validator_child.py`` inside the project's
-local sandbox (a private /tmp, and as root a new network and mount namespace and uid 65534),
-with a scrubbed environment and rlimits. It is deliberately standalone: it imports numpy and
-the copy of ``sorte/indicators.py`` placed next to it, nothing else of the project, and no
-secret ever reaches it.
+Run by ``sorte.editing.sandboxed`` as ``python -I -B _validator_child.py`` confined by
+``sandbox.confined`` (as root: a new network namespace and a new root holding only the
+interpreter and system folders, a private /tmp, uid 65534; without namespaces: the current
+user, its own temp dir), with a scrubbed environment and rlimits. It is deliberately
+standalone: it imports numpy and the copy of ``sorte/indicators.py`` placed next to it, nothing
+else of the project, and no secret ever reaches it.
 
 Protocol: one JSON job per line on stdin, one JSON answer per line on stdout. For each job
-the process (already warm: numpy imported) writes the strategy files into a fresh folder,
+the process (already warm: numpy imported) writes the strategy files into a fresh folder of
+its own temp dir ($TMPDIR: the private /tmp, or its scratch folder without namespaces),
 forks, and the fork arms an audit hook that refuses file writes, reads outside the allowed
-roots, process creation, sockets and ctypes before any plan code runs. The fork's own
-stdout/stderr go to /dev/null; its result comes back through a pipe. A fork that runs past
-the job's timeout is killed.
+roots, process creation, sockets, ctypes, generator / traceback frames and gc introspection
+before any plan code runs. The fork's own stdout/stderr go to /dev/null; its result comes back through a pipe. A
+fork that runs past the job's timeout is killed.
+
+The hook has no off switch: it is created armed, in the fork, and every name it uses (its
+roots, the blocked events, even ``len`` and ``os.lstat``) is a closure variable bound when
+it is made. Plan code that rebinds this module's globals, builtins or ``os`` functions
+changes nothing the hook reads, and the hook's function object is reachable only through
+the interpreter's audit-hook list and the gc (whose introspection the hook refuses): no
+frame plan code can walk to (sys._getframe().f_back...) holds it.
 """
 
 from __future__ import annotations
@@ -20,10 +29,12 @@ import contextlib
 import importlib.util
 import json
 import os
+import posix
 import resource
 import select
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -37,7 +48,7 @@ import sorte.indicators  # noqa: E402,F401
 
 REQUIRED = ("lookback", "features", "decide")
 MAX_DETAIL = 2000
-_ARMED = [False]
+#: Folders plan code may read (the interpreter, this copy), filled in by main() before any job.
 _READ_ROOTS: list[str] = []
 
 # Audit events refused once plan code may run (prefix match). Defence in depth: the sandbox
@@ -80,6 +91,7 @@ _BLOCKED = (
     "resource.prlimit",
     "sys.addaudithook",
     "sys._current_frames",
+    "gc.",
     "sys.setprofile",
     "sys.settrace",
     "code.__new__",
@@ -97,29 +109,75 @@ _FRAME_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back", "f_glo
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
-def _hook(event: str, args: tuple) -> None:
-    if not _ARMED[0]:
-        return
-    if event == "open":
-        _check_open(args)
-    elif event.startswith(_BLOCKED):
-        raise PermissionError(f"sandboxed validation: {event} is not allowed")
-    elif event == "object.__getattr__" and len(args) > 1 and args[1] in _FRAME_ATTRS:
-        raise PermissionError(f"sandboxed validation: reading {args[1]} is not allowed")
+def _make_hook(read_roots: tuple[str, ...]):  # noqa: C901 - one closure on purpose
+    """The audit hook of one job, armed from birth. Everything it uses is bound here, as
+    closure variables: C functions and immutable values that plan code cannot rebind."""
+    roots = tuple(read_roots)
+    blocked = tuple(_BLOCKED)
+    frame_attrs = frozenset(_FRAME_ATTRS)
+    write_flags = _WRITE_FLAGS
+    lstat, readlink, getcwd, is_link = posix.lstat, posix.readlink, posix.getcwd, stat.S_ISLNK
+    str_t, bytes_t, int_t, type_, len_, denied = str, bytes, int, type, len, PermissionError
 
+    def resolve(path: str) -> str:
+        # os.path.realpath is Python code reading module globals plan code could rebind.
+        if not path.startswith("/"):
+            path = getcwd() + "/" + path
+        pending = path.split("/")[::-1]
+        real, hops = "", 0
+        while pending:
+            part = pending.pop()
+            if part == "" or part == ".":
+                continue
+            if part == "..":
+                real = real.rpartition("/")[0]
+                continue
+            candidate = real + "/" + part
+            try:
+                mode = lstat(candidate).st_mode
+            except OSError:
+                real = candidate  # does not exist (yet): the open fails on its own
+                continue
+            if not is_link(mode):
+                real = candidate
+                continue
+            hops += 1
+            if hops > 40:
+                raise denied("sandboxed validation: too many symlinks")
+            target = readlink(candidate)
+            if target.startswith("/"):
+                real = ""
+            pending.extend(target.split("/")[::-1])
+        return real or "/"
 
-def _check_open(args: tuple) -> None:
-    path, mode, flags = (tuple(args) + (None, None, None))[:3]
-    if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & _WRITE_FLAGS):
-        raise PermissionError("sandboxed validation: opening a file for writing is not allowed")
-    if isinstance(path, int):
-        return
-    try:
-        real = os.path.realpath(os.fsdecode(path))
-    except (TypeError, ValueError):
-        raise PermissionError("sandboxed validation: unreadable path") from None
-    if not any(real == root or real.startswith(root + os.sep) for root in _READ_ROOTS):
-        raise PermissionError(f"sandboxed validation: reading {real} is not allowed")
+    def check_open(args: tuple) -> None:
+        path, mode, flags = args[0], args[1], args[2]
+        if type_(mode) is str_t and ("w" in mode or "a" in mode or "x" in mode or "+" in mode):
+            raise denied("sandboxed validation: opening a file for writing is not allowed")
+        if type_(flags) is int_t and flags & write_flags:
+            raise denied("sandboxed validation: opening a file for writing is not allowed")
+        kind = type_(path)
+        if kind is int_t:
+            return
+        if kind is bytes_t:
+            path = path.decode("utf-8", "surrogateescape")
+        elif kind is not str_t:
+            raise denied("sandboxed validation: only plain str or bytes paths may be opened")
+        real = resolve(path)
+        for root in roots:
+            if real == root or real.startswith(root + "/"):
+                return
+        raise denied("sandboxed validation: reading " + real + " is not allowed")
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "open" and len_(args) >= 3:
+            check_open(args)
+        elif event.startswith(blocked):
+            raise denied("sandboxed validation: " + event + " is not allowed")
+        elif event == "object.__getattr__" and len_(args) > 1 and args[1] in frame_attrs:
+            raise denied("sandboxed validation: reading " + str_t(args[1]) + " is not allowed")
+
+    return hook
 
 
 class Params:
@@ -186,8 +244,8 @@ def _child(folder: str, checks: list[dict], write_fd: int, cpu_s: int) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
         os.chdir(folder)
         sys.path.insert(0, folder)  # ``strategies.*`` helpers resolve to the edited copy
-        _READ_ROOTS.append(os.path.realpath(folder))
-        _ARMED[0] = True
+        # Armed for good before any plan code runs: there is no flag to clear.
+        sys.addaudithook(_make_hook((*_READ_ROOTS, os.path.realpath(folder))))
         result: dict = {"failure": _run_checks(folder, checks)}
     except BaseException as exc:  # noqa: BLE001
         result = {"failure": {"tag": None, "detail": f"{type(exc).__name__}: {exc}"[:MAX_DETAIL]}}
@@ -249,7 +307,6 @@ def _job(job: dict) -> dict:
 def main() -> None:
     roots = {HERE, sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p)}
     _READ_ROOTS.extend(os.path.realpath(r) for r in roots if os.path.isabs(r) and r != "/")
-    sys.addaudithook(_hook)
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()

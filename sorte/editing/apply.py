@@ -35,7 +35,7 @@ from sorte.editing.plan import (
     SetStage,
 )
 from sorte.editing.policy import EDITABLE, PolicyError, build_manifest, check_code, check_manifest, check_path
-from sorte.editing.sandboxed import ValidatorError, run_checks
+from sorte.editing.sandboxed import ValidatorError, isolation_warnings, run_checks
 from sorte.errors import CascadeError, StrategyError
 from sorte.runtime.strategy import NOT_STRATEGIES, REQUIRED_FUNCTIONS, ParamSpec, check_value
 
@@ -45,11 +45,13 @@ TEMPLATE = "strategies/_template.py"
 
 
 class EditResult(BaseModel):
-    """What a plan changed: repo-relative path -> (before, after) text ('' before for a new file)."""
+    """What a plan changed: repo-relative path -> (before, after) text ('' before for a new file),
+    and what isolation the validation that ran the plan's code lacked (empty when it had it all)."""
 
     changed: dict[str, tuple[str, str]] = Field(default_factory=dict)
     diff: str = ""
     summary: str = ""
+    warnings: list[str] = Field(default_factory=list)
 
 
 class _Workspace:
@@ -108,7 +110,7 @@ def apply_plan(plan: EditPlan, root: Path, *, write: bool = True) -> EditResult:
     # Taken before validation too: nothing may change a protected file while the plan is
     # checked (the validator runs sandboxed, this proves it), nor while it is written.
     manifest = build_manifest(root) if changed else {}
-    _validate(ws, plan, changed)
+    warnings = _validate(ws, plan, changed)
     if changed:
         try:
             check_manifest(root, manifest)
@@ -116,7 +118,8 @@ def apply_plan(plan: EditPlan, root: Path, *, write: bool = True) -> EditResult:
             raise EditRefused(None, None, f"{exc} (while the plan was validated)") from None
     if write and changed:
         _write(root, changed, manifest, new_files={rel for rel in changed if ws.originals[rel] is None})
-    return EditResult(changed=changed, diff=unified_diff(changed, ws.originals), summary=plan.summary)
+    diff = unified_diff(changed, ws.originals)
+    return EditResult(changed=changed, diff=diff, summary=plan.summary, warnings=warnings)
 
 
 def unified_diff(changed: dict[str, tuple[str, str]], originals: dict[str, str | None] | None = None) -> str:
@@ -271,16 +274,17 @@ _HANDLERS = {
 # --- whole-result validation and writing ----------------------------------------------
 
 
-def _validate(ws: _Workspace, plan: EditPlan, changed: dict[str, tuple[str, str]]) -> None:
+def _validate(ws: _Workspace, plan: EditPlan, changed: dict[str, tuple[str, str]]) -> list[str]:
     """The result must parse and import: every changed strategy loads and answers lookback(),
     the cascade rebuilds (each enabled strategy stage loads with its params), prompts check.
+    Returns what isolation the sandboxed validator lacked, when it ran the plan's code.
 
     Literals (PARAMS, STAGES, PROMPTS) are read here without running anything; importing the
     edited code happens only in the sandboxed validator (``sorte.editing.sandboxed``), never in
     this process: a plan's code must not run on the host, not even on a dry run."""
     touched = [rel for rel in changed if rel.startswith(f"{EDITABLE}/")]
     if not touched:
-        return
+        return []
     files = _strategy_files(ws, changed)
     last = max(ws.last_op[rel] for rel in touched)
     checks: list[dict] = []
@@ -324,6 +328,7 @@ def _validate(ws: _Workspace, plan: EditPlan, changed: dict[str, tuple[str, str]
     if host_failure is not None:
         index, error = host_failure
         raise EditRefused(index, plan.ops[index].op, f"the result does not validate: {_detail(error)}") from None
+    return isolation_warnings() if checks else []
 
 
 class _HostFailure(Exception):

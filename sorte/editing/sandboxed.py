@@ -2,12 +2,22 @@
 
 Checking that an edited strategy imports and answers ``lookback()`` means running the plan's
 code, so it never happens in the editor's own process. One warm validator process per host
-process is started inside the project's local sandbox machinery (``sandbox.local_backend``:
-a copy of the validator in a private temp dir, a scrubbed environment, rlimits, and as root
-a new network and mount namespace with a private /tmp and uid 65534). It imports numpy once
-and forks a fresh child per job; the child arms an audit hook (no file writes, no reads
-outside the interpreter and the job folder, no processes, sockets or ctypes) before it
-imports the plan's code. See ``_validator_child.py`` for that side.
+process is started confined like the strategy worker (``sandbox.confined.spawn``, local
+backend): a read-only copy of the validator, an environment holding nothing from the host, and
+rlimits. As root with namespaces it also gets a new network namespace and a new root holding
+only an allow-list (the host's system folders, the interpreter, a few /etc entries, four
+devices) with a private, size-bounded /tmp, and runs as uid 65534: the repository, the data
+dir, home folders and the host's /tmp do not exist there, and an interpreter under /tmp is
+bound in on its own. It imports numpy once and forks a fresh child per job; the job's files
+come over stdin and are written into the validator's own /tmp. The child arms an audit hook
+(no file writes, no reads outside the interpreter and the job folder, no processes, sockets,
+ctypes, frames or gc) before it imports the plan's code. See ``_validator_child.py``.
+
+Where namespaces cannot be had (not root, or a container without CAP_SYS_ADMIN, as Sorte's own
+image runs) the validator still runs, with the weaker isolation (scrubbed environment, rlimits,
+the audit hook, its own scratch folder as /tmp), and says so: a structured log warning once per
+process, ``isolation_warnings()`` for callers (``EditResult.warnings``, one line from
+``sorte edit``). It never falls back silently.
 
 Starting the validator costs one interpreter start and a numpy import (the first validation
 of a process); later validations cost a fork.
@@ -29,14 +39,12 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox.local_backend import (
-    SANDBOX_UID,
-    can_unshare_network,
-    confined_preexec,
-    interpreter_under_tmp,
-    read_only_tree,
-)
-from sandbox.models import SANDBOX_OUTPUT_DIR, SANDBOX_TMP, SandboxLimits, fixed_env
+import structlog
+
+from sandbox.confined import NO_NAMESPACES, ConfinedProcess, spawn
+from sandbox.models import SandboxLimits
+
+log = structlog.get_logger(__name__)
 
 CHILD = Path(__file__).with_name("_validator_child.py")
 INDICATORS = Path(__file__).resolve().parent.parent / "indicators.py"
@@ -44,8 +52,13 @@ JOB_TIMEOUT_S = 20.0
 START_TIMEOUT_S = 60.0
 #: The validator's whole life: CPU limit of the warm process (each job's fork gets JOB_TIMEOUT_S).
 LIFETIME_CPU_S = 3600.0
-#: Variables the validator sees: nothing from the host environment (no secrets, no proxies).
-CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: What the validator says (log, ``EditResult.warnings``, ``sorte edit``) where it has no namespaces.
+WEAKER = (
+    f"plan code was validated with weaker isolation, {NO_NAMESPACES}: it ran as the current user with "
+    "network access and the host's file system, held back only by the audit hook (no writes, no reads "
+    "outside the interpreter and the job, no processes or sockets), a scrubbed environment, rlimits and "
+    "its own temp dir"
+)
 
 
 class ValidatorError(RuntimeError):
@@ -57,11 +70,14 @@ class _Validator:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: ConfinedProcess | None = None
         self._base: Path | None = None
         self._ids = itertools.count(1)
         self._owner = os.getpid()
+        #: What the running validator has (or, once stopped, last had): filled in by _start.
         self.isolation: dict[str, bool] = {}
+        #: What isolation the running validator lacks, one sentence each (empty when complete).
+        self.warnings: list[str] = []
 
     def _forget_if_forked(self) -> None:
         """A forked copy of this process must not share (or kill) its parent's validator."""
@@ -122,86 +138,66 @@ class _Validator:
         return ""
 
     def _ensure(self) -> subprocess.Popen[bytes]:
-        if self._proc is not None and self._proc.poll() is None:
-            return self._proc
+        if self._proc is not None and self._proc.proc.poll() is None:
+            return self._proc.proc
         self._stop()
-        self._proc = self._start()
         try:
-            ready = self._read(self._proc, START_TIMEOUT_S)
-        except ValidatorError as exc:
+            proc = self._start().proc
+            ready = self._read(proc, START_TIMEOUT_S)
+        except (OSError, subprocess.SubprocessError, ValidatorError) as exc:
             self._stop()
             raise ValidatorError(f"the sandboxed validator did not start: {exc}") from None
         if not ready.get("ready"):
             self._stop()
             raise ValidatorError("the sandboxed validator did not start")
-        return self._proc
+        return proc
 
-    def _start(self) -> subprocess.Popen[bytes]:
-        """Popen of the validator under the local sandbox's protections (see LocalSandbox.run)."""
-        limits = SandboxLimits(timeout_s=LIFETIME_CPU_S, env=CHILD_ENV)
-        is_root = os.geteuid() == 0
-        unshare_net = can_unshare_network()
-        drop = is_root and unshare_net
+    def _start(self) -> ConfinedProcess:
+        """The validator, confined like the strategy worker (``sandbox.confined``, local backend)."""
         base = Path(tempfile.mkdtemp(prefix="sorte-validator-"))
         self._base = base
-        os.chmod(base, 0o755)
-        tmp = base / "tmp"
-        work = tmp / "workspace"
-        (work / "sorte").mkdir(parents=True)
-        os.chmod(tmp, 0o700)
-        if drop:
-            os.chown(tmp, SANDBOX_UID, SANDBOX_UID)
-        # The validator and the one project module strategies may import, copied: the
-        # validator needs nothing else of the checkout, and the copy is read-only.
-        shutil.copy(CHILD, work / CHILD.name)
-        (work / "sorte" / "__init__.py").write_text("")
-        shutil.copy(INDICATORS, work / "sorte" / "indicators.py")
-        read_only_tree(work)
-        private = unshare_net and not interpreter_under_tmp()
-        if private:
-            env = fixed_env(f"{SANDBOX_TMP}/workspace", SANDBOX_TMP, SANDBOX_OUTPUT_DIR, [], limits.env)
-            script = f"{SANDBOX_TMP}/workspace/{CHILD.name}"
-        else:
-            env = fixed_env(str(work), str(tmp), str(tmp), [], limits.env)
-            script = str(work / CHILD.name)
-        staging = base / "staging"
-        staging.mkdir()
-        preexec = confined_preexec(limits, unshare_net, drop, work, staging, tmp if private else None)
-        self.isolation = {"network": unshare_net, "uid_dropped": drop, "private_tmp": private}
+        box = base / "box"
+        (box / "sorte").mkdir(parents=True)
+        # The validator and the one project module strategies may import: the validator needs
+        # nothing else of the checkout (spawn copies the box read-only into the confinement).
+        shutil.copy(CHILD, box / CHILD.name)
+        (box / "sorte" / "__init__.py").write_text("")
+        shutil.copy(INDICATORS, box / "sorte" / "indicators.py")
+        limits = SandboxLimits(timeout_s=LIFETIME_CPU_S)
+        argv = [sys.executable, "-I", "-B", f"{{box}}/{CHILD.name}"]
         with (base / "stderr").open("wb") as err:
-            return subprocess.Popen(  # noqa: S603 - the sandbox's purpose
-                [sys.executable, "-I", "-B", script],
-                cwd=work,
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                preexec_fn=preexec,  # noqa: PLW1509
-                close_fds=True,
-            )
+            self._proc = spawn(argv, box, backend="local", limits=limits, stderr=err.fileno())
+        confined = not self._proc.warnings
+        self.isolation = {"network": confined, "uid_dropped": confined, "private_tmp": confined, "own_root": confined}
+        # The local backend's only warning is the missing namespaces: said in the validator's words.
+        self.warnings = [WEAKER] if self._proc.warnings else []
+        _warn_once(self.warnings)
+        return self._proc
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, 9)
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-            for stream in (proc.stdin, proc.stdout):
-                with contextlib.suppress(OSError):
-                    if stream is not None:
-                        stream.close()
+            proc.kill()  # the whole process group, and the confinement's scratch folder
         base, self._base = self._base, None
         if base is not None:
-            for dirpath, _dirs, _files in os.walk(base):
-                with contextlib.suppress(OSError):
-                    os.chmod(dirpath, 0o755)
             shutil.rmtree(base, ignore_errors=True)
 
     def close(self) -> None:
         self._forget_if_forked()
         with self._lock:
             self._stop()
+            self.isolation, self.warnings = {}, []
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(warnings: list[str]) -> None:
+    """Weaker isolation is logged once per process (a restarted validator says nothing new)."""
+    for warning in warnings:
+        if warning not in _warned:
+            _warned.add(warning)
+            log.warning("editing.validator.weaker_isolation", missing=warning)
 
 
 _VALIDATOR = _Validator()
@@ -216,6 +212,11 @@ def run_checks(files: dict[str, str], checks: list[dict], timeout_s: float = JOB
     ``strategies/<stem>.py`` and call ``lookback(params)``. Returns the first failure as
     ``{"tag", "detail"}`` (tag None when the failure is not one check's), or None."""
     return _VALIDATOR.run(files, checks, timeout_s)
+
+
+def isolation_warnings() -> list[str]:
+    """What isolation the validator of this process lacks (empty when it has it all, or has not run)."""
+    return list(_VALIDATOR.warnings)
 
 
 def shutdown() -> None:

@@ -125,7 +125,7 @@ class StrategyStage:
         return self.strategy.lookback()
 
     def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput:
-        score, side, reason = self.strategy.decide(self.strategy.features(bars))
+        score, side, reason = self.strategy.signals(bars)
         return StageOutput(np.asarray(score, float), np.asarray(side, np.int8), np.asarray(reason))
 
 
@@ -276,9 +276,13 @@ def run_sync(coro: Any) -> Any:
 
 
 class Cascade:
-    def __init__(self, definition: CascadeDefinition, stages: list[Stage]) -> None:
+    def __init__(
+        self, definition: CascadeDefinition, stages: list[Stage], host: Any = None, owns_host: bool = False
+    ) -> None:
         self.definition = definition
         self.stages = stages
+        self.host = host  # the StrategyHost whose worker runs the strategy stages (None: in process)
+        self.owns_host = owns_host  # close() stops the worker (else its owner does, e.g. a slot)
         self.min_confidence = definition.min_confidence
         self.total_weight = sum(s.weight for s in stages)
         self.window = max(s.lookback() for s in stages) + 2
@@ -287,6 +291,41 @@ class Cascade:
     @property
     def strategies(self) -> list[Strategy]:
         return [s.strategy for s in self.stages if isinstance(s, StrategyStage)]
+
+    def close(self) -> None:
+        """Stop the strategy worker, if this cascade owns one."""
+        if self.host is not None and self.owns_host:
+            self.host.close()
+
+    def prefetch(self, windows: list[Ohlcv]) -> list[float]:
+        """Fetch the strategy stages' answers for a step's windows ahead of ``evaluate_last``, in at
+        most two round trips to the worker: the first strategy stage for every window, then the
+        later strategy stages for the windows the first one lets through (a bar it scores below
+        its threshold is discarded there, so nothing after it is computed for that bar).
+
+        Returns each window's share of the trips' wall time (a trip's time split evenly over
+        the windows it served), which the runtime adds to each symbol's decision latency."""
+        cost = [0.0] * len(windows)
+        stages = [s for s in self.stages if isinstance(s, StrategyStage) and hasattr(s.strategy, "ready")]
+        if self.host is None or not stages or not windows:
+            return cost
+        first, later = stages[0], stages[1:]
+        self._fetch([first], windows, list(range(len(windows))), cost)
+        if later:
+            through = [i for i, w in enumerate(windows) if first.strategy.ready[id(w)][1][0][-1] >= first.threshold]
+            self._fetch(later, [windows[i] for i in through], through, cost)
+        return cost
+
+    def _fetch(self, stages: list[StrategyStage], windows: list[Ohlcv], which: list[int], cost: list[float]) -> None:
+        if not windows:
+            return
+        t0 = time.perf_counter()
+        answers = self.host.signals(windows, [s.strategy.key for s in stages])
+        share = (time.perf_counter() - t0) / len(windows)
+        for i in which:
+            cost[i] += share
+        for j, stage in enumerate(stages):
+            stage.strategy.ready = {id(w): (w, row[j]) for w, row in zip(windows, answers, strict=True)}
 
     def evaluate_batch(self, bars: Ohlcv, symbol: str = "") -> BatchSignals:
         n = len(bars)
@@ -539,9 +578,15 @@ def _with_llm_hold(d: Decision, hold: np.ndarray | None, idx: int) -> Decision:
     return d
 
 
-def build_cascade(definition: CascadeDefinition, strategies_dir: Path, llm: Any = None) -> Cascade:
+def build_cascade(
+    definition: CascadeDefinition, strategies_dir: Path, llm: Any = None, host: Any = None, owns_host: bool = False
+) -> Cascade:
     """Stages from a definition. With an LLM client (``sorte.llm.client.LLM``) the llm stages
-    ask their model; without one they answer with the technical-analysis fallback."""
+    ask their model; without one they answer with the technical-analysis fallback.
+
+    With a ``host`` (``sorte.runtime.strategy_host.StrategyHost`` over ``strategies_dir``) the
+    strategy stages' code runs in its confined worker; without one it is imported into this
+    process, which only trusted code (a sandbox's own process, the test suite) may do."""
     judges = {}
     llm_stages = [(s.name, s.role or "", s.prompt) for s in definition.enabled_stages if s.kind == "llm"]
     if llm is not None and llm_stages:
@@ -552,7 +597,10 @@ def build_cascade(definition: CascadeDefinition, strategies_dir: Path, llm: Any 
     for sd in definition.enabled_stages:
         if sd.kind == "strategy":
             try:
-                strategy = load_strategy(sd.strategy or "", strategies_dir, sd.params)
+                if host is not None:
+                    strategy = host.strategy(sd.strategy or "", sd.params)
+                else:
+                    strategy = load_strategy(sd.strategy or "", strategies_dir, sd.params)
             except StrategyError as exc:
                 raise CascadeError(f"cascade stage {sd.name!r}: {exc}") from None
             stages.append(StrategyStage(sd, strategy))
@@ -560,7 +608,7 @@ def build_cascade(definition: CascadeDefinition, strategies_dir: Path, llm: Any 
             stages.append(TechnicalStage(sd))
         else:
             stages.append(LLMStage(sd, judges.get(sd.name)))
-    return Cascade(definition, stages)
+    return Cascade(definition, stages, host, owns_host)
 
 
 def single_strategy_cascade(
@@ -569,6 +617,7 @@ def single_strategy_cascade(
     params: dict[str, Any] | None = None,
     min_confidence: float = 0.0,
     threshold: float = 0.0,
+    host: Any = None,
 ) -> Cascade:
     """A one-stage cascade around one strategy, used by ``sorte backtest STRATEGY``."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
@@ -582,8 +631,8 @@ def single_strategy_cascade(
         },
         f"strategy {name}",
     )
-    return build_cascade(definition, strategies_dir)
+    return build_cascade(definition, strategies_dir, host=host)
 
 
-def load_cascade(strategies_dir: Path, llm: Any = None) -> Cascade:
-    return build_cascade(read_cascade(strategies_dir / "cascade.py"), strategies_dir, llm)
+def load_cascade(strategies_dir: Path, llm: Any = None, host: Any = None) -> Cascade:
+    return build_cascade(read_cascade(strategies_dir / "cascade.py"), strategies_dir, llm, host)

@@ -184,7 +184,11 @@ class Runtime:
             fills.extend(got)
         self.executor.risk.observe_equity(self.broker.equity())
         t0 = time.perf_counter()
-        decisions = await asyncio.gather(*(self._analyze(b) for b in bars))
+        windows = [self.buffers[b.symbol].ohlcv() for b in bars]
+        shares = self.cascade.prefetch(windows)  # each symbol's share of the strategy worker's trips
+        decisions = await asyncio.gather(
+            *(self._analyze(b, w, c) for b, w, c in zip(bars, windows, shares, strict=True))
+        )
         self.last_decision_s = time.perf_counter() - t0
         orders: list[Order] = []
         for decision in decisions:
@@ -215,11 +219,10 @@ class Runtime:
             self.listener("fill", f)
         return fills
 
-    async def _analyze(self, bar: Bar) -> Decision | None:
-        window = self.buffers[bar.symbol].ohlcv()
+    async def _analyze(self, bar: Bar, window: Ohlcv, prefetch_s: float = 0.0) -> Decision | None:
         t0 = time.perf_counter()
         decision = await self.cascade.aevaluate_last(bar.symbol, bar.seq, window)
-        self.metrics.decision_latency.observe(time.perf_counter() - t0)
+        self.metrics.decision_latency.observe(time.perf_counter() - t0 + prefetch_s)
         return decision
 
     def _execute(self, d: Decision) -> ExecutionReport:

@@ -138,3 +138,16 @@ class Ohlcv:
             self.volume[lo:hi],
             self.interval_s,
         )
+
+
+class Params:
+    """Validated parameter values, read as attributes (``p.fast``)."""
+
+    def __init__(self, values: dict[str, int | float | bool]) -> None:
+        self.__dict__.update(values)
+
+    def as_dict(self) -> dict[str, int | float | bool]:
+        return dict(self.__dict__)
+
+    def __repr__(self) -> str:
+        return f"Params({self.__dict__})"

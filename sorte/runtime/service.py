@@ -3,9 +3,10 @@ page) call. Builds runtimes and backtests from settings; front-ends stay thin.""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from sorte.runtime.executor import Executor
 from sorte.runtime.feed import Feed, ReplayFeed
 from sorte.runtime.ledger import Ledger, open_owned
 from sorte.runtime.metrics import RuntimeMetrics
+from sorte.runtime.strategy_host import StrategyHost
 
 LIVE_DEFAULT_INTERVAL_S = 5.0
 
@@ -76,13 +78,17 @@ def build_paper_session(
     if settings.runtime.mode == "live":
         check_live_credentials(settings)
     metrics = metrics or RuntimeMetrics()
-    cascade = configured_cascade(settings, metrics.registry)
     files = files if files is not None else settings.runtime.data
     frames = load_frames(files, max_gap) if files else demo_frames(settings)
+    cascade = configured_cascade(settings, metrics.registry)
     clock = WallClock() if settings.runtime.speed > 0 else SimClock()
     feed = ReplayFeed(frames, clock, settings.runtime.speed)
     ledger_path = ledger_path or settings.data_dir / "paper" / "ledger.db"
-    ledger = _open_ledger(ledger_path, feed_fingerprint(frames), feed, fresh)
+    try:
+        ledger = _open_ledger(ledger_path, feed_fingerprint(frames), feed, fresh)
+    except BaseException:
+        close_cascade(cascade)
+        raise
     interval = settings.runtime.batch_interval_s
     runtime = _assemble(
         settings, cascade, feed, clock, ledger, listener, metrics, 0.0 if interval is None else interval
@@ -143,30 +149,61 @@ def backtest(
     if strategy is None:
         cascade = configured_cascade(settings)
     else:
-        cascade = single_strategy_cascade(
-            strategy,
-            settings.strategies_dir,
-            params,
-            min_confidence=0.0 if min_confidence is None else min_confidence,
-        )
+        with _closing_on_error(strategy_host(settings)) as host:
+            cascade = single_strategy_cascade(
+                strategy,
+                settings.strategies_dir,
+                params,
+                min_confidence=0.0 if min_confidence is None else min_confidence,
+                host=host,
+            )
+            cascade.owns_host = True
     try:
         result = run_backtest(cascade, frames, settings.broker, settings.risk, progress)
     finally:
-        close_llm(cascade)
+        close_cascade(cascade)
     check_replay(cascade)
     return cascade, result
 
 
-def configured_cascade(settings: Settings, registry: Any = None) -> Cascade:
+def strategy_host(settings: Settings) -> StrategyHost:
+    """A started worker for the configured strategies folder: strategy code runs there, confined,
+    never in this process (which holds the ledger, the credentials and the settings)."""
+    r = settings.runtime
+    host = StrategyHost(
+        settings.strategies_dir,
+        backend=r.strategy_sandbox,
+        call_timeout_s=r.strategy_timeout_s,
+        memory_mb=r.strategy_memory_mb,
+        connect=r.strategy_worker_socket,
+    )
+    return host.start()
+
+
+@contextlib.contextmanager
+def _closing_on_error(host: StrategyHost) -> Iterator[StrategyHost]:
+    try:
+        yield host
+    except BaseException:
+        host.close()
+        raise
+
+
+def configured_cascade(settings: Settings, registry: Any = None, host: StrategyHost | None = None) -> Cascade:
     """The cascade of ``strategies/cascade.py``, its LLM stages wired to the configured
-    models (the LLM client is built only when some LLM stage is enabled)."""
+    models (the LLM client is built only when some LLM stage is enabled), its strategy stages
+    answered by a confined strategy worker: ``host``'s (whose owner stops it), else a new one
+    that ``close_cascade`` stops with the LLM cache."""
     definition = read_cascade(settings.strategies_dir / "cascade.py")
     llm = None
     if any(s.kind == "llm" for s in definition.enabled_stages):
         from sorte.llm.service import build_llm
 
         llm = build_llm(settings, registry)
-    return build_cascade(definition, settings.strategies_dir, llm)
+    if host is not None:
+        return build_cascade(definition, settings.strategies_dir, llm, host)
+    with _closing_on_error(strategy_host(settings)) as own:
+        return build_cascade(definition, settings.strategies_dir, llm, own, owns_host=True)
 
 
 def _llm_of(cascade: Cascade):
@@ -178,6 +215,14 @@ def close_llm(cascade: Cascade) -> None:
     llm = _llm_of(cascade)
     if llm is not None:
         llm.cache.close()
+
+
+def close_cascade(cascade: Cascade) -> None:
+    """Close the LLM cache and stop the strategy worker."""
+    try:
+        close_llm(cascade)
+    finally:
+        cascade.close()
 
 
 def check_replay(cascade: Cascade) -> None:

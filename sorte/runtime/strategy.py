@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError, model_validator
 
 from sorte.errors import StrategyError
 from sorte.literals import read_literals
+from sorte.runtime.models import Params
 
 REQUIRED_FUNCTIONS = ("lookback", "features", "decide")
 NOT_STRATEGIES = {"__init__", "cascade", "prompts"}
@@ -72,19 +73,6 @@ def check_value(name: str, spec: ParamSpec, value: Any) -> int | float | bool:
     if spec.min is not None and number < spec.min or spec.max is not None and number > spec.max:
         raise StrategyError(f"parameter {name!r}={value!r} is outside its bounds [{spec.min}, {spec.max}]")
     return number
-
-
-class Params:
-    """Validated parameter values, read as attributes (``p.fast``)."""
-
-    def __init__(self, values: dict[str, int | float | bool]) -> None:
-        self.__dict__.update(values)
-
-    def as_dict(self) -> dict[str, int | float | bool]:
-        return dict(self.__dict__)
-
-    def __repr__(self) -> str:
-        return f"Params({self.__dict__})"
 
 
 def read_param_specs(path: Path) -> dict[str, ParamSpec]:
@@ -136,6 +124,10 @@ class Strategy:
 
     def decide(self, feats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.module.decide(feats, self.params)
+
+    def signals(self, bars: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(score, side, reason) per bar: ``decide(features(bars))``."""
+        return self.decide(self.features(bars))
 
     def param(self, name: str, default: float) -> float:
         return float(getattr(self.params, name, default))

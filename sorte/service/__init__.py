@@ -5,7 +5,7 @@ Reading: :mod:`sorte.service.reading`. Actions (each checked against the caller'
 written to the audit log): :mod:`sorte.service.actions`. Who may do what: :mod:`sorte.service.access`.
 """
 
-from sorte.service.access import Forbidden, Principal, audit, read_audit
+from sorte.service.access import Forbidden, Principal, audit, audit_scope, read_audit
 from sorte.service.actions import approve, ask, pause, reject, resume, rollback
 from sorte.service.models import (
     ActionResult,
@@ -63,6 +63,7 @@ __all__ = [
     "approve",
     "ask",
     "audit",
+    "audit_scope",
     "deployment",
     "deployments",
     "diff",

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +23,9 @@ from sorte.errors import SorteError
 
 AUDIT_FILE = "audit.jsonl"
 Role = Literal["viewer", "operator"]
+# The actions audited inside the current audit_scope(): a front-end audits a refusal itself only when
+# nothing below it did, so every refusal leaves exactly one line.
+_scope: ContextVar[list[str] | None] = ContextVar("sorte_audit_scope", default=None)
 
 
 class Forbidden(SorteError):
@@ -50,6 +56,20 @@ def audit(data_dir: Path, who: str, action: str, ok: bool, **fields: Any) -> Non
         os.write(fd, line.encode())
     finally:
         os.close(fd)
+    seen = _scope.get()
+    if seen is not None:
+        seen.append(action)
+
+
+@contextmanager
+def audit_scope() -> Iterator[list[str]]:
+    """Collect the actions audited while the block runs (worker threads that copy the context included)."""
+    seen: list[str] = []
+    token = _scope.set(seen)
+    try:
+        yield seen
+    finally:
+        _scope.reset(token)
 
 
 def read_audit(data_dir: Path, limit: int = 100) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ included; a refused or failed action changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,9 @@ from sorte.service.access import Principal, audit, require_operator
 from sorte.service.models import ActionResult
 
 MAX_REASON = 300
+MAX_DEPLOYMENT_ID = 2**62  # beyond this SQLite cannot even store it
+# Run ids are slugs (20261122-201500-a1b2c3); the pattern also keeps a path out of the journal's file names.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 async def ask(
@@ -27,7 +31,11 @@ async def ask(
     """A request in plain words to the agent (operators only): returns when the run ends or
     waits for approval."""
     require_operator(settings.data_dir, who, "ask", text=text[:200])
-    view = await agent.ask(settings, text, sender=who.id, channel=who.channel, llm=llm, on_event=on_event)
+    try:
+        view = await agent.ask(settings, text, sender=who.id, channel=who.channel, llm=llm, on_event=on_event)
+    except SorteError as exc:  # refused by the agent (too long, not allowed): audited like any refusal
+        audit(settings.data_dir, who.sender, "ask", False, error=str(exc)[:300], chars=len(text))
+        raise
     audit(settings.data_dir, who.sender, "ask", True, run_id=view.run_id, status=view.status, outcome=view.outcome)
     return view
 
@@ -60,7 +68,10 @@ async def _decide(
     settings: Settings, who: Principal, run_id: str, yes: bool, comment: str, llm: Any, on_event: Event | None
 ) -> RunView:
     action = "approve" if yes else "reject"
-    require_operator(settings.data_dir, who, action, run_id=run_id)
+    require_operator(settings.data_dir, who, action, run_id=run_id[:100])
+    if not RUN_ID.fullmatch(run_id):
+        audit(settings.data_dir, who.sender, action, False, reason="not a run id", run_id=run_id[:100])
+        raise SorteError(f"{run_id[:100]!r} is not a run id (they look like 20261122-201500-a1b2c3)")
     decision = Decision(approve=yes, by=who.sender, comment=comment[:MAX_REASON])
     try:
         view = await agent.decide(settings, run_id, decision, llm=llm, on_event=on_event)
@@ -83,10 +94,13 @@ async def rollback(
     ``progress`` gets the commander's step messages (from a worker thread)."""
     from commander.service import rollback as commander_rollback
 
-    if to is not None and (isinstance(to, bool) or to <= 0):
-        raise DeploymentError(f"deployment id must be a positive number, got {to!r}")
+    valid = to is None or (isinstance(to, int) and not isinstance(to, bool) and 0 < to <= MAX_DEPLOYMENT_ID)
+    shown = to if valid else repr(to)[:40]
+    require_operator(settings.data_dir, who, "rollback", to=shown)
+    if not valid:
+        audit(settings.data_dir, who.sender, "rollback", False, to=shown, reason="not a deployment id")
+        raise DeploymentError(f"deployment id must be a positive number up to 2**62, got {shown}")
     reason = (reason or "").strip()[:MAX_REASON] or f"manual rollback by {who.sender}"
-    require_operator(settings.data_dir, who, "rollback", to=to)
     try:  # the commander's own waiting loop polls files: keep it off the event loop
         message = await asyncio.to_thread(commander_rollback, settings, to, reason, progress)
     except SorteError as exc:

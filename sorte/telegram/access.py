@@ -20,12 +20,13 @@ from telegram.ext import ContextTypes
 from sorte.agent.graph import guess_language
 from sorte.config import Settings
 from sorte.errors import SorteError
-from sorte.service import Forbidden, NotFound, Principal, audit
+from sorte.service import Forbidden, NotFound, Principal, audit, audit_scope
 from sorte.telegram.state import BotState
 from sorte.telegram.texts import action_text, t
 
 log = structlog.get_logger("sorte.telegram")
 MAX_TEXT = 4000  # Telegram's limit is 4096; room for a closing tag and an ellipsis
+LANGUAGE_SAMPLE = 1000  # characters enough to tell Portuguese from English; a forged huge text costs no more
 
 
 class BadArgument(SorteError):
@@ -55,6 +56,7 @@ class BotContext:
     def language(self, update: Update, text: str | None = None) -> str:
         """The language to answer in: of ``text`` when it has a few words, else the chat's last one."""
         chat = update.effective_chat
+        text = text[:LANGUAGE_SAMPLE] if text else text
         if text and len(text.split()) >= 3:
             lang = guess_language(text)
             if chat is not None:
@@ -129,8 +131,15 @@ def guarded(fn: Handler, *, language_from_args: bool = True) -> Callable[..., Aw
         caller = await admit(ctx, update, lang)
         if caller is None:
             return
+        command = fn.__name__.rstrip("_")
         try:
-            await fn(ctx, update, context, caller)
+            with audit_scope() as audited:
+                try:
+                    await fn(ctx, update, context, caller)
+                except SorteError as exc:  # a refusal: audited here unless the service layer already did
+                    if not audited:
+                        audit_refusal(ctx, caller, command, exc, args=context.args)
+                    raise
         except BadArgument as exc:
             await send(update.get_bot(), caller.chat_id, str(exc))
         except Forbidden as exc:
@@ -148,6 +157,15 @@ def guarded(fn: Handler, *, language_from_args: bool = True) -> Callable[..., Aw
 
     handler.__name__ = fn.__name__
     return handler
+
+
+def audit_refusal(ctx: BotContext, caller: Caller, action: str, exc: Exception, **fields: Any) -> None:
+    """One audit line for a command the bot refused itself (a bad argument, an unknown run)."""
+    args = fields.pop("args", None)
+    if args:
+        fields["args"] = " ".join(args)[:100]
+    reason = f"{type(exc).__name__}: {exc}"[:300]
+    audit(ctx.settings.data_dir, caller.principal.sender, action, False, reason=reason, **fields)
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:

@@ -17,12 +17,14 @@ from telegram.ext import ContextTypes
 from sorte import service
 from sorte.agent.models import RunView
 from sorte.errors import SorteError
-from sorte.service import NotFound, audit
+from sorte.service import NotFound, audit, audit_scope
+from sorte.service.actions import RUN_ID
 from sorte.telegram.access import BadArgument, BotContext, Caller, _quiet, admit, clip, get_context, log, send
 from sorte.telegram.texts import esc, t
 
 LONG_DIFF = 3000  # characters; a longer diff goes as a file, the message stays readable
 CALLBACK_PREFIXES = ("approve", "reject")
+MAX_CALLBACK_BYTES = 64  # Telegram's own limit on a button's data: anything longer was forged
 
 
 def approval_text(view: RunView, lang: str, *, diff_inline: bool) -> str:
@@ -160,38 +162,58 @@ async def decide(ctx: BotContext, bot: Any, caller: Caller, run_id: str, yes: bo
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A press of Approve or Reject under an approval message."""
+    """A press of Approve or Reject under an approval message. Every refused press (forged or
+    malformed data, a viewer, an unknown or decided run) is audited once and changes nothing."""
     ctx = get_context(context)
     query = update.callback_query
-    if query is None or not query.data:
+    if query is None:
         return
     lang = ctx.language(update)
     caller = await admit(ctx, update, lang)
     if caller is None:
         return
-    action, _, run_id = query.data.partition(":")
-    if action not in CALLBACK_PREFIXES or not run_id:
+    data = query.data or ""
+    action, _, run_id = data.partition(":")
+    if len(data.encode()) > MAX_CALLBACK_BYTES or action not in CALLBACK_PREFIXES or not RUN_ID.fullmatch(run_id):
+        _refused_press(ctx, caller, "button", "malformed button data", data=data[:80])
         await _quiet(query.answer())
         return
     if not caller.operator:  # a viewer's press changes nothing: an alert for them, a line for the audit
-        audit(ctx.settings.data_dir, caller.principal.sender, action, False, reason="not an operator", run_id=run_id)
+        _refused_press(ctx, caller, action, "not an operator", run_id=run_id)
         await _quiet(query.answer(t(lang, "viewer_button"), show_alert=True))
         return
     try:
         view = service.run(ctx.settings, run_id)
     except NotFound as exc:
+        _refused_press(ctx, caller, action, "no such run", run_id=run_id)
         await _quiet(query.answer(clip(t(lang, "not_found", message=str(exc)), 190), show_alert=True))
         return
     if view.status == "done" or run_id in ctx.deciding:
         key = "already_decided" if view.status == "done" else "being_decided"
+        _refused_press(ctx, caller, action, key.replace("_", " "), run_id=run_id)
         await _quiet(query.answer(clip(t(lang, key, run_id=run_id, outcome=view.outcome or view.status), 190)))
         return
     await _quiet(query.answer(t(lang, "deciding", run_id=run_id)))
     message = query.message
     if message is not None and all(m != message.message_id for _, m in ctx.state.approvals(run_id)):
         ctx.state.add_approval(run_id, message.chat.id, message.message_id)  # sent before a restart lost track
+    await _decide_press(ctx, update, caller, run_id, action)
+
+
+def _refused_press(ctx: BotContext, caller: Caller, action: str, reason: str, **fields: Any) -> None:
+    audit(ctx.settings.data_dir, caller.principal.sender, action, False, reason=reason, via="button", **fields)
+
+
+async def _decide_press(ctx: BotContext, update: Update, caller: Caller, run_id: str, action: str) -> None:
+    lang = caller.lang
     try:
-        await decide(ctx, update.get_bot(), caller, run_id, action == "approve")
+        with audit_scope() as audited:
+            try:
+                await decide(ctx, update.get_bot(), caller, run_id, action == "approve")
+            except SorteError as exc:  # refused before the service layer (which audits its own)
+                if not audited:
+                    _refused_press(ctx, caller, action, f"{type(exc).__name__}: {exc}"[:300], run_id=run_id)
+                raise
     except BadArgument as exc:
         await send(update.get_bot(), caller.chat_id, str(exc))
     except SorteError as exc:

@@ -26,8 +26,12 @@ MAX_LIST = 50
 
 
 # -- arguments ----------------------------------------------------------------------------------
+MAX_ID = 2**62  # larger ids exist nowhere (SQLite stops at 2**63) and only make int() slow
+
+
 def positive_int(value: str, what: str, lang: str) -> int:
-    if not value.isdigit() or int(value) <= 0:
+    # ASCII digits only: str.isdigit() takes "²" (int() then fails) and "١٢" (another script's 12)
+    if not re.fullmatch(r"[0-9]{1,19}", value) or not 0 < int(value) <= MAX_ID:
         raise BadArgument(t(lang, "bad_number", what=what, value=clip(value, 40)))
     return int(value)
 
@@ -199,9 +203,9 @@ async def run(ctx: BotContext, update: Update, context: ContextTypes.DEFAULT_TYP
         outcome=f" ({v.outcome})" if v.outcome else "",
         request=clip(v.request, 500),
         sender=v.sender or "-",
-        extra="\n".join(extra),
+        extra="",
     )
-    await reply(update, caller, text)
+    await reply(update, caller, text + "\n".join(extra))  # extra is HTML already, its values escaped above
 
 
 async def diff(ctx: BotContext, update: Update, context: ContextTypes.DEFAULT_TYPE, caller: Caller) -> None:
@@ -305,7 +309,9 @@ async def _decide(
 async def rollback(ctx: BotContext, update: Update, context: ContextTypes.DEFAULT_TYPE, caller: Caller) -> None:
     args = list(context.args or [])
     to = None
-    if args and (args[0].isdigit() or args[0].lstrip("-").isdigit()):
+    # a first word with a digit in it meant an id ("-3", "3.5", "#3", "²"): refuse it rather than
+    # read it as the reason and roll back to the previous deployment instead
+    if args and any(ch.isnumeric() for ch in args[0]):  # isnumeric: also "²", "½" and other scripts' digits
         to = positive_int(args.pop(0), "ID", caller.lang)
     reason = " ".join(args)
     try:

@@ -1,7 +1,8 @@
 """The JSON API under /api/v1: the service layer's models as they are, plus the actions.
 
 Reads are open on a loopback bind with ``open_read``, else they need the token; actions always
-need ``Authorization: Bearer <token>``. Errors answer ``{"detail": "..."}`` (see errors.py)."""
+need ``Authorization: Bearer <token>``, checked by the edge (edges.py) before the body is read.
+Errors answer ``{"detail": "..."}`` (see errors.py)."""
 
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from sorte.web.errors import ERROR_RESPONSES, ErrorBody
 RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 MAX_LIMIT = 500
 MAX_REASON = 300
+MAX_DEPLOYMENT_ID = 2**62
 
 bearer = HTTPBearer(auto_error=False, description="settings.web.token (SORTE_WEB__TOKEN)")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
@@ -50,14 +52,15 @@ class LogsView(BaseModel):
     lines: list[str]
 
 
+# Strict: JSON true is not deployment 1 and "1" is not a number; unknown keys are refused, not ignored.
 class DecisionBody(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "strict": True}
     comment: str = Field("", max_length=MAX_REASON)
 
 
 class RollbackBody(BaseModel):
-    model_config = {"extra": "forbid"}
-    to: int | None = Field(None, ge=1, description="Deployment id to bring back; none = the previous one")
+    model_config = {"extra": "forbid", "strict": True}
+    to: int | None = Field(None, ge=1, le=MAX_DEPLOYMENT_ID, description="Deployment id; none = the previous one")
     reason: str = Field("", max_length=MAX_REASON)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from sorte.errors import SorteError
 from sorte.service import Health, reading
 from sorte.web.api import api_router
 from sorte.web.auth import AuthError, check_read
+from sorte.web.edges import REFUSAL, Edge
 from sorte.web.errors import message_for, status_for
 from sorte.web.metrics import WebMetrics
 from sorte.web.pages import make_templates, pages_router
@@ -41,17 +43,17 @@ def create_app(settings: Settings, *, llm: Any = None) -> FastAPI:
     templates = make_templates()
     app.state.settings = settings
     app.state.metrics = metrics
-    app.middleware("http")(metrics.middleware)
     app.include_router(api_router(settings, llm))
     app.include_router(pages_router(settings, templates, llm))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     def error_page(request: Request, status: int, message: str) -> Response:
+        request.scope[REFUSAL] = message  # what the edge writes to the audit log when this refused an action
         if _wants_json(request):
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
             return JSONResponse({"detail": message}, status_code=status, headers=headers)
         if status == 401 and request.method == "GET":  # a page that needs the token: the login form says why
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
         context = {"status": status, "message": message, "title": f"Error {status}", "logged_in": False}
         return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
@@ -72,12 +74,13 @@ def create_app(settings: Settings, *, llm: Any = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())[:1000]
         if _wants_json(request):
-            return JSONResponse({"detail": jsonable(exc.errors())}, status_code=422)
+            request.scope[REFUSAL] = problems
+            return JSONResponse({"detail": plain_errors(exc.errors())}, status_code=422)
         # A malformed id in a page's URL is a page that does not exist, for a reader.
         is_path = any(e.get("loc", ("",))[0] == "path" for e in exc.errors())
         status = 404 if is_path else 422
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         message = "No such page." if is_path else problems
         return error_page(request, status, message)
 
@@ -103,11 +106,15 @@ def create_app(settings: Settings, *, llm: Any = None) -> FastAPI:
         text = metrics.text() + (slot if slot.endswith("\n") or not slot else slot + "\n")
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    # Added last, so they run first: the metrics count every request, the edge refuses before the app reads.
+    app.add_middleware(Edge, settings=settings, error_page=error_page)
+    app.middleware("http")(metrics.middleware)
     return app
 
 
-def jsonable(errors: Any) -> Any:
-    """Validation errors can hold the offending exception object (ctx.error): make them JSON."""
-    from fastapi.encoders import jsonable_encoder
-
-    return jsonable_encoder(errors, custom_encoder={Exception: str})
+def plain_errors(errors: Any) -> list[dict[str, Any]]:
+    """Where and what, without the offending input: a 422 must not echo a body (or a token in it) back."""
+    return [
+        {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")}
+        for e in errors
+    ][:20]

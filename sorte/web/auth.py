@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from sorte.config import Settings
 from sorte.service import Principal
@@ -40,7 +40,7 @@ def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"sorte-web-session", hashlib.sha256).hexdigest()
 
 
-def _bearer(request: Request) -> str | None:
+def _bearer(request: HTTPConnection) -> str | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
@@ -52,7 +52,7 @@ def token_matches(settings: Settings, presented: str | None) -> bool:
     return hmac.compare_digest(presented.encode(), secret.encode())
 
 
-def _session_ok(settings: Settings, request: Request) -> bool:
+def _session_ok(settings: Settings, request: HTTPConnection) -> bool:
     secret = _secret(settings)
     cookie = request.cookies.get(COOKIE)
     if secret is None or not cookie:
@@ -64,12 +64,12 @@ def read_is_open(settings: Settings) -> bool:
     return settings.web.open_read and settings.web.loopback
 
 
-def logged_in(settings: Settings, request: Request) -> bool:
+def logged_in(settings: Settings, request: HTTPConnection) -> bool:
     """A valid bearer token or session cookie."""
     return token_matches(settings, _bearer(request)) or _session_ok(settings, request)
 
 
-def check_read(settings: Settings, request: Request) -> None:
+def check_read(settings: Settings, request: HTTPConnection) -> None:
     """Raise AuthError unless this request may read."""
     if read_is_open(settings):
         return
@@ -79,7 +79,7 @@ def check_read(settings: Settings, request: Request) -> None:
         raise AuthError(401, "reading needs the token: send 'Authorization: Bearer <token>' or log in")
 
 
-def check_action_bearer(settings: Settings, request: Request) -> Principal:
+def check_action_bearer(settings: Settings, request: HTTPConnection) -> Principal:
     """The API's check for actions: the bearer token only (no cookie, so no cross-site request can act)."""
     if _secret(settings) is None:
         raise AuthError(403, NO_TOKEN)
@@ -91,7 +91,7 @@ def check_action_bearer(settings: Settings, request: Request) -> Principal:
     return OPERATOR
 
 
-def check_action_session(settings: Settings, request: Request) -> Principal:
+def check_action_session(settings: Settings, request: HTTPConnection) -> Principal:
     """The page's check for actions: the session cookie (SameSite=Strict, so only our own forms carry it)."""
     if _secret(settings) is None:
         raise AuthError(403, NO_TOKEN)

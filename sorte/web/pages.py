@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from sorte.config import Settings
 from sorte.errors import SorteError
-from sorte.service import ActionResult, actions, reading
+from sorte.service import ActionResult, actions, audit, reading
 from sorte.web.api import MAX_REASON, RUN_ID
 from sorte.web.auth import COOKIE, check_action_session, check_read, logged_in, session_value, token_matches
 from sorte.web.charts import equity_svg
@@ -57,9 +58,9 @@ def make_templates() -> Jinja2Templates:
 
 def _local_path(target: str | None, default: str) -> str:
     """A redirect target on this site only (an open redirect would let a link send users elsewhere)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    # control characters would split the Location header; a backslash or // would leave the site
+    on_site = bool(target) and target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if on_site and target.isprintable() and target.isascii() else default
 
 
 def _pack_flash(ok: bool, message: str) -> str:
@@ -155,6 +156,8 @@ def pages_router(settings: Settings, templates: Jinja2Templates, llm: Any = None
             error, status = "No token is configured: set SORTE_WEB__TOKEN to allow actions from the web.", 403
         elif not token_matches(settings, token):
             error, status = "Wrong token.", 401
+            client = request.client.host if request.client else None
+            audit(settings.data_dir, "web:anonymous", "login", False, status=401, reason="wrong token", client=client)
         else:
             response = done("Logged in: the action buttons work now.", True, target)
             response.set_cookie(
@@ -202,7 +205,7 @@ def pages_router(settings: Settings, templates: Jinja2Templates, llm: Any = None
     ) -> Response:
         who = check_action_session(settings, request)
         to = to.strip()
-        if to and not to.isdigit():
+        if to and not re.fullmatch(r"[0-9]{1,18}", to):  # str.isdigit() would take "²" and "١"
             raise SorteError(f"deployment id must be a positive number, got {to!r}")
         target = int(to) if to else None  # an empty field: the previous deployment
         result = await actions.rollback(settings, who, to=target, reason=reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -12,6 +13,9 @@ import uvicorn
 from sorte.config import Settings
 from sorte.errors import SorteError
 from sorte.web.app import create_app
+from sorte.web.edges import allowed_hosts
+
+log = logging.getLogger(__name__)
 
 
 class _Server(uvicorn.Server):
@@ -36,6 +40,12 @@ async def serve(
 
     ``ready(port)`` is called with the bound port once the server listens (port 0 picks a free
     one). Raises SorteError when the server cannot start (the port is taken, say)."""
+    if not allowed_hosts(settings.web):
+        log.warning(
+            "web: %s is a wildcard bind and web.allowed_hosts is empty, so every request will be refused (400); "
+            "set SORTE_WEB__ALLOWED_HOSTS='[\"your.host.name\"]'",
+            settings.web.host,
+        )
     config = uvicorn.Config(
         create_app(settings, llm=llm),
         host=settings.web.host,

@@ -195,3 +195,55 @@ def test_a_failed_start_leaves_its_output_in_the_log(backend: DockerBackend, spe
     assert asyncio.run(scenario()) == 2
     assert gone(backend, bad)
     assert "invalid choice: 'red'" in bad.log_file.read_text()
+
+
+def test_the_slot_strategy_worker_is_a_container_of_its_own(
+    backend: DockerBackend, spec: SlotSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the slot's strategy code can reach: no variable, not the ledger or lease in the commander
+    directory, not the commander's socket; the container has no network and no capability."""
+    from sorte.runtime.models import Ohlcv
+    from sorte.runtime.strategy_host import StrategyHost
+
+    monkeypatch.setenv("SORTE_EXCHANGE__API_SECRET", "canary-in-the-commander")
+    worktree = tmp_path / "worktree"
+    (worktree / "strategies").mkdir(parents=True)
+    probe = "\n".join(
+        [
+            '"""probe"""',
+            "import numpy as np",
+            "import os",
+            'PARAMS = {"x": {"type": "int", "default": 1, "min": 0, "max": 2, "doc": "unused"}}',
+            "def lookback(p):",
+            "    return 1",
+            "def features(bars, p):",
+            '    return {"n": len(bars.close)}',
+            "def _seen():",
+            "    out = [repr(sorted(os.environ))]",
+            f"    for path in ({str(spec.commander_dir)!r}, {str(spec.socket)!r}, {str(spec.socket.parent)!r}):",
+            "        out.append(str(os.path.exists(path)))",
+            "    return ' '.join(out)",
+            "def decide(f, p):",
+            '    n = f["n"]',
+            "    return np.zeros(n), np.zeros(n, dtype=np.int8), np.array([_seen()] * n, dtype=object)",
+            "",
+        ]
+    )
+    (worktree / "strategies" / "probe.py").write_text(probe)
+    (Path(spec.commander_dir) / "ledger.db").write_text("the book")
+    backend._ensure_image()
+    probe_spec = spec.model_copy(update={"worktree": worktree})
+    worker, socket = backend._start_worker(probe_spec, "sorte-test-worker", tmp_path)
+    try:
+        with StrategyHost(worktree / "strategies", connect=socket) as host:
+            x = [1.0, 2.0, 3.0]
+            seen = str(host.strategy("probe").signals(Ohlcv(*([x] * 6), interval_s=60.0))[2][-1])
+        worker.reload()
+        config, hostcfg = worker.attrs["Config"], worker.attrs["HostConfig"]
+    finally:
+        worker.remove(force=True)
+    assert "canary" not in seen and "SORTE_" not in seen
+    assert seen.endswith("False False True"), seen  # only its own folder of the socket directory
+    assert config["User"] == "65534:65534"
+    assert hostcfg["NetworkMode"] == "none" and hostcfg["ReadonlyRootfs"] and hostcfg["CapDrop"] == ["ALL"]
+    assert not any(str(spec.commander_dir.resolve()) in b for b in hostcfg["Binds"])

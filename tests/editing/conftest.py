@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import structlog
 from gitrepo import git
 
 from sorte.config import REPO_ROOT
@@ -60,3 +61,19 @@ def git_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "--quiet", "-m", "initial")
     return repo
+
+
+@pytest.fixture()
+def no_namespaces(monkeypatch: pytest.MonkeyPatch):
+    """The validator as a non-root user (or a container without CAP_SYS_ADMIN) gets it: no
+    namespaces. Started afresh under that condition and stopped after; yields the structured
+    log events, with the once-per-process warning memory emptied."""
+    import sandbox.confined
+    from sorte.editing import sandboxed
+
+    sandboxed.shutdown()
+    monkeypatch.setattr(sandbox.confined, "namespaces_available", lambda: False)
+    monkeypatch.setattr(sandboxed, "_warned", set())
+    with structlog.testing.capture_logs() as events:
+        yield events
+    sandboxed.shutdown()

@@ -25,6 +25,7 @@ PLAN = {
     ],
 }
 REQUEST = "aumenta o stop loss do momentum para 3%"
+MOM = "strategies/momentum.py"
 
 
 @pytest.fixture()
@@ -221,3 +222,39 @@ def test_cli_branches_list_diff_merge_abandon(cli_env, repo):
     assert invoke("branches", "merge", "m9", "--mode", "squash").exit_code == 2
     listing = invoke("branches").stdout
     assert "merged" in listing and "abandoned" in listing
+
+
+def _said(output: str) -> list[str]:
+    """The lines ``sorte edit`` itself printed (the structured log's own lines left out)."""
+    return [line for line in output.splitlines() if line.startswith(("error:", "warning:", "dry run"))]
+
+
+def test_cli_edit_says_once_when_plan_code_was_validated_without_namespaces(cli_env, repo, no_namespaces):
+    result = invoke("edit", "--plan", str(cli_env), "--dry-run")
+    assert result.exit_code == 0, result.output
+    said = _said(result.output)
+    assert len(said) == 2 and said[0].startswith("warning:") and said[1].startswith("dry run")
+    assert "weaker isolation" in said[0] and "current user" in said[0]
+
+
+def test_cli_refusal_also_says_it_after_the_error(cli_env, repo, no_namespaces):
+    body = "return 1 // 0"
+    cli_env.write_text(
+        json.dumps({**PLAN, "ops": [{"op": "replace_body", "file": MOM, "function": "lookback", "body": body}]})
+    )
+    result = invoke("edit", "--plan", str(cli_env), "--dry-run")
+    assert result.exit_code == 2
+    said = _said(result.output)
+    assert [line.split(":")[0] for line in said] == ["error", "warning"]
+    assert "ZeroDivisionError" in said[0] and "weaker isolation" in said[1]
+
+
+def test_cli_edit_with_namespaces_prints_no_warning(cli_env, repo):
+    from sandbox.confined import namespaces_available
+    from sorte.editing import sandboxed
+
+    if not namespaces_available():
+        pytest.skip("needs root and network/mount namespaces (unshare)")
+    sandboxed.shutdown()
+    result = invoke("edit", "--plan", str(cli_env), "--dry-run")
+    assert result.exit_code == 0 and "warning:" not in result.output

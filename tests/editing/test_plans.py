@@ -121,7 +121,6 @@ VALID = {
         {"op": "add_strategy", "name": "slow_trend", "description": "Slow SMA trend.", "params": {"period": 60}}
     ),
     "add_test": plan(test("tests/strategies/test_momentum_params.py", TEST_SRC)),
-    "add_test_subdir": plan(test("tests/strategies/new/test_deep.py", TEST_SRC)),
     "edit_prompt": plan({"op": "edit_prompt", "prompt": "risk", "template": PROMPT}),
     "edit_long_prompt": plan({"op": "edit_prompt", "prompt": "technical", "template": "Judge {symbol} {side}. " * 20}),
     "mixed": plan(
@@ -186,11 +185,14 @@ INVALID = {
         0,
         "function ghost not found in strategies/momentum.py",
     ),
-    "open_for_writing": (plan(addf(MOM, "def x():\n    return open('f', 'w')\n")), 0, "open()"),
+    "open_for_writing": (plan(addf(MOM, "def x():\n    return open('f', 'w')\n")), 0, "'open' is not an allowed name"),
     "socket_in_test": (plan(test("tests/strategies/test_net.py", "import socket\n")), 0, "socket"),
     "urllib_in_test": (plan(test("tests/strategies/test_net.py", "from urllib.request import urlopen\n")), 0, "urllib"),
     "existing_test": (plan(test("tests/strategies/test_old.py", "def test_x():\n    pass\n")), 0, "existing test"),
     "test_outside_area": (plan(test("tests/test_new.py", TEST_SRC)), 0, "outside tests/strategies/"),
+    # the guardian accepts new tests only directly in tests/strategies/: the editor writes no other
+    "test_in_subfolder": (plan(test("tests/strategies/new/test_deep.py", TEST_SRC)), 0, "no subfolder"),
+    "strategy_in_subfolder": (plan(body("strategies/sub/mod.py", "lookback", "return 1")), 0, "no subfolder"),
     "test_bad_name": (plan(test("tests/strategies/helper.py", TEST_SRC)), 0, "must start with 'test_'"),
     "test_not_parsing": (plan(test("tests/strategies/test_bad.py", "def (:\n")), 0, "parse"),
     "strategy_exists": (plan({"op": "add_strategy", "name": "momentum"}), 0, "already exists"),
@@ -478,14 +480,14 @@ def test_remove_function_takes_its_comment_and_keeps_the_rest(tree: Path) -> Non
     assert path.read_text() == original
 
 
-def test_nested_helper_file_is_edited_in_place(tree: Path) -> None:
+def test_a_nested_helper_file_is_not_edited(tree: Path) -> None:
+    """The guardian fails any change below strategies/: the editor does not write one either."""
     helper = tree / "strategies/lib/helpers.py"
     helper.parent.mkdir()
     helper.write_text("def scale(x):\n    return x\n")
-    result = _apply_json(plan(body("strategies/lib/helpers.py", "scale", "return 2 * x")), tree)
-    assert list(result.changed) == ["strategies/lib/helpers.py"]
-    assert helper.read_text() == "def scale(x):\n    return 2 * x\n"
-    assert not (tree / "strategies/helpers.py").exists()
+    with pytest.raises(EditRefused, match="no subfolder"):
+        _apply_json(plan(body("strategies/lib/helpers.py", "scale", "return 2 * x")), tree)
+    assert helper.read_text() == "def scale(x):\n    return x\n"
 
 
 def test_public_surface_is_complete_and_lazy() -> None:

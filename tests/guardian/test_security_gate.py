@@ -160,3 +160,93 @@ def test_strategies_reading_environment_or_files_are_caught(tmp_path: Path) -> N
         assert rule in rules, (name, rule, rules)
     assert "sorte-no-env" not in {f.rule for f in result.findings if f.file.endswith("shadow_reader.py")}
     assert "sorte-no-file-read" not in {f.rule for f in result.findings if not f.file.endswith("shadow_reader.py")}
+
+
+# --- every changed file: secret scan of texts, the editor's policy, unscanned files -------------
+
+
+def _must_not_run(command: list[str], worktree: Path, limits: object) -> object:
+    raise AssertionError(f"no tool should run: {command}")
+
+
+def test_secret_scan_reads_every_changed_text_file_and_added_lines_only() -> None:
+    texts = {
+        ".env": (None, f"SORTE_X=1\nOPENAI_API_KEY={FAKE_KEY}\n"),
+        "sorte.yaml": ("a: 1\n", f"a: 1\ntoken: '{FAKE_KEY}'\n"),
+        "strategies/momentum.py": (f'OLD = "{FAKE_KEY}"\nA = 1\n', f'OLD = "{FAKE_KEY}"\nA = 2\n'),
+    }
+    result = run_security_gate(_must_not_run, Path("/nowhere"), [], texts=texts, bandit=False, semgrep=False)
+    assert result.status == "fail"
+    assert sorted((f.file, f.line, f.rule) for f in result.findings) == [
+        (".env", 2, "secret-openai-key"),
+        ("sorte.yaml", 2, "secret-openai-key"),
+    ]
+    assert FAKE_KEY not in result.model_dump_json()
+
+
+def test_editor_policy_refuses_each_file_by_name() -> None:
+    sources = {
+        "strategies/momentum.py": "import numpy as np\n\nX = np.zeros(3)\n",
+        "strategies/evil.py": "import os\n\nos.system('id')\n",
+        "tests/strategies/test_evil.py": "import subprocess\n",
+        "strategies/broken.py": "def (:\n",
+    }
+    result = run_security_gate(_must_not_run, Path("/nowhere"), [], sources=sources, bandit=False, semgrep=False)
+    assert result.status == "fail"
+    found = {f.file: f for f in result.findings}
+    assert set(found) == {"strategies/evil.py", "tests/strategies/test_evil.py", "strategies/broken.py"}
+    assert all(f.rule == "code-policy" and f.severity == "critical" for f in found.values())
+    assert found["strategies/evil.py"].line == 1 and "os" in found["strategies/evil.py"].message
+
+
+def test_unscanned_files_fail_the_gate() -> None:
+    result = run_security_gate(
+        _must_not_run, Path("/nowhere"), [], unscanned={"big.bin": "too large"}, bandit=False, semgrep=False
+    )
+    assert result.status == "fail"
+    assert [(f.file, f.rule) for f in result.findings] == [("big.bin", "unscanned-file")]
+
+
+@pytest.mark.slow
+def test_tools_scan_every_changed_file_and_ignore_suppression_comments(tmp_path: Path) -> None:
+    """A top-level module and a conftest.py are scanned like strategies, in a subfolder of the
+    scanned tree, and ``# nosec`` / ``# nosemgrep`` silence nothing."""
+    tree = tmp_path / "scan" / "tree"
+    sources = {
+        "helper.py": "import subprocess\n\nsubprocess.run(['id'], shell=True)  # nosec # nosemgrep\n",
+        "tests/conftest.py": "import os\n\nos.system('id')  # nosec\n",
+        "strategies/momentum.py": "import socket  # nosemgrep\n",
+        "sorte.yaml": "live: true\n",
+    }
+    for rel, text in sources.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text(text)
+    shutil.copy(REPO_ROOT / "guardian" / "rules" / "sorte.yml", tmp_path / "scan" / "rules.yml")
+    result = run_security_gate(
+        subprocess_runner,
+        tmp_path / "scan",
+        sorted(sources),
+        subdir="tree",
+        rules=Path("rules.yml"),
+        limits={"timeout_s": 180},
+    )
+    assert result.status == "fail", result.summary
+    by_file: dict[str, set[str]] = {}
+    for f in result.findings:
+        by_file.setdefault(f.file, set()).add(f.rule)
+    assert "sorte-no-subprocess" in by_file["helper.py"] and any(r.startswith("bandit-") for r in by_file["helper.py"])
+    assert "sorte-no-subprocess" in by_file["tests/conftest.py"]
+    assert any(r.startswith("bandit-") for r in by_file["tests/conftest.py"])
+    assert "sorte-no-network" in by_file["strategies/momentum.py"]
+    assert set(result.details["files"]) == set(sources)
+
+
+def test_secret_scan_of_a_hostile_megabyte_line_stays_fast() -> None:
+    """An unbounded pattern backtracked quadratically on "tokentoken…": minutes on the host."""
+    import time
+
+    t0 = time.perf_counter()
+    findings = run_security_gate(
+        _must_not_run, Path("/nowhere"), [], texts={"x.py": (None, "token" * 200_000)}, bandit=False, semgrep=False
+    ).findings
+    assert findings == [] and time.perf_counter() - t0 < 10

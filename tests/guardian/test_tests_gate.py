@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from guardian import parse_junit, run_tests_gate, subprocess_runner
+from guardian import LocalResult, parse_junit, run_tests_gate, subprocess_runner
 from sandbox.local_backend import interpreter_under_tmp
 
 
@@ -72,3 +72,112 @@ def test_through_the_local_sandbox(tmp_path: Path) -> None:
     result = run_tests_gate(get_backend("local").run, wt, limits={"timeout_s": 120})
     assert result.status == "fail"
     assert "stop loss drifted" in result.findings[0].message
+
+
+# --- the protected suite and the candidate's own tests, apart -----------------------------------
+
+PROTECTED = "tests/strategies"
+ADDED = "tests/strategies/test_added.py"
+
+
+def _junit(tests: int, failures: int = 0) -> str:
+    cases = "".join(
+        f'<testcase classname="t" name="case{i}">'
+        + ('<failure message="boom">x</failure>' if i < failures else "")
+        + "</testcase>"
+        for i in range(tests)
+    )
+    suite = f'<testsuite tests="{tests}" failures="{failures}" errors="0" skipped="0">{cases}</testsuite>'
+    return f"<testsuites>{suite}</testsuites>"
+
+
+def _scripted(reports: dict[str, str | None], seen: list[tuple[list[str], Path]] | None = None):
+    """A runner answering each pytest command with a canned JUnit report, keyed by its last argument."""
+
+    def runner(command: list[str], worktree: Path, limits: object) -> LocalResult:
+        if seen is not None:
+            seen.append((command, worktree))
+        report = reports[command[-1]]
+        outputs = {} if report is None else {"junit.xml": report.encode()}
+        code = 1 if report and 'failures="0"' not in report else (0 if report else 2)
+        return LocalResult(code, "", "crashed" if report is None else "", outputs=outputs)
+
+    return runner
+
+
+def _gate(reports: dict[str, str | None], seen=None):
+    return run_tests_gate(
+        _scripted(reports, seen),
+        Path("/protected"),
+        paths=[PROTECTED],
+        candidate_tree=Path("/candidate"),
+        candidate_tests=[ADDED],
+    )
+
+
+def test_candidate_tests_run_apart_on_their_own_tree() -> None:
+    seen: list[tuple[list[str], Path]] = []
+    result = _gate({PROTECTED: _junit(5), ADDED: _junit(2)}, seen)
+    assert result.status == "pass", result.summary
+    assert sorted((cmd[-1], str(wt)) for cmd, wt in seen) == [(PROTECTED, "/protected"), (ADDED, "/candidate")]
+    assert result.details["protected"]["passed"] == 5 and result.details["candidate"]["passed"] == 2
+    assert result.details["passed"] == 5, "the candidate's passes never count"
+    assert "protected suite: 5 passed" in result.summary and "candidate's tests: 2 passed" in result.summary
+
+
+def test_candidate_failures_fail_the_gate() -> None:
+    result = _gate({PROTECTED: _junit(5), ADDED: _junit(2, failures=1)})
+    assert result.status == "fail"
+    (finding,) = result.findings
+    assert finding.message.startswith("[candidate's tests]")
+
+
+def test_candidate_passes_do_not_hide_a_protected_failure() -> None:
+    result = _gate({PROTECTED: _junit(5, failures=2), ADDED: _junit(50)})
+    assert result.status == "fail" and len(result.findings) == 2
+    assert result.details["failures"] == 2
+
+
+@pytest.mark.parametrize("missing", [PROTECTED, ADDED])
+def test_a_missing_report_from_either_run_is_an_error(missing: str) -> None:
+    reports: dict[str, str | None] = {PROTECTED: _junit(3), ADDED: _junit(1)}
+    reports[missing] = None
+    assert _gate(reports).status == "error"
+
+
+@pytest.mark.parametrize("report", ["<testsuites><testsuite", '<testsuite tests="x" failures="0"/>', "A" * 20])
+def test_an_unreadable_candidate_report_is_an_error(report: str) -> None:
+    assert _gate({PROTECTED: _junit(3), ADDED: report}).status == "error"
+
+
+def test_a_timed_out_candidate_run_fails() -> None:
+    def runner(command: list[str], worktree: Path, limits: object) -> LocalResult:
+        if command[-1] == ADDED:
+            return LocalResult(-9, "", "", timed_out=True)
+        return LocalResult(0, "", "", outputs={"junit.xml": _junit(3).encode()})
+
+    result = run_tests_gate(runner, Path("/p"), paths=[PROTECTED], candidate_tree=Path("/c"), candidate_tests=[ADDED])
+    assert result.status == "timeout"
+
+
+@pytest.mark.slow
+def test_a_candidate_test_patching_pytest_cannot_reach_the_protected_run(tmp_path: Path) -> None:
+    """The candidate's test rewrites pytest's report machinery in its own process: the
+    protected suite, in another process and tree, still reports its failure."""
+    protected = _project(tmp_path / "protected", "def test_contract():\n    assert False, 'contract broken'\n")
+    candidate = _project(tmp_path / "candidate", "def test_contract():\n    assert False, 'contract broken'\n")
+    (candidate / "tests" / "test_added.py").write_text(
+        "import _pytest.reports\n\n"
+        "_pytest.reports.TestReport.outcome = property(lambda self: 'passed', lambda self, v: None)\n\n\n"
+        "def test_all_green():\n    pass\n"
+    )
+    result = run_tests_gate(
+        subprocess_runner,
+        protected,
+        paths=["tests"],
+        limits={"timeout_s": 120},
+        candidate_tree=candidate,
+        candidate_tests=["tests/test_added.py"],
+    )
+    assert result.status == "fail", result.summary
+    assert any("contract broken" in f.message for f in result.findings if not f.message.startswith("[candidate"))

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from project_repo import branch, copy_project, patch_function
 
-from guardian.gates import subprocess_runner
+from guardian.gates import LocalResult, subprocess_runner
 from guardian.validate import validate
 from guardian.workspace import GuardianError
 from sorte.config import GitSettings, GuardianSettings, Settings
+from tests.guardian.git_trees import Link, commit
 
 ONE_FUNCTION = (
     "strategies/momentum.py",
@@ -87,11 +88,12 @@ def test_one_function_change_gets_every_gate_and_a_saved_verdict(repo: Path, tmp
     assert sorted(events) == sorted([(g, s) for g in statuses for s in ("start", "done")])
     saved = json.loads((tmp_path / "guardian" / "verdicts" / f"{sha[:12]}.json").read_text())
     assert saved["overall"] == verdict.overall and len(saved["gates"]) == 4
-    assert sum("--side" in c for c in runner.commands) == 2  # candidate and baseline
+    # The benchmark backtests through its own strategy host (not the runner's commands); the
+    # baseline's report is cached per commit, so a second validation reuses it.
+    assert len(list((tmp_path / "guardian" / "baseline").glob("*.json"))) == 1
 
     again = Counting()
     second = validate(settings, "cand-lookback", runner=again)
-    assert sum("--side" in c for c in again.commands) == 1, "the baseline's backtests come from the cache"
     baseline_column = [m.baseline for m in verdict.gate("benchmark").metrics]
     assert [m.baseline for m in second.gate("benchmark").metrics] == baseline_column
 
@@ -111,7 +113,39 @@ def test_deleting_a_test_fails_integrity_and_the_verdict(repo: Path, tmp_path: P
 def test_new_strategy_test_is_allowed_and_run(repo: Path, tmp_path: Path) -> None:
     test = "def test_added_by_the_candidate():\n    assert 1 + 1 == 2\n"
     branch(repo, "cand-new-test", {"tests/strategies/test_added.py": test})
-    verdict = validate(make_settings(repo, tmp_path), "cand-new-test", runner=subprocess_runner)
+    runner = Counting()
+    verdict = validate(make_settings(repo, tmp_path), "cand-new-test", runner=runner)
     assert verdict.gate("integrity").status == "pass", verdict.to_text()
     tests = verdict.gate("tests")
-    assert tests.status == "pass" and tests.details["tests"] >= 2, tests.summary
+    # Two runs: the protected suite without the candidate's test, and the candidate's test alone.
+    assert tests.status == "pass", tests.summary
+    assert tests.details["candidate"]["tests"] == 1 and tests.details["protected"]["tests"] >= 1, tests.details
+    pytest_runs = [c for c in runner.commands if "pytest" in c]
+    assert sorted(c[-1] for c in pytest_runs) == ["tests/strategies", "tests/strategies/test_added.py"]
+
+
+def refusing_runner(command: list[str], worktree: Path, limits: object) -> LocalResult:
+    """A sandbox that runs nothing: every sandboxed gate errors, the host-side gates decide."""
+    return LocalResult(1, "", "not run in this test")
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "path"),
+    [
+        ("abs-link", {"strategies/momentum.py": Link("/etc/passwd")}, "strategies/momentum.py"),
+        ("up-link", {"strategies/up.py": Link("../../../../etc/shadow")}, "strategies/up.py"),
+        ("dot-env", {".env": "SORTE_TRADING__LIVE=true\n"}, ".env"),
+        ("huge", {"assets/huge.bin": b"\0" * (3 << 20)}, "assets/huge.bin"),
+    ],
+)
+def test_hostile_trees_get_a_clean_fail_verdict(
+    repo: Path, tmp_path: Path, name: str, changes: dict, path: str
+) -> None:
+    """Trees `git archive` could not even export (absolute symlinks) fail by name, without a crash."""
+    commit(repo, name, changes)
+    verdict = validate(make_settings(repo, tmp_path), name, runner=refusing_runner)
+    assert verdict.overall == "fail"
+    integrity = verdict.gate("integrity")
+    assert integrity.status == "fail" and path in integrity.summary
+    assert [f.file for f in integrity.findings] == [path]
+    assert (tmp_path / "guardian" / "verdicts").is_dir()

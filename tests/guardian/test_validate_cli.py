@@ -15,6 +15,7 @@ from sorte.cli.main import app
 from sorte.config import Settings
 from sorte.editing import service
 from sorte.editing.plan import EditPlan
+from tests.guardian.git_trees import Link, commit
 
 PLAN = {
     "summary": "Slower momentum exit",
@@ -53,6 +54,33 @@ def test_unknown_branch_exits_2(env: Path) -> None:
 def test_bad_options_exit_2(env: Path, args: list[str], needle: str) -> None:
     result = invoke(*args)
     assert result.exit_code == 2 and needle in result.output
+
+
+@pytest.mark.slow
+def test_committed_absolute_symlink_is_a_clean_fail_naming_the_path(env: Path, repo: Path) -> None:
+    """`git archive` + tarfile refused this tree with a traceback; now integrity names it."""
+    commit(repo, "abs-symlink", {"strategies/momentum.py": Link("/etc/passwd"), "[red]x[/red].py": "x = 1\n"})
+    result = invoke("abs-symlink", "--format", "json", "--sandbox", "local", "--fail-fast")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    data = json.loads(result.stdout)
+    integrity = next(g for g in data["gates"] if g["gate"] == "integrity")
+    assert integrity["status"] == "fail"
+    assert {f["file"] for f in integrity["findings"]} == {"strategies/momentum.py", "[red]x[/red].py"}
+    assert "[red]x[/red].py" in result.stderr, "a path is text, not Rich markup"
+
+
+def test_a_tree_that_cannot_be_built_is_one_line_exit_2(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("guardian.workspace.export_tree", full_disk)
+    result = invoke("main", "--sandbox", "local")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    (line,) = [line for line in result.output.splitlines() if line.strip()]
+    assert line.startswith("error: could not build the validation trees") and "No space left on device" in line
+    assert not (env / "guardian" / "verdicts").exists()
 
 
 @pytest.mark.docker

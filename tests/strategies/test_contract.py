@@ -104,9 +104,8 @@ def test_decisions_are_valid_on_real_data(name, goog_bars):
 @pytest.mark.parametrize("name", NAMES)
 def test_decisions_stay_valid_with_parameters_at_their_bounds(name, bound, goog_bars):
     specs = read_param_specs(STRATEGIES / f"{name}.py")
-    values = {
-        p: getattr(spec, bound) for p, spec in specs.items() if spec.type != "bool" and getattr(spec, bound) is not None
-    }
+    at = {p: (spec.min if bound == "min" else spec.max) for p, spec in specs.items() if spec.type != "bool"}
+    values = {p: v for p, v in at.items() if v is not None}
     values = {p: int(v) if specs[p].type == "int" else v for p, v in values.items()}
     s = load_strategy(name, STRATEGIES, values)
     bars = goog_bars.window(799, 800)
@@ -118,8 +117,16 @@ def test_deterministic_and_does_not_mutate_its_input(name, goog_bars):
     s = load_strategy(name, STRATEGIES)
     bars = copy_bars(goog_bars)
     first = decisions(s, bars)
-    for column in ("ts", "open", "high", "low", "close", "volume"):
-        assert np.array_equal(getattr(bars, column), getattr(goog_bars, column), equal_nan=True), column
+    columns = {
+        "ts": (bars.ts, goog_bars.ts),
+        "open": (bars.open, goog_bars.open),
+        "high": (bars.high, goog_bars.high),
+        "low": (bars.low, goog_bars.low),
+        "close": (bars.close, goog_bars.close),
+        "volume": (bars.volume, goog_bars.volume),
+    }
+    for column, (after, before) in columns.items():
+        assert np.array_equal(after, before, equal_nan=True), column
     second = decisions(s, copy_bars(goog_bars))
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])

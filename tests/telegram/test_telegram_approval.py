@@ -207,5 +207,9 @@ def test_a_request_in_words_is_approved_by_button_and_merged(
     assert answers[0]["show_alert"] is True  # the viewer
     assert "já foi decidida" in answers[-1]["text"]
     decisions = [(a["who"], a["action"], a["ok"]) for a in audit_lines(live) if a["action"] == "approve"]
-    assert decisions == [(f"telegram:{VIEWER}", "approve", False), (f"telegram:{OPERATOR}", "approve", True)]
+    assert decisions == [
+        (f"telegram:{VIEWER}", "approve", False),
+        (f"telegram:{OPERATOR}", "approve", True),
+        (f"telegram:{OPERATOR}", "approve", False),  # the second press on a decided run: refused, audited
+    ]
     git(repo, "reset", "-q", "--hard", main_before)

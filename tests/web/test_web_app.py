@@ -158,7 +158,8 @@ def test_pause_and_resume_write_the_control_file_and_show_on_the_overview(web: S
     assert 'id="flash"' not in c.get("/").text  # the flash message shows once
 
     audit = [json.loads(line) for line in (web.data_dir / "audit.jsonl").read_text().splitlines()]
-    expected = [("web:token", "pause", True), ("web:token", "resume", True)]
+    # the press refused before logging in is audited too
+    expected = [("web:token", "pause", True), ("web:anonymous", "resume", False), ("web:token", "resume", True)]
     assert [(a["who"], a["action"], a["ok"]) for a in audit] == expected
 
 

@@ -21,7 +21,9 @@ def _schema() -> schemathesis.BaseSchema:
     # schemathesis.pytest.from_fixture fails on pytest 9 (it reads Function._nodeid), so the schema is
     # loaded at import from an app whose settings are never read (building the OpenAPI document touches
     # no file); each case is then sent to the app of the ``fuzz_app`` fixture, over a real data dir.
-    placeholder = Settings(data_dir=Path("/nonexistent/sorte-web-fuzz"), web={"token": TOKEN})
+    placeholder = Settings(
+        data_dir=Path("/nonexistent/sorte-web-fuzz"), web={"token": TOKEN, "allowed_hosts": ["testserver"]}
+    )
     loaded = schemathesis.openapi.from_asgi("/openapi.json", create_app(placeholder))
     return loaded.include(path_regex="^/api/v1/")  # /readyz answers 503 by design when not ready
 
@@ -37,7 +39,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
         for key in list(__import__("os").environ):
             if key.startswith("SORTE_"):
                 mp.delenv(key)
-        web = Settings(data_dir=folder / "var", web={"token": TOKEN})
+        web = Settings(data_dir=folder / "var", web={"token": TOKEN, "allowed_hosts": ["testserver"]})
         waiting_run_record(web)  # a run the fuzzer can hit by its id, through the schema's examples or by chance
         yield create_app(web, llm=StubLLM())
 

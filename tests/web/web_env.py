@@ -30,8 +30,10 @@ class StubLLM:
 
 
 def with_web(settings: Settings, **web: Any) -> Settings:
-    """``settings`` with the status page configured as given (the token by default)."""
+    """``settings`` with the status page configured as given (the token by default, and TestClient's
+    Host header, ``testserver``, named as this server's: production never allows it on its own)."""
     web.setdefault("token", TOKEN)
+    web.setdefault("allowed_hosts", ["testserver"])
     return settings.model_copy(update={"web": settings.web.model_validate(web)})
 
 
