@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ MAX_REASON = 300
 OUT_OF_MEMORY = "out of memory"
 START_TIMEOUT_S = 60.0
 CALL_TIMEOUT_S = 30.0
+
+
+def _release(proc: Any, box: Path) -> None:
+    """End a worker and remove its box (``proc``: a started ConfinedProcess, or None)."""
+    if proc is not None:
+        proc.kill()
+    shutil.rmtree(box, ignore_errors=True)
 
 
 class StrategyFault(StrategyError):
@@ -160,6 +168,7 @@ class StrategyHost:
         self._box: Path | None = None
         self._stderr: Any = None
         self._reader: _Reader | None = None
+        self._finalizer: weakref.finalize | None = None
         self._next = 0
 
     # --- life cycle -----------------------------------------------------------------------
@@ -177,6 +186,9 @@ class StrategyHost:
             log.info("strategy_host.connected", socket=str(self.connect), strategies=str(self.strategies_dir))
             return self
         self._box = Path(tempfile.mkdtemp(prefix="sorte-strategies-"))
+        # A host that is dropped without close() (a crash, a test) still ends its worker and
+        # removes its folders, at garbage collection or at the latest when the interpreter exits.
+        self._finalizer = weakref.finalize(self, _release, None, self._box)
         os.chmod(self._box, 0o755)
         prepare_box(self.strategies_dir, self._box / "box")
         self._stderr = tempfile.TemporaryFile(prefix="sorte-worker-stderr-")  # noqa: SIM115 - lives with the worker
@@ -194,8 +206,14 @@ class StrategyHost:
         self.warnings = list(self._proc.warnings)
         for w in self.warnings:
             log.warning("strategy_host.weak_isolation", backend=self.backend, warning=w)
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _release, self._proc, self._box)
         self._reader = _Reader(self._proc.proc.stdout.fileno())
-        self._call({"op": "ping"}, [], START_TIMEOUT_S)
+        try:
+            self._call({"op": "ping"}, [], START_TIMEOUT_S)
+        except StrategyFault:
+            self.close()
+            raise
         log.info("strategy_host.started", backend=self.backend, strategies=str(self.strategies_dir))
         return self
 
@@ -209,6 +227,9 @@ class StrategyHost:
         if self._box is not None:
             shutil.rmtree(self._box, ignore_errors=True)
             self._box = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
 
     def __enter__(self) -> StrategyHost:
         return self.start()
