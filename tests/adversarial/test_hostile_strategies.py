@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -54,7 +55,11 @@ def decide(f, p):
 '''
 
 #: The root of the confined process holds only these (and the interpreter's own path).
-ALLOWED_ROOT = {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "sbin", "tmp", "usr", "root", "work", "opt"}
+#: The system folders, plus the top folder of each interpreter prefix: the worker needs the way to
+#: its own interpreter, wherever the checkout lives (/work/main here, /check/work/main in CI).
+ALLOWED_ROOT = {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "sbin", "tmp", "usr", "root", "opt"} | {
+    Path(prefix).resolve().parts[1] for prefix in (sys.prefix, sys.base_prefix) if len(Path(prefix).resolve().parts) > 1
+}
 
 
 def strategy_source(body: str) -> str:
