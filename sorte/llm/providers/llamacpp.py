@@ -1,9 +1,11 @@
 """llama.cpp in process through llama-cpp-python, with JSON-schema constrained decoding.
 
-One model instance per file, loaded on first use (the cold start) and shared. llama.cpp
-contexts are not thread-safe, so calls run one at a time in a worker thread; a call that
-times out is reported at once while the thread finishes in the background and the next
-call waits its turn (the router's timeout bounds that wait too)."""
+One model instance per file, loaded on first use (the cold start) and shared by every
+provider that names the file. llama.cpp contexts are not thread-safe, so each model carries
+one lock and calls run one at a time in a worker thread, whichever provider, router or
+event loop they come from; a call that times out is reported at once while the thread
+finishes in the background and the next call waits its turn (the router's timeout bounds
+that wait too)."""
 
 from __future__ import annotations
 
@@ -18,23 +20,26 @@ from sorte.llm.embedded import embedded_model_path
 from sorte.llm.errors import LLMUnavailable, ModelMissing
 from sorte.llm.providers.base import Completion, Health
 
-_MODELS: dict[tuple[Path, int], Any] = {}
+_MODELS: dict[tuple[Path, int], tuple[Any, threading.Lock]] = {}
 _LOAD_LOCK = threading.Lock()
+_CLOSE_WAIT_S = 30.0
 
 
 @atexit.register
 def _close_models() -> None:
     # Freed explicitly while the interpreter still works: left to Llama.__del__ at
     # shutdown, llama.cpp's cleanup finds its C bindings already gone and prints errors.
-    for model in _MODELS.values():
-        model.close()
+    # A model still decoding for a timed-out call is left open: freeing it under the
+    # decoder would crash the process.
+    for model, lock in _MODELS.values():
+        if lock.acquire(timeout=_CLOSE_WAIT_S):
+            model.close()
     _MODELS.clear()
 
 
 class LlamaCppProvider:
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         self.name, self.settings = name, settings
-        self._lock = threading.Lock()
 
     def model_file(self) -> Path:
         path = self.settings.model_path or embedded_model_path()
@@ -42,7 +47,7 @@ class LlamaCppProvider:
             raise ModelMissing(f"llama.cpp model file {path} does not exist")
         return Path(path)
 
-    def _load(self) -> Any:
+    def _load(self) -> tuple[Any, threading.Lock]:
         try:
             from llama_cpp import Llama
         except ImportError:
@@ -50,13 +55,14 @@ class LlamaCppProvider:
         key = (self.model_file(), self.settings.context)
         with _LOAD_LOCK:
             if key not in _MODELS:
-                _MODELS[key] = Llama(model_path=str(key[0]), n_ctx=key[1], verbose=False, seed=0)
+                model = Llama(model_path=str(key[0]), n_ctx=key[1], verbose=False, seed=0)
+                _MODELS[key] = (model, threading.Lock())
             return _MODELS[key]
 
     def _run(self, messages: list[dict[str, str]], schema: dict[str, Any] | None, max_tokens: int) -> Completion:
-        llm = self._load()
+        llm, lock = self._load()
         fmt = {"type": "json_object", "schema": schema} if schema else None
-        with self._lock:
+        with lock:
             out = llm.create_chat_completion(
                 messages=messages, response_format=fmt, max_tokens=max_tokens, temperature=0.0, seed=0
             )
