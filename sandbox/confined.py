@@ -46,6 +46,7 @@ from sandbox.image import (
 )
 from sandbox.local_backend import SANDBOX_UID, can_unshare_network
 from sandbox.models import SANDBOX_LABEL, SandboxLimits
+from sandbox.processes import pid_alive
 
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWNS = 0x00020000
@@ -145,6 +146,27 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def scratch_dir(kind: str) -> Path:
+    """A new private folder ``sorte-{kind}-{pid}-*`` in the temp dir. Leftovers of processes
+    that died without cleaning up (SIGKILL, a power cut) are removed first."""
+    sweep_stale(kind)
+    return Path(tempfile.mkdtemp(prefix=f"sorte-{kind}-{os.getpid()}-"))
+
+
+def sweep_stale(kind: str) -> int:
+    """Remove ``sorte-{kind}-{pid}-*`` folders whose process is gone; how many were removed."""
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob(f"sorte-{kind}-*-*"):
+        pid = path.name.split("-")[2]
+        if not pid.isdigit() or pid_alive(int(pid)) or path.is_symlink() or not path.is_dir():
+            continue
+        if path.stat().st_uid != os.geteuid():
+            continue  # another user's: not ours to remove
+        _remove_tree(path)
+        removed += 1
+    return removed
+
+
 #: What a local process lacks without namespaces: said in ``warnings`` (callers log it once).
 NO_NAMESPACES = "no network or mount namespace (needs root and util-linux 'unshare'; in a container, CAP_SYS_ADMIN)"
 
@@ -223,7 +245,7 @@ def _spawn_docker(argv: list[str], box: Path, limits: SandboxLimits, stderr: int
 def _spawn_local(argv: list[str], box: Path, limits: SandboxLimits, stderr: int | None) -> ConfinedProcess:
     warnings: list[str] = []
     confine = namespaces_available()
-    scratch = Path(tempfile.mkdtemp(prefix="sorte-confined-"))
+    scratch = scratch_dir("confined")
     os.chmod(scratch, 0o755)
     tmp = scratch / "tmp"
     shutil.copytree(box, tmp / "box", symlinks=False, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -266,13 +288,21 @@ def _prefixes() -> list[str]:
 
 
 def _rlimits(limits: SandboxLimits) -> None:
-    mem, nproc = limits.memory_bytes, limits.pids
     cpu = max(1, int(limits.timeout_s * limits.cpus) + 1)
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.tmpfs_bytes, limits.tmpfs_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _lower(resource.RLIMIT_AS, limits.memory_bytes)
+    _lower(resource.RLIMIT_NPROC, limits.pids)
+    _lower(resource.RLIMIT_CPU, cpu)
+    _lower(resource.RLIMIT_FSIZE, limits.tmpfs_bytes)
+    _lower(resource.RLIMIT_CORE, 0)
+
+
+def _lower(which: int, value: int) -> None:
+    """Set a limit to ``value``, or keep the tighter one already in force (a worker started
+    inside a sandbox inherits the sandbox's limits and may not raise them)."""
+    _soft, hard = resource.getrlimit(which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(which, (value, value))
 
 
 def _rlimit_preexec(limits: SandboxLimits):

@@ -29,6 +29,7 @@ from sandbox.models import (
     read_outputs,
     truncate_text,
 )
+from sandbox.processes import pid_alive
 
 log = structlog.get_logger(__name__)
 
@@ -57,16 +58,6 @@ def docker_available() -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def cleanup_containers(client: Any | None = None, *, all_owners: bool = False) -> int:
     """Remove leftover sandbox containers (by label): those whose owning process is gone, or all.
 
@@ -80,7 +71,7 @@ def cleanup_containers(client: Any | None = None, *, all_owners: bool = False) -
             owner = container.labels.get(_OWNER_LABEL, "")
             # This process's own containers are removed by the run that made them (or at exit):
             # another thread's container may be listed here before that run records it as live.
-            if not all_owners and owner.isdigit() and (int(owner) == os.getpid() or _pid_alive(int(owner))):
+            if not all_owners and owner.isdigit() and (int(owner) == os.getpid() or pid_alive(int(owner))):
                 continue
             try:
                 container.remove(force=True)

@@ -195,7 +195,10 @@ class GuardianSettings(BaseModel):
     )
     test_paths: list[str] = Field(
         default_factory=lambda: ["tests/strategies"],
-        description="Test paths the tests gate runs (the strategy contract suite); ['tests'] = everything",
+        description=(
+            "Test paths of the baseline the tests gate runs under guardian.harness (the strategy contract "
+            "suite); they must reach strategies through a StrategyHost: one imported in process is an error"
+        ),
     )
     test_args: list[str] = Field(default_factory=list, description="Extra pytest arguments, e.g. ['-m', 'not slow']")
     tests_timeout_s: float = Field(300.0, gt=0)

@@ -150,3 +150,23 @@ def test_strategy_files_are_copied_not_linked(tmp_path: Path) -> None:
     assert sorted(p.name for p in (box / "lib" / "sorte").rglob("*.py")) == sorted(
         ["__init__.py", "__init__.py", "indicators.py", "models.py", "strategy_wire.py", "strategy_worker.py"]
     )
+
+
+def test_scratch_of_a_dead_process_is_swept_and_a_live_ones_kept(tmp_path, monkeypatch) -> None:
+    import subprocess
+    import sys
+    import tempfile
+
+    from sandbox.confined import scratch_dir, sweep_stale
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"sorte-strategies-{int(dead.stdout)}-abc"
+    (stale / "box").mkdir(parents=True)
+    (stale / "box" / "x.py").write_text("x")
+    (stale / "box").chmod(0o555)
+    other = tmp_path / "sorte-strategies-notapid-x"
+    other.mkdir()
+    live = scratch_dir("strategies")  # sweeps first; this process's own folder is kept
+    assert not stale.exists() and live.is_dir() and other.is_dir()
+    assert sweep_stale("strategies") == 0 and live.is_dir()

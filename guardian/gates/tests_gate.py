@@ -1,7 +1,10 @@
 """Tests gate: the protected suite on the candidate's strategies, and the candidate's own new tests apart.
 
 The protected suite (``guardian.test_paths``) comes from the trusted baseline tree, with the
-candidate's strategies laid over it as inputs (see ``guardian.workspace``). The tests the
+candidate's strategies laid over it as inputs (see ``guardian.workspace``). It runs under
+``guardian.harness``: the strategies' code runs in a worker process, and the report comes
+back on the pytest process's own standard output, framed with a nonce that only it knows,
+so nothing the candidate's code does in the sandbox can write or alter it. The tests the
 candidate added run in a separate sandboxed run over their own tree, so nothing they do
 (patching pytest, forging their report) reaches the protected run; their failures fail the
 gate, their passes count for nothing. A missing or unreadable report from either run is an
@@ -10,15 +13,18 @@ error, never a pass.
 
 from __future__ import annotations
 
+import re
+import secrets
 import sys
 import time
 import xml.etree.ElementTree as ET  # noqa: S405 - the report is written by pytest in the sandbox
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from guardian.gates import OUT, Runner, read_output
+from guardian.harness import BEGIN, END, NONCE_ENV
 from guardian.verdict import Finding, GateResult, GateStatus
 
 GATE = "tests"
@@ -31,8 +37,11 @@ CANDIDATE = "candidate's tests"
 
 
 def tests_command(
-    paths: list[str] | None = None, python: str | None = None, extra: list[str] | None = None
+    paths: list[str] | None = None, python: str | None = None, extra: list[str] | None = None, harness: bool = False
 ) -> list[str]:
+    """pytest over ``paths``; with ``harness`` under ``guardian.harness`` (report on stdout),
+    otherwise with a JUnit report under ``{out}``."""
+    report = ["-p", "guardian.harness"] if harness else [f"--junitxml={OUT}/{REPORT}"]
     return [
         python or sys.executable,
         "-m",
@@ -42,7 +51,7 @@ def tests_command(
         "no:cacheprovider",
         "-p",
         "no:langsmith_plugin",  # LangChain's plugin costs ~1 s of imports and no strategy test needs it
-        f"--junitxml={OUT}/{REPORT}",
+        *report,
         *(extra or []),
         *(paths or ["tests"]),
     ]
@@ -62,20 +71,42 @@ def run_tests_gate(
     """Run pytest over ``paths`` (default: the whole ``tests`` folder) of ``worktree``; with
     ``candidate_tests``, run those files of ``candidate_tree`` too, apart, and combine."""
     limits = limits if limits is not None else {}
-    protected_cmd = tests_command(paths, python, extra_args)
+    protected_cmd = tests_command(paths, python, extra_args, harness=True)
     if not candidate_tests:
-        return run_pytest(runner, worktree, protected_cmd, limits)
+        return run_protected(runner, worktree, protected_cmd, limits)
     t0 = time.perf_counter()
     candidate_cmd = tests_command(list(candidate_tests), python, extra_args)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        protected_f = pool.submit(run_pytest, runner, worktree, protected_cmd, limits)
+        protected_f = pool.submit(run_protected, runner, worktree, protected_cmd, limits)
         candidate_f = pool.submit(run_pytest, runner, candidate_tree or worktree, candidate_cmd, limits)
         protected, candidate = protected_f.result(), candidate_f.result()
     return combine(protected, candidate, time.perf_counter() - t0)
 
 
-def run_pytest(runner: Runner, worktree: Path, command: list[str], limits: Any) -> GateResult:
-    """One sandboxed pytest run, judged from its JUnit report."""
+def _with_env(limits: Any, extra: dict[str, str]) -> Any:
+    """``limits`` (a dict, a pydantic model or any object) with ``extra`` added to its ``env``."""
+    if hasattr(limits, "model_copy"):
+        return limits.model_copy(update={"env": {**limits.env, **extra}})
+    limits = dict(limits) if isinstance(limits, Mapping) else dict(vars(limits)) if limits is not None else {}
+    limits["env"] = {**(limits.get("env") or {}), **extra}
+    return limits
+
+
+def run_protected(runner: Runner, worktree: Path, command: list[str], limits: Any) -> GateResult:
+    """The protected suite under ``guardian.harness``, judged from the report on its stdout."""
+    nonce = secrets.token_hex(16)
+    return run_pytest(runner, worktree, command, _with_env(limits, {NONCE_ENV: nonce}), nonce=nonce)
+
+
+def harness_report(stdout: str, nonce: str) -> bytes | None:
+    """The one report framed with ``nonce`` in ``stdout``; None when there is none, or more than one."""
+    found = re.findall(f"^{re.escape(BEGIN)} {nonce}\n(.*?)\n{re.escape(END)} {nonce}$", stdout, re.M | re.S)
+    return found[0].encode() if len(found) == 1 else None
+
+
+def run_pytest(runner: Runner, worktree: Path, command: list[str], limits: Any, nonce: str = "") -> GateResult:
+    """One sandboxed pytest run, judged from its report: the harness's on stdout (``nonce``),
+    or the JUnit file under ``{out}``."""
     t0 = time.perf_counter()
     result = runner(command, worktree, limits)
     elapsed = time.perf_counter() - t0
@@ -83,7 +114,7 @@ def run_pytest(runner: Runner, worktree: Path, command: list[str], limits: Any) 
         return GateResult(gate=GATE, status="timeout", summary="pytest timed out", duration_s=elapsed)
     if result.oom_killed:
         return GateResult(gate=GATE, status="fail", summary="pytest was killed: out of memory", duration_s=elapsed)
-    report = read_output(result, REPORT)
+    report = harness_report(result.stdout or "", nonce) if nonce else read_output(result, REPORT)
     if report is None or len(report) > MAX_REPORT_BYTES:
         tail = (result.stderr or result.stdout or "").strip()[-MAX_MESSAGE:]
         what = "no test report" if report is None else f"test report over {MAX_REPORT_BYTES} bytes"

@@ -34,14 +34,13 @@ import select
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import structlog
 
-from sandbox.confined import NO_NAMESPACES, ConfinedProcess, spawn
+from sandbox.confined import NO_NAMESPACES, ConfinedProcess, scratch_dir, spawn
 from sandbox.models import SandboxLimits
 
 log = structlog.get_logger(__name__)
@@ -154,7 +153,7 @@ class _Validator:
 
     def _start(self) -> ConfinedProcess:
         """The validator, confined like the strategy worker (``sandbox.confined``, local backend)."""
-        base = Path(tempfile.mkdtemp(prefix="sorte-validator-"))
+        base = scratch_dir("validator")
         self._base = base
         box = base / "box"
         (box / "sorte").mkdir(parents=True)

@@ -174,7 +174,7 @@ class StrategyHost:
     # --- life cycle -----------------------------------------------------------------------
 
     def start(self) -> StrategyHost:
-        from sandbox.confined import spawn
+        from sandbox.confined import scratch_dir, spawn
         from sandbox.models import SandboxLimits
 
         if self._proc is not None:
@@ -185,7 +185,7 @@ class StrategyHost:
             self._call({"op": "ping"}, [], START_TIMEOUT_S)
             log.info("strategy_host.connected", socket=str(self.connect), strategies=str(self.strategies_dir))
             return self
-        self._box = Path(tempfile.mkdtemp(prefix="sorte-strategies-"))
+        self._box = scratch_dir("strategies")
         # A host that is dropped without close() (a crash, a test) still ends its worker and
         # removes its folders, at garbage collection or at the latest when the interpreter exits.
         self._finalizer = weakref.finalize(self, _release, None, self._box)

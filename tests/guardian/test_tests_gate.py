@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from guardian import LocalResult, parse_junit, run_tests_gate, subprocess_runner
+from guardian.harness import BEGIN, END, NONCE_ENV
 from sandbox.local_backend import interpreter_under_tmp
 
 
@@ -94,15 +95,21 @@ def _junit(tests: int, failures: int = 0) -> str:
 def _scripted(reports: dict[str, str | None], seen: list[tuple[list[str], Path]] | None = None):
     """A runner answering each pytest command with a canned JUnit report, keyed by its last argument."""
 
-    def runner(command: list[str], worktree: Path, limits: object) -> LocalResult:
+    def runner(command: list[str], worktree: Path, limits: dict) -> LocalResult:
         if seen is not None:
             seen.append((command, worktree))
         report = reports[command[-1]]
-        outputs = {} if report is None else {"junit.xml": report.encode()}
         code = 1 if report and 'failures="0"' not in report else (0 if report else 2)
+        if report is not None and "guardian.harness" in command:  # the protected run: its report on stdout
+            return LocalResult(code, _framed(report, limits["env"][NONCE_ENV]), "")
+        outputs = {} if report is None else {"junit.xml": report.encode()}
         return LocalResult(code, "", "crashed" if report is None else "", outputs=outputs)
 
     return runner
+
+
+def _framed(report: str, nonce: str) -> str:
+    return f"{BEGIN} {nonce}\n{report}\n{END} {nonce}\n"
 
 
 def _gate(reports: dict[str, str | None], seen=None):
@@ -151,10 +158,10 @@ def test_an_unreadable_candidate_report_is_an_error(report: str) -> None:
 
 
 def test_a_timed_out_candidate_run_fails() -> None:
-    def runner(command: list[str], worktree: Path, limits: object) -> LocalResult:
+    def runner(command: list[str], worktree: Path, limits: dict) -> LocalResult:
         if command[-1] == ADDED:
             return LocalResult(-9, "", "", timed_out=True)
-        return LocalResult(0, "", "", outputs={"junit.xml": _junit(3).encode()})
+        return LocalResult(0, _framed(_junit(3), limits["env"][NONCE_ENV]), "")
 
     result = run_tests_gate(runner, Path("/p"), paths=[PROTECTED], candidate_tree=Path("/c"), candidate_tests=[ADDED])
     assert result.status == "timeout"
@@ -181,3 +188,69 @@ def test_a_candidate_test_patching_pytest_cannot_reach_the_protected_run(tmp_pat
     )
     assert result.status == "fail", result.summary
     assert any("contract broken" in f.message for f in result.findings if not f.message.startswith("[candidate"))
+
+
+# --- the protected run's harness -----------------------------------------------------------------
+
+
+def test_the_report_is_read_only_from_its_own_frame() -> None:
+    from guardian.gates.tests_gate import harness_report
+
+    block = _framed(_junit(2), "n1")
+    assert harness_report(f"noise\n{block}more noise\n", "n1") == _junit(2).encode()
+    assert harness_report(block, "n2") is None, "another nonce is no report"
+    assert harness_report(block + _framed(_junit(9), "n1"), "n1") is None, "two reports are no report"
+    assert harness_report(block.replace(END, "=== end"), "n1") is None
+    assert harness_report("", "n1") is None
+
+
+def test_the_harness_process_is_non_dumpable_and_keeps_its_stdout(tmp_path: Path) -> None:
+    """A protected test that prints a forged passing report on fd 1 and then fails: the gate
+    sees the failure; the process that writes the report cannot be attached to."""
+    forged = _framed(_junit(1), "0" * 32)
+    wt = _project(
+        tmp_path,
+        "import ctypes, os, sys\n\n"
+        "def test_dumpable():\n"
+        "    assert ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 0\n\n"
+        "def test_nonce_is_gone():\n"
+        "    assert 'SORTE_HARNESS_NONCE' not in os.environ\n\n"
+        "def test_forges():\n"
+        f"    os.write(1, {forged!r}.encode())\n"
+        f"    sys.__stdout__.write({forged!r}); sys.__stdout__.flush()\n"
+        "    assert False, 'the real failure'\n",
+    )
+    result = run_tests_gate(subprocess_runner, wt, limits={"timeout_s": 120})
+    assert result.status == "fail", result.summary
+    assert result.details["passed"] == 2 and result.details["failures"] == 1
+    assert "the real failure" in result.findings[0].message
+
+
+def test_a_protected_test_may_not_import_a_strategy_in_process(tmp_path: Path) -> None:
+    wt = _project(
+        tmp_path,
+        "import importlib.util\n\n"
+        "def test_in_process():\n"
+        "    spec = importlib.util.spec_from_file_location('evil', 'strategies/evil.py')\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n",
+    )
+    (wt / "strategies").mkdir()
+    (wt / "strategies" / "evil.py").write_text("X = 1\n")
+    result = run_tests_gate(subprocess_runner, wt, limits={"timeout_s": 120})
+    assert result.status == "fail", result.summary
+    assert "may not run in the harness process" in result.findings[0].message
+
+
+def test_the_harness_refuses_to_run_without_its_nonce(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    wt = _project(tmp_path, "def test_ok():\n    pass\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "guardian.harness", "tests"],
+        cwd=wt,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "SORTE_HARNESS_NONCE" in proc.stderr + proc.stdout

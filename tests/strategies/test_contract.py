@@ -5,10 +5,16 @@ sandbox. Strategies are discovered from the tree under test (``REPO_ROOT/strateg
 a strategy a candidate adds is held to the same contract as the shipped ones. Everything
 here is fast, offline and writes nothing: the data are backtesting.py's bundled GOOG
 series (via the ``goog`` fixture) and the seeded demo market.
+
+A strategy's code never runs in this process: every test reaches it through a
+``StrategyHost`` worker, and the guardian runs this suite under ``guardian.harness``,
+which refuses to execute a file of ``strategies/`` here. The parameters, the docstring and
+the cascade definition are read from the source as literals.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 
 import numpy as np
@@ -21,15 +27,16 @@ from sorte.runtime.backtest import run_backtest
 from sorte.runtime.cascade import build_cascade, read_cascade, single_strategy_cascade
 from sorte.runtime.data import to_ohlcv
 from sorte.runtime.models import Ohlcv
-from sorte.runtime.strategy import Strategy, available_strategies, load_strategy, read_param_specs
+from sorte.runtime.strategy import available_strategies, read_param_specs
+from sorte.runtime.strategy_host import RemoteStrategy, StrategyHost
 
 STRATEGIES = REPO_ROOT / "strategies"
 NAMES = available_strategies(STRATEGIES)
 SIDES = {-1, 0, 1}
 
 
-def decisions(strategy: Strategy, bars: Ohlcv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    score, side, reason = strategy.decide(strategy.features(bars))
+def decisions(strategy: RemoteStrategy, bars: Ohlcv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    score, side, reason = strategy.signals(bars)
     return np.asarray(score), np.asarray(side), np.asarray(reason)
 
 
@@ -41,6 +48,13 @@ def cut_points(n: int, lookback: int) -> list[int]:
     """Bars at which the past must be enough: just after warm-up, spread out, and the end."""
     first = min(max(lookback + 1, 2), n - 1)
     return sorted({first, first + 1, n // 5, n // 3, n // 2, (2 * n) // 3, n - 7, n - 2} & set(range(first, n - 1)))
+
+
+@pytest.fixture(scope="module")
+def host():
+    """The worker every test reaches the strategies through (confined as far as the machine allows)."""
+    with StrategyHost(STRATEGIES) as h:
+        yield h
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +89,13 @@ def test_params_are_declared_typed_and_in_bounds(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_module_loads_with_its_defaults(name):
-    s = load_strategy(name, STRATEGIES)
+def test_module_loads_with_its_defaults(name, host):
+    s = host.strategy(name)
     assert set(s.params.as_dict()) == set(s.specs)
     lookback = s.lookback()
     assert isinstance(lookback, int) and lookback >= 1, lookback
-    assert s.description, f"{name} has no module docstring"
+    docstring = ast.get_docstring(ast.parse((STRATEGIES / f"{name}.py").read_text(encoding="utf-8")))
+    assert docstring and docstring.strip(), f"{name} has no module docstring"
 
 
 def assert_valid(name: str, n: int, score: np.ndarray, side: np.ndarray, reason: np.ndarray) -> None:
@@ -93,8 +108,8 @@ def assert_valid(name: str, n: int, score: np.ndarray, side: np.ndarray, reason:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_decisions_are_valid_on_real_data(name, goog_bars):
-    s = load_strategy(name, STRATEGIES)
+def test_decisions_are_valid_on_real_data(name, host, goog_bars):
+    s = host.strategy(name)
     score, side, reason = decisions(s, goog_bars)
     assert_valid(name, len(goog_bars), score, side, reason)
     assert (side != 0).any(), f"{name} never proposes a side on years of GOOG"
@@ -102,19 +117,19 @@ def test_decisions_are_valid_on_real_data(name, goog_bars):
 
 @pytest.mark.parametrize("bound", ["min", "max"])
 @pytest.mark.parametrize("name", NAMES)
-def test_decisions_stay_valid_with_parameters_at_their_bounds(name, bound, goog_bars):
+def test_decisions_stay_valid_with_parameters_at_their_bounds(name, bound, host, goog_bars):
     specs = read_param_specs(STRATEGIES / f"{name}.py")
     at = {p: (spec.min if bound == "min" else spec.max) for p, spec in specs.items() if spec.type != "bool"}
     values = {p: v for p, v in at.items() if v is not None}
     values = {p: int(v) if specs[p].type == "int" else v for p, v in values.items()}
-    s = load_strategy(name, STRATEGIES, values)
+    s = host.strategy(name, values)
     bars = goog_bars.window(799, 800)
     assert_valid(name, len(bars), *decisions(s, bars))
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_deterministic_and_does_not_mutate_its_input(name, goog_bars):
-    s = load_strategy(name, STRATEGIES)
+def test_deterministic_and_does_not_mutate_its_input(name, host, goog_bars):
+    s = host.strategy(name)
     bars = copy_bars(goog_bars)
     first = decisions(s, bars)
     columns = {
@@ -134,9 +149,9 @@ def test_deterministic_and_does_not_mutate_its_input(name, goog_bars):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_no_lookahead_truncated_history_gives_the_same_decisions(name, goog_bars):
+def test_no_lookahead_truncated_history_gives_the_same_decisions(name, host, goog_bars):
     """Decisions up to bar t may use bars 0..t only: cutting the future off changes nothing."""
-    s = load_strategy(name, STRATEGIES)
+    s = host.strategy(name)
     full_score, full_side, full_reason = decisions(s, goog_bars)
     n = len(goog_bars)
     # A peek at bar t + k shows at bar t itself: cut at signal bars (and just before them,
@@ -153,9 +168,9 @@ def test_no_lookahead_truncated_history_gives_the_same_decisions(name, goog_bars
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_lookback_is_enough_for_the_live_trailing_window(name, goog_bars):
+def test_lookback_is_enough_for_the_live_trailing_window(name, host, goog_bars):
     """The live runtime sees only ``lookback`` bars: its decision equals the backtest's."""
-    cascade = single_strategy_cascade(name, STRATEGIES)
+    cascade = single_strategy_cascade(name, STRATEGIES, host=host)
     batch = cascade.evaluate_batch(goog_bars)
     side = np.asarray(batch.side)
     acting = np.flatnonzero(np.asarray(batch.act))
@@ -169,7 +184,7 @@ def test_lookback_is_enough_for_the_live_trailing_window(name, goog_bars):
             assert d is None, f"{name}: bar {t} acts live, not in the backtest"
 
 
-def test_cascade_definition_loads_and_references_existing_strategies():
+def test_cascade_definition_loads_and_references_existing_strategies(host):
     definition = read_cascade(STRATEGIES / "cascade.py")  # literals, read without import
     assert 0.0 <= definition.min_confidence <= 1.0
     referenced = {s.strategy for s in definition.stages if s.kind == "strategy"}
@@ -177,7 +192,7 @@ def test_cascade_definition_loads_and_references_existing_strategies():
     assert not missing, f"cascade references unknown strategies: {sorted(missing)}"
     for stage in definition.stages:
         assert 0.0 <= stage.threshold <= 1.0 and stage.weight > 0, stage.name
-    cascade = build_cascade(definition, STRATEGIES)
+    cascade = build_cascade(definition, STRATEGIES, host=host)
     assert [s.name for s in cascade.stages] == [s.name for s in definition.enabled_stages]
     assert cascade.window >= 1
 
@@ -197,15 +212,16 @@ def assert_finite_metrics(result, n_bars: int) -> None:
     assert np.all(np.isfinite(result.equity.to_numpy(dtype=float)))
 
 
-def test_configured_cascade_backtests_with_finite_metrics(demo_market):
-    cascade = build_cascade(read_cascade(STRATEGIES / "cascade.py"), STRATEGIES)
+def test_configured_cascade_backtests_with_finite_metrics(host, demo_market):
+    cascade = build_cascade(read_cascade(STRATEGIES / "cascade.py"), STRATEGIES, host=host)
     result = run_backtest(cascade, demo_market, BrokerSettings(), RiskSettings())
     assert_finite_metrics(result, 300)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_each_strategy_backtests_alone_with_finite_metrics(name, demo_market):
-    result = run_backtest(single_strategy_cascade(name, STRATEGIES), demo_market, BrokerSettings(), RiskSettings())
+def test_each_strategy_backtests_alone_with_finite_metrics(name, host, demo_market):
+    cascade = single_strategy_cascade(name, STRATEGIES, host=host)
+    result = run_backtest(cascade, demo_market, BrokerSettings(), RiskSettings())
     assert_finite_metrics(result, 300)
     for d in result.decisions:
         assert d.side in (-1, 1) and 0.0 <= d.confidence <= 1.0 and d.strategy == name
