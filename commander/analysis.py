@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from scipy import stats
 
 from commander.models import AnalysisResult, CheckResult
+from sorte.config import AnalysisSettings
 from sorte.errors import SorteError
 
 # Per-bar return differences this small are float rounding, not a strategy difference.
@@ -47,32 +48,6 @@ class StepSample(BaseModel):
     errors: int = Field(0, ge=0)  # decision-path errors absorbed in the step (LLM fallbacks etc.)
     equity: float  # equity of the slot's book after the step
     pnl: float  # equity change over the step (equity - previous equity)
-
-
-class AnalysisSettings(BaseModel):
-    min_bars: int = Field(30, ge=2, description="Fewer paired steps make every performance check inconclusive.")
-    alpha: float = Field(0.01, gt=0, lt=1, description="Significance level of the one-sided paired tests.")
-    latency_p50_ratio: float = Field(
-        1.5, gt=0, description="The candidate's latency p50 may be at most this times the baseline's."
-    )
-    latency_p99_ratio: float = Field(
-        2.0, gt=0, description="The candidate's latency p99 may be at most this times the baseline's."
-    )
-    latency_floor_ms: float = Field(
-        2.0, ge=0, description="Latency differences below this many ms never fail (timer noise)."
-    )
-    latency_warmup_bars: int = Field(
-        5, ge=0, description="First paired steps left out of the latency checks (a fresh process is cold)."
-    )
-    error_rate_delta: float = Field(
-        0.05, ge=0, description="The candidate's error rate (errors per step) may exceed the baseline's by this."
-    )
-    pnl_margin: float = Field(
-        0.0, ge=0, description="Tolerated mean per-step return shortfall, as a fraction of equity."
-    )
-    drawdown_delta: float = Field(
-        0.01, ge=0, description="The candidate's max drawdown may exceed the baseline's by this (0.01 = 1 point)."
-    )
 
 
 def _validate(samples: list[StepSample], who: str) -> None:

@@ -52,6 +52,7 @@ from commander.slots import SlotClient, SlotDied, launch, new_token, socket_path
 from commander.source import ledger_path, open_source
 from commander.status import HISTORY_FILE, commander_dir
 from commander.worktree import ensure_worktree, resolve_commit
+from sorte import paths
 from sorte.config import Settings
 from sorte.runtime.ledger import open_owned
 from sorte.runtime.models import Bar
@@ -131,7 +132,7 @@ class Commander:
         self.settings = settings
         self.cs = settings.commander
         self.dir = commander_dir(settings.data_dir).resolve()
-        self.repo_root = Path(repo_root or settings.git.repo_root or settings.strategies_dir.parent).resolve()
+        self.repo_root = Path(repo_root).resolve() if repo_root else paths.repo_root(settings)
         self.backend = backend or make_backend(self.cs.backend, self.dir, _slot_mounts(settings))
         self.lock = CommanderLock(self.dir)
         self.feed, self.fingerprint = open_source(settings)

@@ -95,7 +95,9 @@ def existing_history(settings: Settings) -> DeploymentHistory | None:
 
 
 def _repo_root(settings: Settings) -> Path:
-    return Path(settings.git.repo_root or settings.strategies_dir.parent).resolve()
+    from sorte import paths
+
+    return paths.repo_root(settings)
 
 
 # -- running a commander ------------------------------------------------------------------

@@ -48,6 +48,7 @@ from guardian.workspace import (
     resolve_baseline,
     resolve_candidate,
 )
+from sorte import paths
 from sorte.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -219,7 +220,7 @@ def validate(
     become gate statuses in the verdict."""
     t0 = time.perf_counter()
     tolerances = _tolerances(settings)
-    repo = open_repository(Path(settings.git.repo_root or settings.strategies_dir))
+    repo = open_repository(paths.repo_root(settings))
     cand_ref = resolve_candidate(repo, branch)
     base_ref = resolve_baseline(repo, baseline or settings.guardian.baseline or settings.git.base_branch)
     cancel = None

@@ -20,7 +20,6 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from commander.analysis import AnalysisSettings
 from knowledge.settings import MINILM_MODEL, OLLAMA_EMBED_MODEL, KnowledgeSettings
 from sorte.errors import ConfigError
 
@@ -114,6 +113,12 @@ class ProviderSettings(BaseModel):
     timeout_s: float = Field(30.0, gt=0, le=600)
     concurrency: int = Field(2, ge=1, le=64, description="Calls in flight at once on this backend")
     context: int = Field(2048, ge=256, le=131072, description="llamacpp context length")
+    repack: bool = Field(
+        False,
+        description="llamacpp: let llama.cpp repack the weights into its extra CPU buffer types (AMX, AVX "
+        "repacks). Off by default: on CPUs with AMX, llama-cpp-python 0.3.36 crashes the process (SIGSEGV) "
+        "in the first decode of the embedded model with it on.",
+    )
 
 
 class RoleTarget(BaseModel):
@@ -242,6 +247,34 @@ class AgentSettings(BaseModel):
     plan_retries: int = Field(2, ge=0, le=5, description="Times an invalid plan goes back to the model")
     auto_approve: bool = Field(
         False, description="Approve passing parameter-only changes in paper mode without asking (never in live)"
+    )
+
+
+class AnalysisSettings(BaseModel):
+    """The commander's shadow analysis (``commander.analysis``): when a candidate is judged better."""
+
+    min_bars: int = Field(30, ge=2, description="Fewer paired steps make every performance check inconclusive.")
+    alpha: float = Field(0.01, gt=0, lt=1, description="Significance level of the one-sided paired tests.")
+    latency_p50_ratio: float = Field(
+        1.5, gt=0, description="The candidate's latency p50 may be at most this times the baseline's."
+    )
+    latency_p99_ratio: float = Field(
+        2.0, gt=0, description="The candidate's latency p99 may be at most this times the baseline's."
+    )
+    latency_floor_ms: float = Field(
+        2.0, ge=0, description="Latency differences below this many ms never fail (timer noise)."
+    )
+    latency_warmup_bars: int = Field(
+        5, ge=0, description="First paired steps left out of the latency checks (a fresh process is cold)."
+    )
+    error_rate_delta: float = Field(
+        0.05, ge=0, description="The candidate's error rate (errors per step) may exceed the baseline's by this."
+    )
+    pnl_margin: float = Field(
+        0.0, ge=0, description="Tolerated mean per-step return shortfall, as a fraction of equity."
+    )
+    drawdown_delta: float = Field(
+        0.01, ge=0, description="The candidate's max drawdown may exceed the baseline's by this (0.01 = 1 point)."
     )
 
 

@@ -4,14 +4,25 @@ import numpy as np
 
 from sorte.indicators import clip01, crossed_above, crossed_below, label, rolling_std, sma
 
+# How traders call this strategy, in Portuguese and English: the request interpreter matches them.
+ALIASES = []
+
 PARAMS = {
-    "period": {"type": "int", "default": 20, "min": 2, "max": 400, "doc": "SMA window in bars."},
+    "period": {
+        "type": "int",
+        "default": 20,
+        "min": 2,
+        "max": 400,
+        "doc": "SMA window in bars.",
+        "aliases": ["período", "janela", "período da média", "period", "window", "sma period"],
+    },
     "strength_scale": {
         "type": "float",
         "default": 1.0,
         "min": 0.1,
         "max": 10.0,
         "doc": "Distance from the SMA, in standard deviations, that maps to a score of about 0.9.",
+        "aliases": ["escala de força", "força", "escala", "strength", "strength scale", "scale"],
     },
     "stop_loss": {
         "type": "float",

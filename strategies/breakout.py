@@ -4,14 +4,43 @@ import numpy as np
 
 from sorte.indicators import clip01, label, rolling_std, shift, sma
 
+ALIASES = ["rompimento", "bollinger", "bollinger breakout", "bandas de bollinger"]
+
 PARAMS = {
-    "period": {"type": "int", "default": 20, "min": 5, "max": 200, "doc": "Bollinger window in bars."},
+    "period": {
+        "type": "int",
+        "default": 20,
+        "min": 5,
+        "max": 200,
+        "doc": "Bollinger window in bars.",
+        "aliases": [
+            "período",
+            "janela",
+            "período das bandas",
+            "period",
+            "window",
+            "bollinger period",
+            "band period",
+            "lookback",
+        ],
+    },
     "width": {
         "type": "float",
         "default": 2.0,
         "min": 0.5,
         "max": 5.0,
         "doc": "Band half-width in standard deviations.",
+        "aliases": [
+            "largura",
+            "largura da banda",
+            "desvios",
+            "desvio padrão",
+            "width",
+            "band width",
+            "deviations",
+            "std devs",
+            "sigma",
+        ],
     },
     "volume_boost": {
         "type": "float",
@@ -19,6 +48,7 @@ PARAMS = {
         "min": 0.0,
         "max": 0.4,
         "doc": "Score added when volume is above its average over the window.",
+        "aliases": ["bônus de volume", "reforço de volume", "volume", "volume boost", "volume bonus"],
     },
     "stop_loss": {
         "type": "float",

@@ -18,11 +18,11 @@ This file is data: the agent edits these literals in place.
 MIN_CONFIDENCE = 0.75
 
 STAGES = [
-    {"name": "momentum", "kind": "strategy", "strategy": "momentum", "threshold": 0.5, "weight": 1.0, "enabled": True},
-    {"name": "technical", "kind": "technical", "threshold": 0.55, "weight": 1.0, "enabled": True},
-    {"name": "sentiment", "kind": "llm", "role": "fast", "prompt": "sentiment", "threshold": 0.75, "weight": 1.0, "enabled": False},
-    {"name": "analysis", "kind": "llm", "role": "standard", "prompt": "technical", "threshold": 0.6, "weight": 1.0, "enabled": False},
-    {"name": "risk", "kind": "llm", "role": "reasoning", "prompt": "risk", "threshold": 0.5, "weight": 1.0, "enabled": False},
-    {"name": "validation", "kind": "llm", "role": "coder", "prompt": "validation", "threshold": 0.5, "weight": 1.0, "enabled": False},
-    {"name": "final", "kind": "llm", "role": "sentiment", "prompt": "final", "threshold": 0.0, "weight": 2.0, "enabled": False},
+    {"name": "momentum", "kind": "strategy", "strategy": "momentum", "threshold": 0.5, "weight": 1.0, "enabled": True, "aliases": ["estágio momentum", "momentum stage"]},
+    {"name": "technical", "kind": "technical", "threshold": 0.55, "weight": 1.0, "enabled": True, "aliases": ["técnico", "estágio técnico", "análise técnica", "indicadores", "technical stage", "technical analysis"]},
+    {"name": "sentiment", "kind": "llm", "role": "fast", "prompt": "sentiment", "threshold": 0.75, "weight": 1.0, "enabled": False, "aliases": ["sentimento", "filtro de sentimento", "sentiment filter", "sentiment stage"]},
+    {"name": "analysis", "kind": "llm", "role": "standard", "prompt": "technical", "threshold": 0.6, "weight": 1.0, "enabled": False, "aliases": ["análise", "análise do llm", "llm analysis", "analysis stage"]},
+    {"name": "risk", "kind": "llm", "role": "reasoning", "prompt": "risk", "threshold": 0.5, "weight": 1.0, "enabled": False, "aliases": ["risco", "gestão de risco", "risk check", "risk stage"]},
+    {"name": "validation", "kind": "llm", "role": "coder", "prompt": "validation", "threshold": 0.5, "weight": 1.0, "enabled": False, "aliases": ["validação", "validação de dados", "data validation", "validation stage"]},
+    {"name": "final", "kind": "llm", "role": "sentiment", "prompt": "final", "threshold": 0.0, "weight": 2.0, "enabled": False, "aliases": ["nota final", "score final", "decisão final", "final score", "final stage"]},
 ]

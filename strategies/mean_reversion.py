@@ -4,10 +4,40 @@ import numpy as np
 
 from sorte.indicators import clip01, label, rsi
 
+ALIASES = ["reversão à média", "reversão", "mean reversion", "reversion", "estratégia do rsi", "rsi strategy"]
+
 PARAMS = {
-    "rsi_period": {"type": "int", "default": 14, "min": 2, "max": 100, "doc": "RSI window in bars."},
-    "oversold": {"type": "float", "default": 30.0, "min": 1.0, "max": 50.0, "doc": "Buy below this RSI."},
-    "overbought": {"type": "float", "default": 70.0, "min": 50.0, "max": 99.0, "doc": "Sell above this RSI."},
+    "rsi_period": {
+        "type": "int",
+        "default": 14,
+        "min": 2,
+        "max": 100,
+        "doc": "RSI window in bars.",
+        "aliases": ["período do rsi", "janela do rsi", "rsi", "rsi period", "rsi window", "rsi length", "rsi lookback"],
+    },
+    "oversold": {
+        "type": "float",
+        "default": 30.0,
+        "min": 1.0,
+        "max": 50.0,
+        "doc": "Buy below this RSI.",
+        "aliases": ["sobrevendido", "sobrevenda", "nível de sobrevenda", "oversold", "oversold level", "buy level"],
+    },
+    "overbought": {
+        "type": "float",
+        "default": 70.0,
+        "min": 50.0,
+        "max": 99.0,
+        "doc": "Sell above this RSI.",
+        "aliases": [
+            "sobrecomprado",
+            "sobrecompra",
+            "nível de sobrecompra",
+            "overbought",
+            "overbought level",
+            "sell level",
+        ],
+    },
     "stop_loss": {
         "type": "float",
         "default": 0.03,

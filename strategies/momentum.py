@@ -4,15 +4,58 @@ import numpy as np
 
 from sorte.indicators import clip01, crossed_above, crossed_below, label, rolling_std, shift, sma
 
+ALIASES = ["momento", "cruzamento de médias", "cruzamento", "ma crossover", "sma crossover", "crossover"]
+
 PARAMS = {
-    "fast": {"type": "int", "default": 10, "min": 2, "max": 200, "doc": "Fast SMA window in bars."},
-    "slow": {"type": "int", "default": 20, "min": 3, "max": 400, "doc": "Slow SMA window in bars."},
+    "fast": {
+        "type": "int",
+        "default": 10,
+        "min": 2,
+        "max": 200,
+        "doc": "Fast SMA window in bars.",
+        "aliases": [
+            "rápida",
+            "média rápida",
+            "sma rápida",
+            "janela rápida",
+            "média curta",
+            "fast",
+            "fast sma",
+            "fast ma",
+            "fast window",
+            "fast average",
+            "short sma",
+            "short ma",
+        ],
+    },
+    "slow": {
+        "type": "int",
+        "default": 20,
+        "min": 3,
+        "max": 400,
+        "doc": "Slow SMA window in bars.",
+        "aliases": [
+            "lenta",
+            "média lenta",
+            "sma lenta",
+            "janela lenta",
+            "média longa",
+            "slow",
+            "slow sma",
+            "slow ma",
+            "slow window",
+            "slow average",
+            "long sma",
+            "long ma",
+        ],
+    },
     "strength_scale": {
         "type": "float",
         "default": 1.0,
         "min": 0.1,
         "max": 10.0,
         "doc": "Trend t-stat that maps to a score of about 0.9.",
+        "aliases": ["escala de força", "força", "escala", "strength", "strength scale", "scale"],
     },
     "stop_loss": {
         "type": "float",

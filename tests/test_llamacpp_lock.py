@@ -40,7 +40,7 @@ def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, _Recor
     path = tmp_path / "m.gguf"
     path.write_bytes(b"gguf")
     fake = _RecordingModel()
-    monkeypatch.setattr(llamacpp, "_MODELS", {(path, 2048): (fake, threading.Lock())})
+    monkeypatch.setattr(llamacpp, "_MODELS", {(path, 2048, False): (fake, threading.Lock())})
     return path, fake
 
 
@@ -69,7 +69,7 @@ def test_two_providers_of_one_model_never_call_it_at_once(model):
 def test_a_model_still_decoding_is_not_freed_at_exit(model, monkeypatch):
     path, fake = model
     monkeypatch.setattr(llamacpp, "_CLOSE_WAIT_S", 0.05)
-    _, lock = llamacpp._MODELS[(path, 2048)]
+    _, lock = llamacpp._MODELS[(path, 2048, False)]
     with lock:  # a timed-out call still inside the model
         llamacpp._close_models()
     assert not fake.closed
@@ -79,3 +79,12 @@ def test_an_idle_model_is_freed_at_exit(model):
     _, fake = model
     llamacpp._close_models()
     assert fake.closed
+
+
+def test_the_model_loads_without_extra_buffers_unless_asked():
+    lib = pytest.importorskip("llama_cpp.llama_cpp")
+    with llamacpp._extra_buffers(False):
+        assert lib.llama_model_default_params().use_extra_bufts is False
+    assert lib.llama_model_default_params().use_extra_bufts is True  # restored
+    with llamacpp._extra_buffers(True):
+        assert lib.llama_model_default_params().use_extra_bufts is True

@@ -17,13 +17,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 from pydantic import ValidationError
 
+from sorte import paths
 from sorte.agent import journal
-from sorte.agent.models import Decision, Intent, RunView, TextAnswer
-from sorte.agent.prompts import EXPLAIN, FIX, INTERPRET, PLAN, reply
+from sorte.agent.models import Decision, Intent, RunView
+from sorte.agent.prompts import FIX, PLAN, reply
 from sorte.config import Settings
 from sorte.editing.plan import EditPlan, EditRefused
 from sorte.errors import SorteError
-from sorte.llm.errors import LLMError
 
 log = structlog.get_logger("sorte.agent")
 
@@ -40,6 +40,7 @@ class AgentState(TypedDict, total=False):
     outcome: str
     reply: str
     intent: dict
+    reading: dict  # the interpreter's reading (sorte.interpret.Reading)
     lessons: list[str]
     plan: dict
     plan_errors: list[str]
@@ -168,71 +169,82 @@ class Agent:
         overall = state["verdict"]["overall"]
         if overall != "fail":
             return "approve"
-        if state.get("attempt", 0) < self.settings.agent.max_attempts:
+        if state.get("attempt", 0) < self.settings.agent.max_attempts and not _read_plan(state):
             return "plan"  # repair: the failures go back to the planner
         return "learn"
 
     # -- nodes ---------------------------------------------------------------------------------
     async def receive(self, state: AgentState) -> dict:
         sender = f"{state.get('channel', 'cli')}:{state.get('sender', 'local')}"
-        language = guess_language(state["request"])
+        language = message_language(state["request"])
         if not self.settings.may_command(sender):
             log.warning("agent.unauthorised", sender=sender, run_id=state["run_id"])
             return {"language": language, "outcome": "unauthorised", "reply": reply("unauthorised", language)}
         return {"language": language, "attempt": 0, "pass_at": {}, "failures": []}
 
     async def interpret(self, state: AgentState) -> dict:
-        strategies = _strategies(self.settings)
-        messages = [
-            {"role": "system", "content": INTERPRET.format(strategies=", ".join(strategies))},
-            {"role": "user", "content": state["request"]},
-        ]
-        try:
-            answer = await self.llm.ask("standard", messages, Intent, stage="agent.interpret")
-        except LLMError as exc:  # the run ends with the reason instead of stopping half-way
-            lang = state.get("language", "en")
-            return {"outcome": "failed", "reply": reply("no_model", lang, reason=str(exc)[:300])}
-        intent: Intent = answer.value
-        if intent.kind in ("change", "optimise") and intent.strategy not in strategies:
-            question = {
-                "pt": f"Qual estratégia devo mudar? ({', '.join(strategies)})",
-                "en": f"Which strategy should I change? ({', '.join(strategies)})",
-            }[intent.language]
-            intent = intent.model_copy(update={"kind": "unclear", "question": question})
-        update: dict = {"intent": intent.model_dump(), "language": intent.language}
-        if intent.kind == "unclear":
-            update |= {"outcome": "clarify", "reply": intent.question or reply("help", intent.language)}
+        """The catalogue-grounded interpreter: tier 1 with no model, tier 2 only where it is unsure."""
+        from sorte.interpret import build_catalogue, interpret
+        from sorte.interpret.constrained import ROLE
+        from sorte.llm.embedded import only_embedded
+
+        catalogue = await asyncio.to_thread(build_catalogue, paths.repo_root(self.settings))
+        weak = only_embedded(self.settings.llm, ROLE)
+        reading = await interpret(state["request"], catalogue, self.llm, weak_model=weak)
+        lang = reading.language
+        intent = Intent(kind=reading.intent, strategy=reading.strategy, language=lang, summary=reading.restated()[:300])
+        update: dict = {"intent": intent.model_dump(), "language": lang, "reading": reading.model_dump(mode="json")}
+        self.on_event("interpret", "reading", {"action": reading.action, "tier": reading.tier, "text": reading.message})
+        if reading.action == "edit" and reading.plan is not None:
+            update["plan"] = reading.plan.model_dump(mode="json")
+        elif reading.action == "code":
+            if only_embedded(self.settings.llm, "coder"):
+                update |= {"outcome": "refused", "reply": reply_text("coder_missing", lang)}
+        elif reading.action == "ask":
+            update |= {"outcome": "clarify", "reply": reading.message}
+        elif reading.action == "refuse":
+            update |= {"outcome": "refused", "reply": reading.message}
+        elif reading.intent == "change":  # already so: nothing to run
+            update |= {"outcome": "answered", "reply": reading.message}
+        if reading.intent in ("approve", "reject", "rollback") and reading.tier != 1:
+            update |= {"outcome": "clarify", "reply": reply("help", lang)}  # never on a model's guess
         return update
 
     async def answer(self, state: AgentState) -> dict:
+        """Everything that changes no code, answered from the service layer and the catalogue."""
+        from sorte.agent import answers
+        from sorte.interpret import build_catalogue
+
         intent = Intent.model_validate(state["intent"])
         lang = intent.language
-        if intent.kind == "help":
-            return {"outcome": "answered", "reply": reply("help", lang)}
         if intent.kind in ("approve", "reject"):
             return _pending_target(self.settings, lang, state)
-        if intent.kind == "status":
-            return {"outcome": "answered", "reply": _status(self.settings, lang, state["run_id"])}
         if intent.kind == "rollback":
             return await _rollback(self.settings, lang, state)
-        if intent.kind != "explain":
-            return {"outcome": "answered", "reply": reply("not_yet", lang, kind=intent.kind)}
-        catalogue = _catalogue(self.settings)
-        prompt = EXPLAIN.format(
-            language_name="Portuguese" if lang == "pt" else "English", catalogue=catalogue, question=state["request"]
-        )
-        try:
-            answer = await self.llm.ask(
-                "standard", [{"role": "user", "content": prompt}], TextAnswer, stage="agent.explain"
-            )
-        except LLMError as exc:
-            return {"outcome": "failed", "reply": reply("no_model", lang, reason=str(exc)[:300])}
-        return {"outcome": "answered", "reply": answer.value.text}
+        if intent.kind == "status":
+            text = await asyncio.to_thread(answers.status, self.settings, lang, state["run_id"])
+        elif intent.kind == "pnl":
+            text = await asyncio.to_thread(answers.pnl, self.settings, lang)
+        elif intent.kind == "lessons":
+            text = await asyncio.to_thread(answers.lessons, self.settings, intent.strategy, lang)
+        elif intent.kind == "explain":
+            catalogue = await asyncio.to_thread(build_catalogue, paths.repo_root(self.settings))
+            text = answers.explain(catalogue, intent.strategy, lang)
+        else:
+            text = reply("help", lang)
+        return {"outcome": "answered", "reply": text}
 
     async def recall(self, state: AgentState) -> dict:
         return {"lessons": await asyncio.to_thread(_recall, self.settings, state)}
 
     async def plan(self, state: AgentState) -> dict:
+        if _read_plan(state):  # the interpreter read the plan: checked on the tree, no model
+            plan = EditPlan.model_validate(state["plan"])
+            try:
+                await asyncio.to_thread(_dry_run, self.settings, state, plan)
+            except (EditRefused, SorteError, ValueError) as exc:
+                return {"outcome": "refused", "reply": reply("refused", state["language"], reason=str(exc)[:500])}
+            return {"plan": state["plan"], "plan_errors": [], "attempt": state.get("attempt", 0) + 1}
         intent = Intent.model_validate(state["intent"])
         strategy = intent.strategy or ""
         source, params = _strategy_source(self.settings, state, strategy)
@@ -306,7 +318,7 @@ class Agent:
         if verdict.overall == "fail":
             failures = verdict.reasons() + [f"{f.where()} {f.message}".strip() for f in verdict.findings[:10]]
             update["failures"] = failures
-            if attempt >= self.settings.agent.max_attempts:
+            if attempt >= self.settings.agent.max_attempts or _read_plan(state):
                 reasons = "; ".join(verdict.reasons())
                 update |= {
                     "outcome": "failed",
@@ -337,6 +349,7 @@ class Agent:
             and self.settings.runtime.mode == "paper"
             and state["verdict"]["overall"] == "pass"
             and all(op.op in PARAMETER_OPS for op in plan.ops)
+            and (state.get("reading") or {}).get("tier", 1) == 1
         )
 
     async def publish(self, state: AgentState) -> dict:
@@ -375,33 +388,31 @@ class Agent:
 
 
 # -- helpers (blocking: run in a thread) --------------------------------------------------------
-def guess_language(text: str) -> str:
-    words = set(text.lower().replace(",", " ").replace(".", " ").split())
-    pt = {"o", "a", "do", "da", "de", "para", "que", "não", "aumenta", "diminui", "muda", "estratégia", "quando", "só"}
-    return "pt" if len(words & pt) >= 2 or any(c in text for c in "ãõçé") else "en"
+def message_language(text: str) -> str:
+    from sorte.interpret.text import language
+
+    return language(text)
+
+
+def reply_text(key: str, lang: str) -> str:
+    from sorte.interpret import replies
+
+    return replies.text(key, lang)  # type: ignore[arg-type]
+
+
+def _read_plan(state: AgentState) -> bool:
+    """The plan came from the interpreter (a parameter or cascade change), not from the coder."""
+    return (state.get("reading") or {}).get("action") == "edit" and bool(state.get("plan"))
 
 
 def _strategies(settings: Settings) -> list[str]:
     from sorte.runtime.strategy import available_strategies
 
-    return sorted(available_strategies(_repo_root(settings) / "strategies"))
+    return sorted(available_strategies(paths.strategies_dir(settings)))
 
 
 def _repo_root(settings: Settings):
-    from sorte.editing.service import git_config
-
-    return git_config(settings).repo_root
-
-
-def _catalogue(settings: Settings) -> str:
-    from sorte.runtime.strategy import read_param_specs
-
-    root = _repo_root(settings) / "strategies"
-    lines = []
-    for name in _strategies(settings):
-        specs = read_param_specs(root / f"{name}.py")
-        lines.append(f"{name}: " + ", ".join(f"{k}={v.default} ({v.doc})" for k, v in specs.items()))
-    return "\n".join(lines)
+    return paths.repo_root(settings)
 
 
 def _tree_of(settings: Settings, state: AgentState):
@@ -414,9 +425,14 @@ def _tree_of(settings: Settings, state: AgentState):
 
 
 def _strategy_source(settings: Settings, state: AgentState, strategy: str) -> tuple[str, str]:
+    """The strategy's source and declared parameters for the coder; for a request that names no
+    strategy (a new one, say), the list of the strategies there are."""
     from sorte.runtime.strategy import read_param_specs
 
-    path = _tree_of(settings, state) / "strategies" / f"{strategy}.py"
+    folder = paths.strategies_in(_tree_of(settings, state))
+    path = folder / f"{strategy}.py"
+    if not strategy or not path.is_file():
+        return "# no strategy named: strategies are " + ", ".join(_strategies(settings)), "-"
     specs = read_param_specs(path)
     params = "; ".join(f"{k}: {v.type} default {v.default} in [{v.min}, {v.max}]" for k, v in specs.items())
     return path.read_text(encoding="utf-8"), params

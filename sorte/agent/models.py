@@ -7,13 +7,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Language = Literal["pt", "en"]
-IntentKind = Literal["change", "optimise", "explain", "status", "rollback", "approve", "reject", "help", "unclear"]
+IntentKind = Literal[
+    "change", "optimise", "explain", "lessons", "status", "pnl", "rollback", "approve", "reject", "help", "unclear"
+]
 RunStatus = Literal["running", "awaiting_approval", "done"]
 Outcome = Literal["merged", "rejected", "failed", "refused", "unauthorised", "answered", "clarify", "interrupted", ""]
 
 
 class Intent(BaseModel):
-    """The interpreter's reading of one message (the model fills it; code checks it)."""
+    """What a message is about, as the interpreter (``sorte.interpret``) read it."""
 
     kind: IntentKind = Field(
         description="change: edit a strategy or the cascade; optimise: tune a strategy's parameters; explain: a "

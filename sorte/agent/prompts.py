@@ -7,15 +7,6 @@ import json
 from sorte.agent.models import Language
 from sorte.editing.plan import EditPlan
 
-INTERPRET = """You read one message from a trader to Sorte, a trading bot that edits its own strategy code.
-Classify it. Strategies available: {strategies}.
-- change: modify a strategy, its parameters, or the cascade (e.g. "aumenta o stop loss do momentum para 3%").
-- optimise: search a strategy's parameters for better results.
-- explain: a question about strategies or results. status: how the bot is doing. rollback: undo the last deploy.
-- approve / reject: a decision on a pending change. help: what Sorte can do.
-- unclear: you cannot tell what to change or which strategy; then ask one short question in the user's language.
-language is "pt" for Portuguese, else "en". Answer with JSON only."""
-
 PLAN = """You are Sorte's coder. Turn the trader's request into an EditPlan: typed operations that the editor
 applies with LibCST. Only files under strategies/ may change. Never use eval, exec, subprocess, os.system,
 sockets, file access or environment variables. Use set_param for declared parameters (respect their bounds).
@@ -34,11 +25,6 @@ Lessons from earlier runs:
 FIX = """Your previous plan could not be used:
 {errors}
 Answer with a corrected EditPlan (JSON only)."""
-
-EXPLAIN = """Answer the trader's question about Sorte's strategies in {language_name}, in at most five sentences.
-Strategies and their declared parameters:
-{catalogue}
-Question: {question}"""
 
 REPLIES: dict[str, dict[Language, str]] = {
     "unauthorised": {

@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from sorte import paths
 from sorte.editing.plan import EditPlan, SetParam
 from sorte.errors import SorteError, StrategyError
 
@@ -326,7 +327,7 @@ def search(
     from sorte.runtime.strategy import available_strategies, read_param_specs
 
     t0 = time.perf_counter()
-    repo = open_repository(Path(settings.git.repo_root or settings.strategies_dir))
+    repo = open_repository(paths.repo_root(settings))
     ref = resolve_baseline(repo, base or settings.git.base_branch)
     root = Path(tempfile.mkdtemp(prefix="sorte-search-"))
     try:

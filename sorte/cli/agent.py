@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sorte.agent.models import Decision, RunView
+from sorte.config import Settings
 from sorte.errors import SorteError
 
 console = Console()
@@ -43,6 +44,20 @@ def _progress(node: str, event: str, info: dict) -> None:
         err.print(f"  [dim]{node} took {info['duration_s']:.1f}s[/]", highlight=False)
 
 
+def _restate(settings: Settings, text: str) -> None:
+    """Say at once how a change was read (tier 1, no model), before the agent and its imports
+    start: the trader sees "momentum.stop_loss: 0.02 → 0.03" while it is being validated."""
+    from sorte import paths
+    from sorte.interpret import Interpreter, build_catalogue
+
+    try:
+        reading = Interpreter(build_catalogue(paths.repo_root(settings))).read(text)
+    except SorteError:
+        return  # the agent reports it
+    if reading.action == "edit":
+        err.print(f"  {escape(reading.message)}", highlight=False)
+
+
 def _show_approval(view: RunView) -> None:
     err.print(f"\n[bold]Plan:[/] {escape(view.plan_summary)}")  # the plan's words, not markup
     if view.diff:
@@ -72,11 +87,13 @@ def ask_cmd(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Run the agent on a request: plan, edit, validate, ask for approval, merge."""
-    from sorte.agent import service
     from sorte.cli.edit import _fail, _settings
 
     try:
         settings = _settings(config)
+        _restate(settings, text)
+        from sorte.agent import service  # LangGraph takes a second to import: after the reading
+
         view = asyncio.run(service.ask(settings, text, on_event=_progress))
         if view.status == "awaiting_approval":
             _show_approval(view)

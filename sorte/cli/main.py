@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
+from sorte import paths
 from sorte.cli.agent import ask_cmd, resume_cmd, runs_app
 from sorte.cli.book import positions_cmd, profit_cmd, trades_cmd
 from sorte.cli.deploy import commander_cmd, deploy_cmd, rollback_cmd
@@ -24,11 +25,6 @@ from sorte.cli.validate import validate_cmd
 from sorte.config import Settings, load_settings
 from sorte.errors import SorteError
 from sorte.logging import setup_logging
-from sorte.runtime import service
-from sorte.runtime.control import write_control
-from sorte.runtime.data import DEFAULT_MAX_GAP
-from sorte.runtime.models import Decision, Fill, side_name
-from sorte.runtime.strategy import available_strategies, read_param_specs
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Sorte: a self-modifying autonomous trading agent.")
 console = Console()
@@ -36,7 +32,7 @@ err = Console(stderr=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file (else SORTE_CONFIG or ./sorte.yaml)")
 MaxGapOpt = typer.Option(
-    DEFAULT_MAX_GAP,
+    None,  # sorte.runtime.data.DEFAULT_MAX_GAP: the runtime (pandas) loads only for the commands that trade
     "--max-gap",
     help="Largest gap allowed, in median bar spacings (0: no limit). "
     "Default: 10 spacings, at least 5 days so market closures pass, at most 100 spacings",
@@ -69,6 +65,8 @@ def config_cmd(config: Path | None = ConfigOpt) -> None:
 @app.command("strategies")
 def strategies_cmd(config: Path | None = ConfigOpt) -> None:
     """List the strategies and their declared parameters."""
+    from sorte.runtime.strategy import available_strategies, read_param_specs
+
     try:
         settings = _settings(config)
         table = Table(
@@ -79,8 +77,9 @@ def strategies_cmd(config: Path | None = ConfigOpt) -> None:
             "bounds",
             "description",
         )
-        for name in available_strategies(settings.strategies_dir):
-            for pname, spec in read_param_specs(settings.strategies_dir / f"{name}.py").items():
+        folder = paths.strategies_dir(settings)
+        for name in available_strategies(folder):
+            for pname, spec in read_param_specs(folder / f"{name}.py").items():
                 table.add_row(
                     name,
                     pname,
@@ -113,6 +112,8 @@ def run_cmd(
     max_gap: float | None = MaxGapOpt,
 ) -> None:
     """Run the trading runtime (paper mode unless configured for live trading), printing decisions."""
+    from sorte.runtime import service
+
     updates = {"feed": feed, "symbols": symbol or None, "speed": speed, "batch_interval_s": interval}
     listener = partial(_print_event, quiet)
     try:
@@ -156,6 +157,8 @@ async def _run_until_signal(rt, max_steps):
 
 
 def _print_event(quiet: bool, kind: str, payload: object) -> None:
+    from sorte.runtime.models import Decision, Fill, side_name
+
     if kind == "resumed":
         console.print(f"[yellow]resuming the unfinished run from step {payload}[/]")
     elif quiet:
@@ -203,6 +206,8 @@ def backtest_cmd(
     max_gap: float | None = MaxGapOpt,
 ) -> None:
     """Backtest a strategy on historical bars and print its metrics."""
+    from sorte.runtime import service
+
     try:
         settings = _settings(config)
         if replay:
@@ -270,6 +275,8 @@ def control_cmd(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Change a running runtime's batch interval or pause new entries, without restart."""
+    from sorte.runtime.control import write_control
+
     try:
         settings = _settings(config)
         if pause and resume:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from guardian.verdict import GateResult
 from sorte.errors import SorteError
+
+if TYPE_CHECKING:  # the guardian package is heavy (pandas): loaded when a validation runs
+    from guardian.verdict import GateResult
 
 console = Console()
 err = Console(stderr=True)

@@ -234,6 +234,8 @@ def _add_strategy(ws: _Workspace, op: AddStrategy) -> dict[str, str]:
         text = tx.set_docstring(text, op.description)
     for name, value in op.params.items():
         text = tx.set_param_default(text, rel, name, _checked_value(text, TEMPLATE, name, value))
+    if op.aliases:
+        text = tx.set_aliases(text, op.aliases)
     existing = ws.get(rel)
     if existing is not None and existing != text:
         raise PolicyError(f"{rel} already exists")
@@ -368,8 +370,9 @@ def _strategy_files(ws: _Workspace, changed: dict[str, tuple[str, str]]) -> dict
 
 
 def _default_params(folder: Path, stem: str) -> dict:
-    from sorte.runtime.strategy import read_param_specs, resolve_params
+    from sorte.runtime.strategy import read_aliases, read_param_specs, resolve_params
 
+    read_aliases(folder / f"{stem}.py")  # the interpreter reads them: they must stay valid
     return resolve_params(read_param_specs(folder / f"{stem}.py"), None, stem).as_dict()
 
 

@@ -117,6 +117,11 @@ class AddStrategy(_Op):
     params: dict[str, bool | int | float] = Field(
         default_factory=dict, description="Defaults of the template's declared parameters to change."
     )
+    aliases: list[Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[^\n]+$")]] = Field(
+        default_factory=list,
+        max_length=24,
+        description="How traders call the new strategy, in Portuguese and English (e.g. 'rompimento de topo').",
+    )
 
 
 class RemoveFunction(_Op):

@@ -118,7 +118,9 @@ STATISTICS = frozenset(
 )  # fmt: skip
 #: What one strategy module may take from another (``from strategies.momentum import PARAMS``):
 #: the contract's names, never whatever else the module happens to bind (its numpy, say).
-STRATEGY_EXPORTS = frozenset({"PARAMS", "lookback", "features", "decide", "STAGES", "MIN_CONFIDENCE", "PROMPTS"})
+STRATEGY_EXPORTS = frozenset(
+    {"PARAMS", "ALIASES", "lookback", "features", "decide", "STAGES", "MIN_CONFIDENCE", "PROMPTS"}
+)
 
 #: Modules strategy code may import, with the symbols it may use from each.
 STRATEGY_MODULES: dict[str, frozenset[str]] = {
@@ -172,6 +174,8 @@ TEST_SORTE_MODULES: dict[str, frozenset[str] | None] = {
     "sorte.config": frozenset({"REPO_ROOT", "BrokerSettings", "RiskSettings"}),
     "sorte.runtime.models": None,
     "sorte.runtime.strategy": None,
+    # the one way a test reaches strategy code: a confined worker (the harness refuses the rest)
+    "sorte.runtime.strategy_host": frozenset({"StrategyHost", "RemoteStrategy"}),
     "sorte.runtime.cascade": None,
     "sorte.runtime.backtest": None,
     "sorte.runtime.data": None,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from sorte import paths
 from sorte.config import Settings
 from sorte.editing import gitops
 from sorte.editing.gitops import BranchInfo, GitIdentity, MergeMode
@@ -53,8 +54,8 @@ def git_config(settings: Settings) -> GitConfig:
     """Where runs live and who commits (the ``git`` settings section)."""
     git = settings.git
     return GitConfig(
-        repo_root=Path(git.repo_root or settings.strategies_dir),
-        worktrees_dir=(Path(settings.data_dir) / "worktrees").resolve(),
+        repo_root=paths.repo_root(settings),
+        worktrees_dir=paths.worktrees_dir(settings),
         base=git.base_branch,
         identity=GitIdentity(git.author_name, git.author_email),
         merge_mode=git.merge_mode,

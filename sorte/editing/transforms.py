@@ -155,6 +155,16 @@ def set_min_confidence(source: str, op: SetMinConfidence) -> str:
     return _replace_assignment(module, "MIN_CONFIDENCE", rebuild).code
 
 
+def set_aliases(source: str, aliases: list[str]) -> str:
+    """Replace a strategy module's ``ALIASES`` list (how traders call it)."""
+    module = parse(source, "strategy")
+
+    def rebuild(node: cst.BaseExpression) -> cst.BaseExpression:
+        return node if same_literal(node, list(aliases)) else literal_expr(list(aliases))
+
+    return _replace_assignment(module, "ALIASES", rebuild).code
+
+
 def set_stage(source: str, op: SetStage) -> str:
     module = parse(source, "cascade")
 

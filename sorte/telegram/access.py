@@ -17,9 +17,9 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from sorte.agent.graph import guess_language
 from sorte.config import Settings
 from sorte.errors import SorteError
+from sorte.interpret.text import language as guess_language
 from sorte.service import Forbidden, NotFound, Principal, audit, audit_scope
 from sorte.telegram.state import BotState
 from sorte.telegram.texts import action_text, t

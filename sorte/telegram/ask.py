@@ -30,10 +30,13 @@ class Progress:
         self.lang, self.interval_s = lang, interval_s
         self.step: str | None = None
         self.shown: str | None = None
+        self.reading = ""  # the interpreter's restated reading, shown under the step
 
     def on_event(self, node: str, event: str, info: dict) -> None:
         if event == "enter":
             self.step = node  # a plain assignment: safe from any thread, read by the ticker below
+        elif event == "reading" and info.get("action") == "edit":
+            self.reading = str(info.get("text", ""))
 
     async def tick(self) -> None:
         while True:
@@ -50,7 +53,8 @@ class Progress:
             self.bot.edit_message_text(
                 chat_id=self.chat_id,
                 message_id=self.message_id,
-                text=t(self.lang, "step", step=node_text(self.lang, step)),
+                text=t(self.lang, "step", step=node_text(self.lang, step))
+                + (f"\n{esc(self.reading)}" if self.reading else ""),
             )
         )
         return True

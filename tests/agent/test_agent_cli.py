@@ -55,7 +55,8 @@ def test_status_counts_the_earlier_runs(config: Path) -> None:
     assert invoke("ask", "o que você sabe fazer?", "--config", str(config)).exit_code == 0
     result = invoke("ask", "how are things?", "--config", str(config))
     assert result.exit_code == 0, result.output
-    assert "1 runs (1 answered); waiting for approval: -" in result.stdout
+    out = " ".join(result.stdout.split())
+    assert "Agent runs: 1 (1 answered); waiting for approval: -" in out, out
 
 
 def test_a_rollback_with_nothing_deployed_says_why_in_the_users_language(config: Path) -> None:

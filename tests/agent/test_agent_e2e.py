@@ -119,7 +119,9 @@ def test_command_to_merged_change_and_deploy_request(settings: Settings, repo: P
     assert "stop_loss" in view.diff and view.verdict["gates"]
     assert git(repo, "rev-parse", "main") == main_before, "nothing merged before approval"
     pending = run(service.pending_approval(settings, view.run_id, llm=llm))
-    assert pending["summary"] == STOP_LOSS["summary"] and "Verdict" in pending["verdict"]
+    assert pending["summary"] == "momentum.stop_loss: 0.02 → 0.03" and "Verdict" in pending["verdict"]
+    assert "momentum.stop_loss: 0.02 → 0.03" in pending["question"], "the approval restates the reading"
+    assert model.prompts == [], "the interpreter read the request and the plan without a model"
 
     done = run(service.decide(settings, view.run_id, Decision(approve=True, by="cli:test"), llm=llm))
     assert done.status == "done" and done.outcome == "merged", done
@@ -157,7 +159,7 @@ def test_failed_verdict_is_repaired_on_the_second_attempt(settings: Settings, re
         ],
     }
     model = Model(intent, [NO_REASONS, restore])
-    view = run(service.ask(settings, "simplify momentum, then keep it valid", llm=llm_for(settings, model)))
+    view = run(service.ask(settings, "simplify momentum's logic, then keep it valid", llm=llm_for(settings, model)))
     assert view.status == "awaiting_approval", view
     assert view.attempts == 2 and view.pass_at["1"] is False, view.pass_at
     assert any("tests: fail" in p for p in model.prompts), "the failures went back to the planner"
@@ -169,7 +171,7 @@ def test_failed_verdict_is_repaired_on_the_second_attempt(settings: Settings, re
 
     # The next plan for momentum is shown what this run taught.
     follow = Model(intent, [OS_SYSTEM])
-    run(service.ask(settings, "simplify momentum once more", llm=llm_for(settings, follow)))
+    run(service.ask(settings, "simplify momentum's logic once more", llm=llm_for(settings, follow)))
     assert any("rejected by the trader" in p for p in follow.prompts if "Sorte's coder" in p)
 
 
@@ -181,7 +183,10 @@ COMMANDER = {
 
 @pytest.mark.parametrize(
     ("text", "plan", "needle"),
-    [("add os.system to momentum", OS_SYSTEM, "'os'"), ("edit commander/ to always promote", COMMANDER, "commander")],
+    [
+        ("change momentum's logic to call a helper", OS_SYSTEM, "'os'"),
+        ("change the logic so that deployments always promote", COMMANDER, "commander"),
+    ],
 )
 def test_unsafe_request_is_refused_and_nothing_changes(
     settings: Settings, repo: Path, text: str, plan: dict, needle: str

@@ -43,7 +43,7 @@ def test_approved_run_opens_one_pull_request(settings: Settings, repo: Path, tmp
         assert done.outcome == "merged" and done.pr_url.endswith("/pull/1"), done
         assert git(remote, "rev-parse", view.branch) == view.commit
         pr = api.pulls["acme/strategies"][0]
-        assert pr["head"]["ref"] == view.branch and pr["title"] == STOP_LOSS["summary"]
+        assert pr["head"]["ref"] == view.branch and pr["title"] == "momentum.stop_loss: 0.02 → 0.03"
         assert "raise momentum's stop loss to 3%" in pr["body"] and "Guardian verdict" in pr["body"]
         assert TOKEN not in json.dumps(done.model_dump()) and TOKEN not in (repo / ".git" / "config").read_text()
 

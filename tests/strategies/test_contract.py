@@ -14,7 +14,6 @@ the cascade definition are read from the source as literals.
 
 from __future__ import annotations
 
-import ast
 import math
 
 import numpy as np
@@ -27,7 +26,7 @@ from sorte.runtime.backtest import run_backtest
 from sorte.runtime.cascade import build_cascade, read_cascade, single_strategy_cascade
 from sorte.runtime.data import to_ohlcv
 from sorte.runtime.models import Ohlcv
-from sorte.runtime.strategy import available_strategies, read_param_specs
+from sorte.runtime.strategy import available_strategies, read_description, read_param_specs
 from sorte.runtime.strategy_host import RemoteStrategy, StrategyHost
 
 STRATEGIES = REPO_ROOT / "strategies"
@@ -94,8 +93,7 @@ def test_module_loads_with_its_defaults(name, host):
     assert set(s.params.as_dict()) == set(s.specs)
     lookback = s.lookback()
     assert isinstance(lookback, int) and lookback >= 1, lookback
-    docstring = ast.get_docstring(ast.parse((STRATEGIES / f"{name}.py").read_text(encoding="utf-8")))
-    assert docstring and docstring.strip(), f"{name} has no module docstring"
+    assert read_description(STRATEGIES / f"{name}.py"), f"{name} has no module docstring"
 
 
 def assert_valid(name: str, n: int, score: np.ndarray, side: np.ndarray, reason: np.ndarray) -> None:

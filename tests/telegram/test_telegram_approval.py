@@ -195,7 +195,7 @@ def test_a_request_in_words_is_approved_by_button_and_merged(
     assert f"A execução {run_id} passou as verificações" in edits[len(steps)], "the reply replaces the progress"
     assert len(steps) == len(set(steps)), "an edit only when the step changed"
     assert "Aprovação necessária" in approval["text"] and "stop_loss" in approval["text"]
-    assert "Raise momentum's stop loss to 3%" in approval["text"]
+    assert "momentum.stop_loss: 0.02 → 0.03" in approval["text"]
     assert [b["text"] for b in approval["reply_markup"]["inline_keyboard"][0]] == ["✅ Aprovar", "❌ Rejeitar"]
 
     final = service.run(live, run_id)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from sorte.llm.embedded import embedded_model_path
 from sorte.llm.errors import LLMUnavailable, ModelMissing
 from sorte.llm.providers.base import Completion, Health
 
-_MODELS: dict[tuple[Path, int], tuple[Any, threading.Lock]] = {}
+_MODELS: dict[tuple[Path, int, bool], tuple[Any, threading.Lock]] = {}
 _LOAD_LOCK = threading.Lock()
 _CLOSE_WAIT_S = 30.0
 
@@ -35,6 +37,33 @@ def _close_models() -> None:
         if lock.acquire(timeout=_CLOSE_WAIT_S):
             model.close()
     _MODELS.clear()
+
+
+@contextmanager
+def _extra_buffers(allowed: bool) -> Iterator[None]:
+    """Load with or without llama.cpp's extra CPU buffer types (weight repacking).
+
+    On CPUs with AMX, llama.cpp repacks the weights for it, and with the embedded model the
+    first decode then dies with SIGSEGV (llama-cpp-python 0.3.36 on Sapphire Rapids). ``Llama()``
+    has no argument for ``use_extra_bufts``, so the default model parameters it starts from are
+    wrapped while it loads (under the load lock: one load at a time)."""
+    from llama_cpp import llama_cpp as lib
+
+    original = lib.llama_model_default_params
+    if allowed or "use_extra_bufts" not in dict(lib.llama_model_params._fields_):
+        yield
+        return
+
+    def without_extra_buffers():  # type: ignore[no-untyped-def]
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    lib.llama_model_default_params = without_extra_buffers
+    try:
+        yield
+    finally:
+        lib.llama_model_default_params = original
 
 
 class LlamaCppProvider:
@@ -52,10 +81,11 @@ class LlamaCppProvider:
             from llama_cpp import Llama
         except ImportError:
             raise LLMUnavailable("llama-cpp-python is not installed: `make install-llm` builds it") from None
-        key = (self.model_file(), self.settings.context)
+        key = (self.model_file(), self.settings.context, self.settings.repack)
         with _LOAD_LOCK:
             if key not in _MODELS:
-                model = Llama(model_path=str(key[0]), n_ctx=key[1], verbose=False, seed=0)
+                with _extra_buffers(self.settings.repack):
+                    model = Llama(model_path=str(key[0]), n_ctx=key[1], verbose=False, seed=0)
                 _MODELS[key] = (model, threading.Lock())
             return _MODELS[key]
 

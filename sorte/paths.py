@@ -1,0 +1,53 @@
+"""Where things live: the repository Sorte edits, its strategies and its cascade, and the run
+worktrees under the data dir. Every component asks here instead of deriving a path from the
+settings itself (five places once derived the repository root, with two fallbacks, and the
+agent looked for strategies in ``strategies/strategies``).
+
+The layout is the one the editor and the guardian enforce: the repository root holds
+``strategies/`` with the strategy modules and ``cascade.py``; a plan names files relative to
+the root (``strategies/momentum.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sorte.config import Settings
+from sorte.errors import ConfigError
+
+STRATEGIES = "strategies"
+CASCADE_FILE = "cascade.py"
+
+
+def repo_root(settings: Settings) -> Path:
+    """The repository whose ``strategies/`` the agent edits: ``git.repo_root``, else the folder
+    holding ``strategies_dir``."""
+    if settings.git.repo_root is not None:
+        return Path(settings.git.repo_root).resolve()
+    folder = Path(settings.strategies_dir).resolve()
+    if folder.name != STRATEGIES:
+        raise ConfigError(
+            f"strategies_dir {folder} is not a folder named {STRATEGIES!r} inside a repository: "
+            f"set git.repo_root to the repository whose {STRATEGIES}/ Sorte edits"
+        )
+    return folder.parent
+
+
+def strategies_dir(settings: Settings) -> Path:
+    """The strategies Sorte edits and trades: ``<repo root>/strategies``."""
+    if settings.git.repo_root is not None:
+        return repo_root(settings) / STRATEGIES
+    return Path(settings.strategies_dir).resolve()
+
+
+def strategies_in(tree: Path) -> Path:
+    """The strategies folder of a checkout (the base repository or a run's worktree)."""
+    return Path(tree) / STRATEGIES
+
+
+def cascade_file(tree: Path) -> Path:
+    return strategies_in(tree) / CASCADE_FILE
+
+
+def worktrees_dir(settings: Settings) -> Path:
+    """Where the agent's run worktrees live (one per run, under the data dir)."""
+    return (Path(settings.data_dir) / "worktrees").resolve()
