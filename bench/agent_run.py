@@ -3,8 +3,9 @@
     .venv/bin/python bench/agent_run.py [--runs 3]
 
 A throw-away git repository holds this project's files. Each run is ``sorte.agent.service.ask``
-with the request "aumenta o stop loss do momentum para 3%" and the fake provider answering
-(the interpreter's Intent and the coder's EditPlan, scripted): receive, interpret, recall
+with a request "aumenta o stop loss do momentum para N%" (N differs per run, so each one edits
+and validates for real), read by the interpreter's tier 1 (the plan too: no model; the fake
+provider stands by and is never asked): receive, interpret, recall
 (the lesson store, all-MiniLM-L6-v2 in process), plan (the plan checked by a dry run of the
 LibCST editor), edit (branch, worktree, commit), validate (the guardian, Docker sandbox),
 approve (the interrupt: the run stops there, the clock too). The first run is cold (a new
@@ -41,7 +42,7 @@ from sorte.llm.client import LLM  # noqa: E402
 from sorte.llm.providers.fake import FakeProvider  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "agent_run.json"
-REQUEST = "aumenta o stop loss do momentum para 3%"
+REQUEST = "aumenta o stop loss do momentum para {percent:g}%"
 TARGET_S = 45.0
 
 
@@ -64,11 +65,8 @@ def settings_for(repo: Path, data: Path) -> Settings:
 
 
 def scripted(value: float):
-    intent = {"kind": "change", "strategy": "momentum", "language": "pt", "summary": REQUEST}
-
     def answer(_model: str, messages: list[dict[str, str]]) -> str:
-        text = "\n".join(m["content"] for m in messages)
-        return json.dumps(intent if "Classify it" in text else plan_for(value))
+        return json.dumps(plan_for(value))  # only a coder plan would need it: a parameter change never asks
 
     return answer
 
@@ -76,7 +74,7 @@ def scripted(value: float):
 def one_run(settings: Settings, value: float) -> dict:
     llm = LLM(settings.llm, None, {"fake": FakeProvider("fake", settings.llm.providers["fake"], scripted(value))})
     t0 = time.perf_counter()
-    view = asyncio.run(service.ask(settings, REQUEST, llm=llm))
+    view = asyncio.run(service.ask(settings, REQUEST.format(percent=round(value * 100, 3)), llm=llm))
     wall = time.perf_counter() - t0
     assert view.status == "awaiting_approval", view
     nodes: dict[str, float] = defaultdict(float)

@@ -43,13 +43,25 @@ class Result:
         return self.reading.action == self.item["action"]
 
     @property
+    def same_plan(self) -> bool:
+        """The same operations; in any order when each changes a different setting (their order
+        then changes nothing), in the given order otherwise (stage moves, say)."""
+        got, want = self.ops, self.expected_ops
+        if got == want:
+            return True
+        keys = [(o.get("op"), o.get("strategy"), o.get("name"), o.get("stage")) for o in want]
+        if len(set(keys)) != len(keys) or any(o.get("op") == "set_stage" for o in want):
+            return False
+        return sorted(map(repr, got)) == sorted(map(repr, want))
+
+    @property
     def exact(self) -> bool:
         """Intent, action and (for an edit) the operations all as expected."""
-        return self.intent_ok and self.action_ok and self.ops == self.expected_ops
+        return self.intent_ok and self.action_ok and self.same_plan
 
     @property
     def wrong_edit(self) -> bool:
-        return self.reading.action == "edit" and not (self.item["action"] == "edit" and self.ops == self.expected_ops)
+        return self.reading.action == "edit" and not (self.item["action"] == "edit" and self.same_plan)
 
     @property
     def language_ok(self) -> bool:

@@ -11,7 +11,7 @@ from itertools import product
 from rapidfuzz.distance import OSA
 
 from sorte.interpret.catalogue import MIN_CONFIDENCE_ALIASES, Catalogue
-from sorte.interpret.text import words
+from sorte.interpret.text import COMMON_WORDS, words
 
 #: ("strategy", name) | ("param", strategy, name) | ("stage", name) | ("min_confidence",)
 Target = tuple[str, ...]
@@ -63,7 +63,10 @@ def find(
     ``vocabulary()``, built once per table)."""
     longest = max((len(k) for k in table), default=0)
     # each word of the message with the catalogue words it may be (itself first)
-    near = [[w, *(v for v in vocabulary.get(len(w), ()) if v != w and _close(w, v))] for w in found]
+    near = [
+        [w, *(v for v in vocabulary.get(len(w), ()) if v != w and _close(w, v))] if w not in COMMON_WORDS else [w]
+        for w in found
+    ]  # a common word is never a typo of a name ("with" is not "width")
     candidates: list[Mention] = []
     for i in range(len(found)):
         for n in range(min(longest, len(found) - i), 0, -1):
@@ -98,6 +101,6 @@ def _close(word: str, alias: str) -> bool:
     """Same word but for a typo: one edit from five letters on, two from nine; digits exact."""
     if word == alias:
         return True
-    if len(alias) < 5 or any(c.isdigit() for c in word + alias):
+    if len(alias) < 5 or len(word) < 5 or any(c.isdigit() for c in word + alias):
         return False
     return OSA.distance(word, alias) <= (1 if len(alias) < 9 else 2)

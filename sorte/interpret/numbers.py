@@ -7,9 +7,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Unit = Literal["", "percent", "points", "pp", "times", "bars", "seconds", "minutes"]
+Unit = Literal["", "percent", "points", "pp", "times", "bars", "seconds", "minutes", "deviations"]
 
 _NUMBER = re.compile(r"^(\d+(?:[.,]\d+)?)(%|x|s|pp|pts?)?$")
+_TIMES = re.compile(r"^x(\d+(?:[.,]\d+)?)$")  # "slow x2"
 _UNITS: dict[tuple[str, ...], Unit] = {
     ("pontos", "percentuais"): "pp",
     ("ponto", "percentual"): "pp",
@@ -47,6 +48,14 @@ _UNITS: dict[tuple[str, ...], Unit] = {
     ("secs",): "seconds",
     ("sec",): "seconds",
     ("seg",): "seconds",
+    ("desvios", "padrao"): "deviations",
+    ("desvio", "padrao"): "deviations",
+    ("standard", "deviations"): "deviations",
+    ("desvios",): "deviations",
+    ("sigma",): "deviations",
+    ("sigmas",): "deviations",
+    ("std",): "deviations",
+    ("stds",): "deviations",
     ("minutos",): "minutes",
     ("minuto",): "minutes",
     ("minutes",): "minutes",
@@ -103,6 +112,12 @@ def quantities(found: list[str]) -> list[Quantity]:
         value, end, unit = got
         if not unit:
             unit, end = _unit_at(found, end)
+        if (
+            unit
+            and found[end : end + 2] in (["e", "meio"], ["e", "meia"])
+            or found[end : end + 3] == ["and", "a", "half"]
+        ):
+            value, end = value + 0.5, end + (2 if found[end] == "e" else 3)  # "um minuto e meio"
         sign = 0
         if i > 0 and found[i - 1] in "+-" and found[i - 1] and (i < 2 or _number_at(found, i - 2) is None):
             sign = 1 if found[i - 1] == "+" else -1
@@ -113,6 +128,11 @@ def quantities(found: list[str]) -> list[Quantity]:
 
 def _number_at(found: list[str], i: int) -> tuple[float, int, Unit] | None:
     word = found[i]
+    times = _TIMES.match(word)
+    if times:
+        return float(times.group(1).replace(",", ".")), i + 1, "times"
+    if word in ("a", "an") and _unit_at(found, i + 1)[0] in ("minutes", "seconds"):
+        return 1.0, i + 1, ""  # "a minute and a half"
     m = _NUMBER.match(word)
     if m:
         value = float(m.group(1).replace(",", "."))
@@ -136,6 +156,8 @@ def _number_at(found: list[str], i: int) -> tuple[float, int, Unit] | None:
         if i + 2 < len(found) and found[i + 1] == "e" and found[i + 2] == "meio":
             return value + 0.5, i + 3, ""
         return value, i + 1, ""
+    if word in ("zera", "zerar", "zere", "zerou"):  # "zera o stop": to 0 (0 = none)
+        return 0.0, i + 1, ""
     if word in ("meio", "meia", "half") and not (i > 0 and found[i - 1] in ("e", "and")):
         skip = i + 2 if i + 1 < len(found) and found[i + 1] in ("a", "an") else i + 1
         unit, end = _unit_at(found, skip)

@@ -22,7 +22,7 @@ from sorte.interpret.numbers import MULTIPLIERS, Quantity, quantities
 from sorte.interpret.text import Language, language, normalise, words
 from sorte.interpret.values import Knob, Unsure, absolute, checked, relative, show
 
-_JOINERS = frozenset({"e", "and", "&", "tambem", "also", "plus", "mais", "depois", "then", "=", "mas", "but"})
+_JOINERS = frozenset({"e", "and", "&", "tambem", "tb", "tbm", "also", "plus", "depois", "then", "mas", "but"})
 RUN_ID = re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b")
 #: Below this a tier-1 reading hands over to the model tier.
 CONFIDENT = 0.8
@@ -46,8 +46,11 @@ class _Read:
         self.text = text
         self.w = words(text)
         self.lang: Language = language(text)
-        self.mentions = find(self.w, interpreter.table, interpreter.vocabulary)
         self.qty = quantities(self.w)
+        units = {i for q in self.qty for i in range(q.start, q.end)}
+        found = find(self.w, interpreter.table, interpreter.vocabulary)
+        self.mentions = [m for m in found if not units & set(range(m.start, m.end))]
+        self.everywhere = self.mentions  # the whole message's mentions (self.mentions narrows to a clause)
         self.run_id = (RUN_ID.findall(normalise(text)) or [None])[0]
         self.strategy: str | None = None  # the strategy a change is about, once read
         self.previous: Mention | None = None
@@ -129,10 +132,16 @@ class _Read:
                     slots = [
                         ("param", Mention(self.qty[0].start, self.qty[0].start, set(self.previous.targets)), ("param",))
                     ]
+                if not slots:
+                    slots = self._by_unit()
                 if not slots or not self._actionable(slots):
                     continue
                 found_any = True
                 self._clause(slots, ops, changes, same)
+                used = {id(self._qty_for(slots, k)) for k in range(len(slots))}
+                extra = self._by_unit([q for q in self.qty if id(q) not in used])
+                if extra and all(extra[0][1].targets != s[1].targets for s in slots):
+                    self._clause(extra, ops, changes, same)  # "… and make the bands 2.5 sigma wide"
             self.mentions, self.qty = everything, numbers
             if not found_any:
                 return self._unknown_parameter()
@@ -166,7 +175,8 @@ class _Read:
             nxt = next((d for d in cuts if d > c), len(self.w))
             left = any(bounds[-1] <= q.start < c for q in self.qty)
             right = any(c < q.start < nxt for q in self.qty)
-            if left and right:
+            named = any(c < m.start < nxt for m in self.mentions)  # "… and weight 1.2" stays one clause
+            if left and right and named:
                 bounds.append(c + 1)
         bounds.append(len(self.w))
         return list(zip(bounds, bounds[1:], strict=False))
@@ -176,7 +186,7 @@ class _Read:
             return True
         lo, hi = slots[0][1].start, slots[-1][1].end
         window = self.w[max(0, lo - 6) : hi + 6]
-        if any(_is(w, V.FIRST + V.LAST + V.BEFORE + V.AFTER) or w in V.ORDINALS for w in window):
+        if any(_is(w, V.FIRST + V.LAST + V.BEFORE + V.AFTER + V.EARLIER + V.LATER) or w in V.ORDINALS for w in window):
             return any(kind == "stage" for kind, _, _ in slots)
         if any(w in MULTIPLIERS for w in window):
             return True
@@ -195,9 +205,14 @@ class _Read:
             elif kind == "min_confidence":
                 results = [self._min_confidence(slots, k)]
             else:
-                op, change, used = self._stage(slots, k)
+                op, stage_changes, used = self._stage(slots, k)
                 done |= used
-                results = [(op, change)]
+                moved = [c for c in stage_changes if c.before != c.after]
+                same.extend(c for c in stage_changes if c.before == c.after)
+                if moved:
+                    ops.append(op)
+                    changes.extend(moved)
+                continue
             for op, change in results:
                 if change.before == change.after:
                     same.append(change)
@@ -210,6 +225,10 @@ class _Read:
         params = [m for m in self.mentions if m.of("param")]
         out: list[tuple[str, Mention, Target]] = []
         for m in self.mentions:
+            if m.of("param") and self._generic_next_to_param(m):
+                continue  # "o período da média lenta": the slow SMA's window, not breakout's period
+            if m.of("param") and out and out[-1][0] == "param" and out[-1][1].of("param") == m.of("param"):
+                continue  # "escala de força (strength_scale)", "width 3 sigma": named twice
             if m.of("min_confidence"):
                 out.append(("min_confidence", m, ("min_confidence",)))
             elif m.of("param") and not (m.of("stage") and self._stage_context(m)):
@@ -218,13 +237,28 @@ class _Read:
                 out.append(("stage", m, next(iter(m.of("stage")))))
         return out
 
+    def _generic_next_to_param(self, m: Mention) -> bool:
+        """A bare "period"/"janela" right before or after another parameter's name qualifies it."""
+        if not all(w in V.GENERIC for w in self.w[m.start : m.end]):
+            return False
+        for other in self.mentions:
+            if other is m or not other.of("param") or all(w in V.GENERIC for w in self.w[other.start : other.end]):
+                continue
+            lo, hi = (m.end, other.start) if other.start >= m.end else (other.end, m.start)
+            if lo <= hi and all(w in V.CONNECTORS for w in self.w[lo:hi]):
+                return True
+        return False
+
     def _stage_context(self, m: Mention) -> bool:
         """A name that is a stage and a strategy ("momentum") is the stage when the message talks
         of stages: on/off, thresholds, weights, order, or the word stage itself."""
+        if any(q.unit in ("seconds", "minutes", "bars", "deviations") for q in self.qty):
+            return False  # "40 segundos": a strategy's parameter
         return (
             any(self._on(i) or _is(w, V.OFF) for i, w in enumerate(self.w))
-            or self._has_words(V.STAGE_WORDS + V.THRESHOLD + V.WEIGHT + V.POSITION + V.BEFORE + V.AFTER)
+            or self._has_words(V.STAGE_WORDS + V.THRESHOLD + V.WEIGHT + V.BEFORE + V.AFTER)
             or self._has_words(V.FIRST + V.LAST)
+            or any(w in V.ORDINALS for w in self.w)
         )
 
     def _unknown_parameter(self) -> Reading | None:
@@ -256,7 +290,14 @@ class _Read:
             return [self._param(slots, k, strategy) for strategy in named]
         if self.strategy is not None:  # "momentum: stop 1,5% e take 5%"
             return [self._param(slots, k, self.strategy)]
-        owners = sorted({t[1] for t in m.of("param")})
+        elsewhere = list(dict.fromkeys(t[1] for x in self.everywhere if x is not m for t in sorted(x.of("strategy"))))
+        if len(elsewhere) == 1:  # "sl 2% e tp 4% na reversão": named once for the whole message
+            return [self._param(slots, k, elsewhere[0])]
+        owners = [name for name in self.cat.strategies if any(t[1] == name for t in m.of("param"))]
+        if self._has(V.ALL_STRATEGIES) and owners:  # "stop loss to 1.5% on all three strategies"
+            return [self._param(slots, k, strategy) for strategy in owners]
+        if all(w in V.GENERIC for w in self.w[m.start : m.end]):  # "muda o período pra 25": which one?
+            raise Unsure("ask", "which_param", name=" ".join(self.w[m.start : m.end]), options=self._generic_options(m))
         if len(owners) == 1:
             return [self._param(slots, k, owners[0])]
         refusals: list[Unsure] = []
@@ -300,11 +341,38 @@ class _Read:
         named = [t[1] for x in self.mentions if x is not m for t in sorted(x.of("strategy"))]
         return list(dict.fromkeys(named))
 
+    def _by_unit(self, numbers: list[Quantity] | None = None) -> list[tuple[str, Mention, Target]]:
+        """A number whose unit names the parameter: "at least 25s" is a minimum hold, "3 sigma" a
+        band width; only for a strategy named in the message and one parameter of that kind."""
+        strategy = self.strategy or self._one_strategy()
+        if strategy is None or strategy not in self.cat.strategies:
+            return []
+        for q in self.qty if numbers is None else numbers:
+            kinds = {"seconds": "second", "minutes": "second", "deviations": "standard deviation"}
+            if q.unit not in kinds:
+                continue
+            fits = [p for p in self.cat.strategies[strategy].params.values() if kinds[q.unit] in p.doc.lower()]
+            if len(fits) == 1:
+                return [("param", Mention(q.start, q.start, {("param", strategy, fits[0].name)}), ("param",))]
+        return []
+
+    def _generic_options(self, m: Mention) -> str:
+        said = set(self.w[m.start : m.end])
+        options = [
+            f"{s.name}.{p.name}"
+            for s in self.cat.strategies.values()
+            for p in s.params.values()
+            if said & set(words(" ".join([p.name.replace("_", " "), *p.aliases])))
+        ]
+        return ", ".join(options)
+
     def _foreign_before(self, m: Mention) -> None:
-        """ "trailing stop", "macd period": a parameter no strategy has, named in the refusal."""
-        for w in self.w[max(0, m.start - 2) : m.start]:
-            if w in V.FOREIGN:
-                said = " ".join(self.w[max(0, m.start - 2) : m.end])
+        """ "trailing stop", "macd period", "limite de perda diária": a parameter no strategy has,
+        named in the refusal."""
+        near = self.w[max(0, m.start - 2) : m.start] + self.w[m.end : m.end + 2]
+        for w in near:
+            if w in V.FOREIGN or w in V.QUALIFIERS:
+                said = " ".join(self.w[max(0, m.start - 2) : min(len(self.w), m.end + 2)])
                 strategy = self._one_strategy()
                 known = ", ".join(self.cat.strategies[strategy].params) if strategy else self._strategy_list()
                 key = "unknown_param_named" if strategy else "unknown_param_any"
@@ -317,41 +385,56 @@ class _Read:
         return SetMinConfidence(value=value), Change(target=knob.target, before=knob.current, after=value)
 
     # -- stages --------------------------------------------------------------------------------
-    def _stage(self, slots: list, k: int) -> tuple[SetStage, Change, set[int]]:
+    def _stage(self, slots: list, k: int) -> tuple[SetStage, list[Change], set[int]]:
+        """One stage's new settings, all in one operation: position, on/off, threshold, weight."""
         m: Mention = slots[k][1]
         stage = self.cat.stage(slots[k][2][1])
         assert stage is not None
-        lo = slots[k - 1][1].end if k > 0 else 0
+        lo = slots[k - 1][1].end if k > 0 else self.clause_lo
         hi = slots[k + 1][1].start if k + 1 < len(slots) else len(self.w)
         used: set[int] = set()
-        # "before/after <stage>": this stage moves next to the one named after the word.
+        fields: dict[str, object] = {}
+        changes: list[Change] = []
         position = self._position(stage, slots, k, used)
         if position is not None:
-            return (
-                self._stage_op(stage, "position", position),
-                Change(target=f"cascade.{stage.name}.position", before=stage.position, after=position),
-                used,
-            )
-        field_ = self._stage_field(lo, hi)
-        switch = self._switch_for(m)
-        if field_ is None and switch is not None and not self._qty_for(slots, k):
-            return (
-                self._stage_op(stage, "enabled", switch),
-                Change(target=f"cascade.{stage.name}.enabled", before=stage.enabled, after=switch),
-                used,
-            )
-        field_ = field_ or "threshold"
-        if field_ == "weight":
-            knob = Knob(f"cascade.{stage.name}.weight", stage.weight, "float", 0.0, 100.0, False)
+            fields["position"] = position
+            changes.append(Change(target=f"cascade.{stage.name}.position", before=stage.position, after=position))
         else:
-            knob = Knob(f"cascade.{stage.name}.threshold", stage.threshold, "float", 0.0, 1.0, True)
-        value = float(self._value(slots, k, knob))
-        if field_ == "weight" and value <= 0:
-            raise Unsure("refuse", "out_of_bounds", target=knob.target, value=show(value), bounds="(0, 100]")
-        op = self._stage_op(stage, field_, value)
-        if switch is True and not stage.enabled:  # "liga o risco com limiar 0,6"
-            op = op.model_copy(update={"enabled": True})
-        return op, Change(target=knob.target, before=knob.current, after=value), used
+            for field_, q, at in self._stage_values(slots, k, lo, hi):
+                if field_ == "weight":
+                    knob = Knob(f"cascade.{stage.name}.weight", stage.weight, "float", 0.0, 100.0, False)
+                else:
+                    knob = Knob(f"cascade.{stage.name}.threshold", stage.threshold, "float", 0.0, 1.0, True)
+                value = float(self._compute(knob, q, at, hi))
+                if field_ == "weight" and value <= 0:
+                    raise Unsure("refuse", "out_of_bounds", target=knob.target, value=show(value), bounds="(0, 100]")
+                fields[field_] = value
+                changes.append(Change(target=knob.target, before=knob.current, after=value))
+        switch = self._switch_for(m)
+        if switch is not None and (switch != stage.enabled or not fields):  # "liga o risco e bota em primeiro"
+            fields["enabled"] = switch
+            changes.append(Change(target=f"cascade.{stage.name}.enabled", before=stage.enabled, after=switch))
+        if not fields:
+            raise Unsure("ask", "what_value_for", target=f"cascade.{stage.name}", current=show(stage.threshold))
+        return SetStage(stage=stage.name, **fields), changes, used
+
+    def _stage_values(self, slots: list, k: int, lo: int, hi: int) -> list[tuple[str, Quantity | None, int]]:
+        """(field, number, where its words start) for each threshold or weight the message gives
+        the stage: "threshold 0.8, weight 0.5"; a bare number is a threshold."""
+        marks = [(i, "weight" if _is(w, V.WEIGHT) else "threshold") for i, w in enumerate(self.w[lo:hi], lo)
+                 if _is(w, V.WEIGHT) or _is(w, V.THRESHOLD)]  # fmt: skip
+        if not marks:
+            q = self._qty_for(slots, k)
+            return [("threshold", q, lo)] if q is not None else []
+        out = []
+        for n, (i, field_) in enumerate(marks):
+            nxt = marks[n + 1][0] if n + 1 < len(marks) else hi
+            start = marks[n - 1][0] + 1 if n else lo
+            after = [q for q in self.qty if i < q.start < nxt]
+            before = [q for q in self.qty if start <= q.start < i]
+            q = after[0] if after else (before[-1] if before and n == 0 else None)
+            out.append((field_, q, start))
+        return out
 
     def _stage_op(self, stage: StageEntry, field_: str, value: object) -> SetStage:
         return SetStage(stage=stage.name, **{field_: value})
@@ -395,6 +478,9 @@ class _Read:
                 after = any(_is(w, V.AFTER) for w in between)
                 target = other.position + (1 if after else 0)
                 return target - 1 if stage.position < target else target
+        moved = self._moved_by(stage, slots, k)
+        if moved is not None:
+            return moved
         if any(_is(w, V.FIRST) for w in rest):
             return 0
         if any(_is(w, V.LAST) for w in rest):
@@ -408,6 +494,24 @@ class _Read:
                 raise Unsure("refuse", "bad_position", last=last)
             return int(q.value)
         return None
+
+    def _moved_by(self, stage: StageEntry, slots: list, k: int) -> int | None:
+        """ "adianta a validação uma posição", "move risk down two places": relative to where it is."""
+        lo = slots[k - 1][1].end if k > 0 else self.clause_lo
+        hi = slots[k + 1][1].start if k + 1 < len(slots) else len(self.w)
+        window = self.w[lo:hi]
+        if not any(_is(w, V.POSITION) or w in ("place", "places", "posicoes", "lugares", "lugar") for w in window):
+            return None
+        step = -1 if any(_is(w, V.EARLIER) for w in window) else 1 if any(_is(w, V.LATER) for w in window) else 0
+        if step == 0:
+            return None
+        q = next((q for q in self.qty if lo <= q.start < hi), None)
+        n = int(q.value) if q is not None and q.whole else 1
+        last = len(self.cat.stages) - 1
+        target = stage.position + step * n
+        if not 0 <= target <= last:
+            raise Unsure("refuse", "bad_position", last=last)
+        return target
 
     def _cascade_still_trades(self, ops: list) -> None:
         """Refused before any run: a cascade whose every strategy stage is off proposes nothing."""
@@ -438,12 +542,18 @@ class _Read:
         return before[-1] if before else None
 
     def _value(self, slots: list, k: int, knob: Knob) -> bool | int | float:
-        m: Mention = slots[k][1]
-        q = self._qty_for(slots, k)
         lo = slots[k - 1][1].end if k > 0 else self.clause_lo
-        clause = self.w[lo : (q.start if q else m.end + 4)]
-        direction = _direction(clause)
-        factor = next((MULTIPLIERS[w] for w in self.w[lo : m.end + 4] if w in MULTIPLIERS), None)
+        hi = slots[k + 1][1].start if k + 1 < len(slots) else len(self.w)
+        return self._compute(knob, self._qty_for(slots, k), lo, hi)
+
+    def _compute(self, knob: Knob, q: Quantity | None, lo: int, hi: int) -> bool | int | float:
+        """The knob's new value from its number, the words around it (lo..hi) and their direction."""
+        named = {i for m in self.everywhere for i in range(m.start, m.end)}  # "volume boost" is no "boost!"
+        before = [w for i, w in enumerate(self.w[lo : q.start] if q else self.w[lo:hi], lo) if i not in named]
+        after = [w for i, w in enumerate(self.w[q.end : hi], q.end) if i not in named] if q else []
+        direction = _direction(before) or _direction(after)  # "ten points lower"
+        added = any(_is(w, V.ADD) for w in before) - any(_is(w, V.SUBTRACT) for w in before)
+        factor = next((MULTIPLIERS[w] for w in self.w[lo:hi] if w in MULTIPLIERS), None)
         if q is None:
             if factor is None:
                 raise Unsure("ask", "what_value_for", target=knob.target, current=show(knob.current))
@@ -455,6 +565,8 @@ class _Read:
             q = replace(q, value=q.value * 60, unit="seconds")
         if q.unit == "times":
             return checked(knob, knob.current * q.value, direction=0)
+        if added:  # "add 4 bars", "mais 15 segundos", "tira 3 pontos": always by that much
+            return relative(knob, q, added)
         points = q.unit in ("points", "pp") and prep not in V.TO
         by_amount = q.sign != 0 or (prep in V.BY and direction != 0) or points
         if by_amount:

@@ -39,6 +39,10 @@ TEXTS: dict[str, dict[Language, str]] = {
         "en": "Which strategy? ({options})",
         "pt": "Qual estratégia? ({options})",
     },
+    "which_param": {
+        "en": "Which '{name}'? ({options})",
+        "pt": "Qual '{name}'? ({options})",
+    },
     "which_strategy_for": {
         "en": "'{name}' exists in several strategies: which one? ({options})",
         "pt": "'{name}' existe em várias estratégias: qual delas? ({options})",

@@ -44,6 +44,9 @@ _EN = frozenset(
 )
 
 
+#: Everyday words of either language: never read as a typo of a parameter's name.
+COMMON_WORDS = _PT | _EN
+
 _EN_AFTER_DO = frozenset({"you", "i", "we", "they", "it", "not", "that", "this", "so", "more", "less", "one"})
 
 

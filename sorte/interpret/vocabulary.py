@@ -5,7 +5,8 @@ aumentar, aumente)."""
 from __future__ import annotations
 
 #: Verbs and words that raise or lower a value; an entry ending in * is a prefix.
-UP = ("aument*", "sobe", "sobem", "subir", "suba", "subindo", "elev*", "ampli*", "alarg*", "acrescent*", "raise*",
+UP = ("aument*", "afrouxa*", "afrouxe", "folga*", "sobe", "sobem", "subir", "suba", "subindo", "elev*", "ampli*",
+      "alarg*", "acrescent*", "raise*",
       "increas*", "bump*", "widen*", "lengthen*", "loosen*", "boost*", "up", "higher", "mais", "maior", "bigger",
       "larger", "longer")  # fmt: skip
 DOWN = ("diminu*", "reduz*", "reduc*", "baix*", "abaix*", "encurt*", "estreit*", "apert*", "lower*", "decreas*",
@@ -15,6 +16,9 @@ DOWN = ("diminu*", "reduz*", "reduc*", "baix*", "abaix*", "encurt*", "estreit*",
 SET = ("mud*", "alter*", "coloc*", "bota", "botar", "bote", "poe", "ponha", "deix*", "defin*", "set", "sets",
        "seta", "setar", "sete", "ajust*", "troc*", "configur*", "change*", "make", "put", "updat*", "use", "usa",
        "usar", "fix*", "fica", "ficar", "joga", "jogar", "manda", "mande", "switch")  # fmt: skip
+#: Words that make a number an amount to add or take away ("add 4 bars", "tira 3 pontos").
+ADD = ("add", "adds", "adiciona*", "acrescenta*", "soma*", "another", "extra", "mais", "plus")
+SUBTRACT = ("tira", "tirar", "tire", "subtrai*", "subtract*", "minus", "menos", "desconta*")
 ON = ("liga", "ligar", "ligue", "religa", "ativ*", "habilit*", "reativ*", "enable*", "activat*", "reactivat*")
 OFF = ("desliga*", "desativ*", "desabilit*", "disable*", "deactivat*", "off", "tira", "tirar", "tire", "remov*",
        "kill", "pausa*", "pause*")  # fmt: skip
@@ -22,7 +26,7 @@ OFF = ("desliga*", "desativ*", "desabilit*", "disable*", "deactivat*", "off", "t
 #: with a verb that gives the direction: "coloca em 3%" sets, "aumenta em 1%" adds).
 TO = ("para", "pra", "pro", "to", "=", "at", "a", "ate", "pros", "into")
 BY = ("by", "em", "de")
-THRESHOLD = ("limiar", "threshold", "corte", "limite", "cutoff", "cut-off", "minimo", "minimum", "min", "nota")
+THRESHOLD = ("limiar", "threshold", "thresh", "corte", "limite", "cutoff", "cut-off")
 WEIGHT = ("peso", "weight", "pesos", "weights")
 POSITION = ("posicao", "position", "ordem", "order", "lugar", "place", "slot")
 FIRST = ("primeiro", "primeira", "first", "inicio", "comeco", "topo", "top", "frente", "front", "start")
@@ -31,23 +35,63 @@ ORDINALS = {"segundo": 1, "segunda": 1, "second": 1, "terceiro": 2, "terceira": 
             "quarta": 3, "fourth": 3, "quinto": 4, "quinta": 4, "fifth": 4, "sexto": 5, "sexta": 5,
             "sixth": 5, "setimo": 6, "setima": 6, "seventh": 6}  # fmt: skip
 BEFORE = ("antes", "before", "ahead")
+#: A stage moved earlier or later by a number of places.
+EARLIER = ("adianta*", "antecipa*", "earlier", "forward", "up", "sobe", "subir", "suba")
+LATER = ("atrasa*", "later", "backward*", "down", "desce", "descer", "desca", "back")
 AFTER = ("depois", "after", "apos", "behind")
+#: Words that qualify a parameter into one no strategy has ("limite de perda diária").
+QUALIFIERS = frozenset(
+    {
+        "diaria",
+        "diario",
+        "daily",
+        "semanal",
+        "weekly",
+        "mensal",
+        "monthly",
+        "anual",
+        "yearly",
+        "trailing",
+        "movel",
+        "dinamico",
+        "dynamic",
+        "global",
+        "total",
+        "portfolio",
+        "carteira",
+    }
+)
+#: "all three strategies", "todas as estratégias": one change for every strategy that has it.
+ALL_STRATEGIES: tuple[tuple[str, ...], ...] = (
+    ("all", "three"), ("all", "strategies"), ("all", "the", "strategies"), ("every", "strategy"),
+    ("todas", "as", "estrategias"), ("todas", "estrategias"), ("as", "tres"), ("nas", "tres"), ("todas", "as", "tres"),
+    ("each", "strategy"), ("cada", "estrategia"),
+)  # fmt: skip
+#: Words that name a parameter only in general ("the period of the slow SMA").
+GENERIC = frozenset({"periodo", "period", "janela", "window", "length", "comprimento", "lookback", "tamanho"})
+#: Words that may stand between a generic word and the parameter it qualifies.
+CONNECTORS = frozenset({"de", "do", "da", "dos", "das", "of", "the", "a", "o", "for", "pra", "para"})
 STAGE_WORDS = ("estagio", "estagios", "stage", "stages", "etapa", "etapas", "cascata", "cascade", "filtro", "filter")
 
 #: Intents other than a change, as phrases (tuples of words; a word ending in * is a prefix).
 INTENTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "approve": (("aprov*",), ("approv*",), ("lgtm",), ("pode", "mergear"), ("pode", "fazer", "o", "merge"),
                 ("merge", "it"), ("ship", "it"), ("manda", "bala"), ("go", "ahead")),
-    "reject": (("rejeit*",), ("recus*",), ("reject*",), ("declin*",), ("descart*",), ("nao", "aprov*"),
+    "reject": (("scrap*",), ("joga", "fora"), ("throw", "it", "away"), ("dispensa*",), ("rejeit*",), ("recus*",),
+               ("reject*",), ("declin*",), ("descart*",), ("nao", "aprov*"),
                ("don't", "approv*"), ("dont", "approv*"), ("do", "not", "approv*"), ("deny",), ("nega",),
                ("discard*",), ("cancel*",), ("abandon*",)),
-    "rollback": (("rollback",), ("roll", "back"), ("revert*",), ("desfaz*",), ("desfac*",), ("undo",),
+    "rollback": (("how", "it", "was"), ("before", "the", "last"), ("last", "edit"), ("last", "change"),
+                 ("ultima", "mudanca"), ("antes", "da", "ultima"), ("rollback",), ("roll", "back"), ("revert*",),
+                 ("desfaz*",), ("desfac*",), ("undo",),
                  ("volta", "a", "versao"), ("volta", "pra", "versao"), ("volta", "para", "versao"),
                  ("voltar", "a", "versao"), ("versao", "anterior"), ("previous", "version"),
                  ("previous", "deploy*"), ("deploy", "anterior"), ("volta", "atras"), ("volta", "como"),
                  ("como", "tava", "antes"), ("como", "estava", "antes"), ("the", "way", "it", "was"),
                  ("put", "it", "back"), ("go", "back", "to", "the")),
-    "status": (("status",), ("como", "esta"), ("como", "ta"), ("como", "vai"), ("como", "estao"),
+    "status": (("ta", "ligado"), ("esta", "ligado"), ("ta", "on"), ("is", "it", "on"), ("bot", "on"), ("online",),
+               ("up", "and", "running"), ("status",), ("como", "esta"), ("como", "ta"), ("como", "vai"),
+               ("como", "estao"),
                ("how", "is", "it", "going"), ("how", "are", "things"), ("how", "are", "we", "doing"),
                ("how", "is", "sorte"), ("what's", "running"), ("whats", "running"), ("what", "is", "running"),
                ("situacao",), ("health*",), ("rodando",), ("running",), ("overview",), ("resumo",),
@@ -61,14 +105,16 @@ INTENTS: dict[str, tuple[tuple[str, ...], ...]] = {
             ("resultado*",), ("performance",), ("desempenho",), ("returns",), ("how", "much", "did"),
             ("quanto", "ganh*"), ("quanto", "perd*"), ("quanto", "eu"), ("making", "money"),
             ("dinheiro",), ("money",), ("open", "trades"), ("trades", "abert*"), ("operacoes", "abert*")),
-    "optimise": (("otimiz*",), ("optimi*",), ("tune",), ("tuning",), ("tunar",), ("calibr*",),
+    "optimise": (("better", "param*"), ("melhores", "param*"), ("better", "settings"), ("find", "better"),
+                 ("acha", "melhores"), ("otimiz*",), ("optimi*",), ("tune",), ("tuning",), ("tunar",), ("calibr*",),
                  ("melhores", "parametros"), ("best", "parameters"), ("best", "params"), ("grid", "search"),
                  ("melhor", "configuracao"), ("best", "settings"), ("search",), ("busca",), ("procura", "os"),
                  ("find", "the", "best"), ("acha", "os", "melhores"), ("encontra", "os", "melhores"),
                  ("melhor", "combinacao"), ("best", "combination"), ("backtest", "all")),
     "lessons": (("aprendeu",), ("aprendizado*",), ("licoes",), ("licao",), ("lesson*",), ("learn*",),
                 ("aprendeste",), ("aprendemos",), ("taught",), ("ensinou",)),
-    "explain": (("explica*",), ("explique",), ("explain*",), ("como", "funciona"), ("how", "does"),
+    "explain": (("o", "que", "*", "faz"), ("o", "que", "o", "*", "faz"), ("what", "does", "*", "do"), ("explica*",),
+                ("explique",), ("explain*",), ("como", "funciona"), ("how", "does"),
                 ("how", "do", "*", "work"), ("configurac*",), ("settings",), ("config",), ("configs",),
                 ("descrev*",), ("describe*",), ("tell", "me", "about"), ("me", "fala"), ("fala", "sobre"),
                 ("parametros",), ("parameters",), ("params",), ("what", "does"), ("o", "que", "faz"),
@@ -127,6 +173,8 @@ FOREIGN = ("macd", "ema", "vwap", "atr", "adx", "obv", "estocastico", "stochasti
 
 #: Secrets, shells and instructions aimed at the model: refused, whatever else the message says.
 HOSTILE: tuple[tuple[str, ...], ...] = (
+    ("esquec*", "*", "regras"), ("forget", "your"), ("sem", "aprovacao"), ("without", "approval"),
+    ("qualquer", "mudanca"), ("any", "change"), ("delet*",), ("apag*",), ("wipe*",), ("erase*",),
     ("ignor*",), ("system", "prompt"), ("prompt", "do", "sistema"), ("token*",), ("senha*",), ("password*",),
     ("api", "key*"), ("apikey*",), ("chave*", "da", "api"), ("chave*", "api"), ("env",), ("secret*",),
     ("segredo*",), ("credenciais",), ("credentials",), ("rm",), ("sudo",), ("curl",), ("wget",), ("bash",),

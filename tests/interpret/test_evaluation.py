@@ -56,7 +56,7 @@ def test_the_shipped_values_are_the_ones_the_sets_assume(catalogue) -> None:
     assert catalogue.min_confidence == 0.75
 
 
-@pytest.mark.parametrize("name", ["requests_dev.yaml", "requests_holdout.yaml"])
+@pytest.mark.parametrize("name", ["requests_dev.yaml", "requests_dev2.yaml", "requests_holdout.yaml"])
 def test_each_set_is_well_formed_and_half_portuguese(name: str) -> None:
     items = load_set(HERE / name)
     assert len(items) >= 150
@@ -66,8 +66,9 @@ def test_each_set_is_well_formed_and_half_portuguese(name: str) -> None:
         assert bool(item.get("ops")) == (item["action"] == "edit"), item["id"]
 
 
-def test_the_development_part_reads_as_expected(catalogue) -> None:
-    report = run(load_set(HERE / "requests_dev.yaml"), Interpreter(catalogue).read)
+@pytest.mark.parametrize("name", ["requests_dev.yaml", "requests_dev2.yaml"])
+def test_the_development_part_reads_as_expected(catalogue, name: str) -> None:
+    report = run(load_set(HERE / name), Interpreter(catalogue).read)
     summary = report.summary()
     misses = [(r.item["id"], r.item["text"], r.reading.intent, r.reading.action, r.ops) for r in report.misses()]
     assert summary["exact_plan"] >= 0.97, misses
