@@ -1,5 +1,7 @@
 """A smoke run of the whole graph with the embedded SmolLM2-135M (the default model on a fresh
-machine): its plan may well be refused, but the run must end cleanly, with a reply."""
+machine). The README's request needs no model (the interpreter reads it); a request the
+interpreter cannot place goes to the model tier, whose guess may be anything: the run must
+end cleanly, with a reply, and never with a change."""
 
 from __future__ import annotations
 
@@ -26,9 +28,11 @@ def test_embedded_model_runs_the_graph_to_its_end(repo: Path, tmp_path: Path) ->
     )
     assert settings.llm.profile == "embedded"
     view = asyncio.run(service.ask(settings, "raise momentum's stop loss to 3%"))
-    if view.status == "awaiting_approval":
-        view = asyncio.run(service.decide(settings, view.run_id, Decision(approve=False)))
-    assert view.status == "done", view
-    assert view.outcome in {"rejected", "refused", "failed", "clarify", "answered"}, view
-    assert view.reply
-    assert read_audit(settings.data_dir, view.run_id)[-1]["node"] == "report"
+    assert view.status == "awaiting_approval", view
+    view = asyncio.run(service.decide(settings, view.run_id, Decision(approve=False)))
+    assert (view.status, view.outcome) == ("done", "rejected"), view
+
+    unsure = asyncio.run(service.ask(settings, "hmm, and that momentum thing from yesterday?"))
+    assert unsure.status == "done" and unsure.outcome in {"clarify", "answered"}, unsure
+    assert unsure.reply and not unsure.branch, "a guess never becomes a change"
+    assert read_audit(settings.data_dir, unsure.run_id)[-1]["node"] == "report"
