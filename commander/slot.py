@@ -28,6 +28,7 @@ from commander.lease import Lease, LeaseConflict
 from commander.protocol import MAX_LINE, decode, encode, row_bar
 from commander.slot_report import SlotReporter
 from commander.source import PushedFeed, ledger_path, open_source
+from sorte import paths
 from sorte.config import Settings
 from sorte.runtime.broker import PaperBroker
 from sorte.runtime.cascade import Cascade, LLMStage
@@ -158,7 +159,7 @@ class Slot:
         control = RuntimeControl(batch_interval_s=0.0)
         if role == "active":
             self._lease = Lease(self.commander_dir)
-            control.file = settings.data_dir / "control.json"  # `sorte control pause` reaches the trader
+            control.file = paths.control_file(settings.data_dir)  # `sorte control pause` reaches the trader
             fenced = FencedBroker(paper, self._lease, self.name, epoch)
             executor = Executor(fenced, settings.risk, settings.broker)
             journal_ledger: Any = FencedLedger(ledger, self._lease, self.name, epoch)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from commander.alerts import Alerts
+from sorte import paths
 
 SNAPSHOT_EVERY_S = 1.0
 STORM_WINDOW = 20  # steps
@@ -19,7 +20,7 @@ STORM_FALLBACKS = 10  # LLM answers replaced by the technical score within the w
 
 
 def snapshot_path(commander_dir: Path, slot: str) -> Path:
-    return Path(commander_dir) / f"snapshot-{slot}.json"
+    return paths.slot_snapshot(commander_dir, slot)
 
 
 class SlotReporter:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sorte import paths
 from sorte.config import Settings
 from sorte.errors import ConfigError
 from sorte.runtime.clock import SimClock
 from sorte.runtime.feed import ReplayFeed
 from sorte.runtime.models import Bar, Ohlcv
 from sorte.runtime.service import demo_frames, feed_fingerprint, load_frames
-
-LEDGER_FILE = "ledger.db"
 
 
 def open_source(settings: Settings) -> tuple[ReplayFeed, str]:
@@ -32,7 +31,7 @@ def open_source(settings: Settings) -> tuple[ReplayFeed, str]:
 
 def ledger_path(commander_dir: Path) -> Path:
     """The book of the account: written only by the slot that holds the lease."""
-    return commander_dir / LEDGER_FILE
+    return paths.commander_ledger(commander_dir)
 
 
 class PushedFeed:

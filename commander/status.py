@@ -11,12 +11,13 @@ from commander.history import DeploymentHistory
 from commander.inbox import commander_running
 from commander.lease import SLOTS, Lease, LeaseState
 from commander.models import Deployment
+from sorte import paths
 
 HISTORY_FILE = "deployments.sqlite"
 
 
 def commander_dir(data_dir: Path | str) -> Path:
-    return Path(data_dir) / "commander"
+    return paths.commander_dir(data_dir)
 
 
 class StatusReport(BaseModel):

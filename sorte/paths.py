@@ -51,3 +51,43 @@ def cascade_file(tree: Path) -> Path:
 def worktrees_dir(settings: Settings) -> Path:
     """Where the agent's run worktrees live (one per run, under the data dir)."""
     return (Path(settings.data_dir) / "worktrees").resolve()
+
+
+# -- the data dir ----------------------------------------------------------------------------
+CONTROL_FILE = "control.json"
+LEDGER_FILE = "ledger.db"
+
+
+def control_file(data_dir: Path | str) -> Path:
+    """Pause and batch interval, re-read by the runtime between batches (``sorte control``)."""
+    return Path(data_dir) / CONTROL_FILE
+
+
+def paper_ledger(data_dir: Path | str) -> Path:
+    """``sorte run``'s paper book."""
+    return Path(data_dir) / "paper" / LEDGER_FILE
+
+
+def live_feed_ledger(data_dir: Path | str, live: bool) -> Path:
+    """The book of ``sorte run --feed ccxt``: real orders, or paper orders on live candles."""
+    return Path(data_dir) / ("live" if live else "paper-live") / LEDGER_FILE
+
+
+def commander_dir(data_dir: Path | str) -> Path:
+    """The commander's lock, lease, history, inbox, shared ledger, snapshots and alerts."""
+    return Path(data_dir) / "commander"
+
+
+def commander_ledger(folder: Path | str) -> Path:
+    """The account's book under the commander: written only by the slot holding the lease."""
+    return Path(folder) / LEDGER_FILE
+
+
+def slot_snapshot(folder: Path | str, slot: str) -> Path:
+    """What a slot last reported (positions, stage figures, closes), under the commander dir."""
+    return Path(folder) / f"snapshot-{slot}.json"
+
+
+def agent_dir(data_dir: Path | str) -> Path:
+    """The agent's checkpoints, audit log, run views and deploy requests."""
+    return Path(data_dir) / "agent"

@@ -13,13 +13,14 @@ import threading
 import time
 from pathlib import Path
 
+from sorte import paths
 from sorte.agent.models import RunView
 
 _lock = threading.Lock()
 
 
 def agent_dir(data_dir: Path) -> Path:
-    path = Path(data_dir) / "agent"
+    path = paths.agent_dir(data_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

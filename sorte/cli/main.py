@@ -286,7 +286,7 @@ def control_cmd(
             from sorte.service.access import LOCAL
 
             (actions.pause if pause else actions.resume)(settings, LOCAL)
-        data = write_control(settings.data_dir / "control.json", interval)
+        data = write_control(paths.control_file(settings.data_dir), interval)
     except SorteError as exc:
         _fail(exc)
     console.print_json(json.dumps(data))

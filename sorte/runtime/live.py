@@ -14,6 +14,7 @@ from pathlib import Path
 
 import structlog
 
+from sorte import paths
 from sorte.config import Settings
 from sorte.runtime.broker import PaperBroker
 from sorte.runtime.ccxt_feed import CcxtPollingFeed
@@ -77,12 +78,12 @@ def build_live_session(
         log.info("live_account", exchange=settings.exchange.name, assets=sorted(balances))
     else:
         broker = PaperBroker(settings.broker)
-    ledger_path = ledger_path or settings.data_dir / ("live" if live else "paper-live") / "ledger.db"
+    ledger_path = ledger_path or paths.live_feed_ledger(settings.data_dir, live)
     ledger = _open_ledger(ledger_path, _fingerprint(settings, feed), fresh)
     interval = settings.runtime.batch_interval_s
     control = RuntimeControl(
         batch_interval_s=LIVE_DEFAULT_INTERVAL_S if interval is None else interval,
-        file=settings.data_dir / "control.json",
+        file=paths.control_file(settings.data_dir),
     )
     executor = Executor(broker, settings.risk, settings.broker)
     runtime = LiveRuntime(cascade, feed, broker, executor, feed.clock, control, ledger, metrics, listener)

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
+from sorte import paths
 from sorte.config import RuntimeSettings, Settings
 from sorte.errors import ConfigError, DataError, TradingRefused
 from sorte.runtime import demo
@@ -83,7 +84,7 @@ def build_paper_session(
     cascade = configured_cascade(settings, metrics.registry)
     clock = WallClock() if settings.runtime.speed > 0 else SimClock()
     feed = ReplayFeed(frames, clock, settings.runtime.speed)
-    ledger_path = ledger_path or settings.data_dir / "paper" / "ledger.db"
+    ledger_path = ledger_path or paths.paper_ledger(settings.data_dir)
     try:
         ledger = _open_ledger(ledger_path, feed_fingerprint(frames), feed, fresh)
     except BaseException:
@@ -106,7 +107,7 @@ def _open_ledger(path: Path, fingerprint: str, feed: ReplayFeed, fresh: bool) ->
 def _assemble(settings, cascade, feed: Feed, clock, ledger, listener, metrics, interval) -> Runtime:
     broker = PaperBroker(settings.broker)
     executor = Executor(broker, settings.risk, settings.broker)
-    control_file = settings.data_dir / "control.json"
+    control_file = paths.control_file(settings.data_dir)
     control = RuntimeControl(batch_interval_s=interval, file=control_file)
     return Runtime(cascade, feed, broker, executor, clock, control, ledger, metrics, listener)
 

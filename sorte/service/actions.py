@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from commander.models import DeploymentError
+from sorte import paths
 from sorte.agent import service as agent
 from sorte.agent.graph import Event
 from sorte.agent.models import Decision, RunView
@@ -122,7 +123,7 @@ def resume(settings: Settings, who: Principal) -> ActionResult:
 def _set_paused(settings: Settings, who: Principal, paused: bool) -> ActionResult:
     action = "pause" if paused else "resume"
     require_operator(settings.data_dir, who, action)
-    write_control(settings.data_dir / "control.json", paused=paused)
+    write_control(paths.control_file(settings.data_dir), paused=paused)
     audit(settings.data_dir, who.sender, action, True)
     message = "new entries stopped; open positions are still managed" if paused else "new entries allowed again"
     return ActionResult(ok=True, action=action, message=message, detail={"paused": paused})

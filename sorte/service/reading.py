@@ -55,7 +55,7 @@ class NotFound(SorteError):
 # -- the book -----------------------------------------------------------------------------
 def book_path(settings: Settings) -> Path | None:
     """The ledger the front-ends show: the commander's, else `sorte run`'s; None before any."""
-    for path in (ledger_path(commander_dir(settings.data_dir)), settings.data_dir / "paper" / "ledger.db"):
+    for path in (ledger_path(commander_dir(settings.data_dir)), paths.paper_ledger(settings.data_dir)):
         if path.exists():
             return path
     return None
@@ -166,7 +166,7 @@ def _snapshot(settings: Settings) -> dict[str, Any]:
 
 def _snapshot_of(settings: Settings, holder: str | None) -> dict[str, Any]:
     """The snapshot of the slot that holds the lease; {} when none is current."""
-    path = commander_dir(settings.data_dir) / f"snapshot-{holder}.json"
+    path = paths.slot_snapshot(commander_dir(settings.data_dir), holder)
     if holder is None or not path.exists():
         return {}
     try:
@@ -286,7 +286,7 @@ def deployment(settings: Settings, deployment_id: int) -> DeploymentView:
 
 
 def paused(settings: Settings) -> bool:
-    return bool(read_control(settings.data_dir / "control.json").get("paused", False))
+    return bool(read_control(paths.control_file(settings.data_dir)).get("paused", False))
 
 
 def alerts(settings: Settings, limit: int = 50) -> list[AlertView]:
