@@ -26,6 +26,7 @@ from typing import Any
 from guardian.gates import OUT, Runner, read_output
 from guardian.harness import BEGIN, END, NONCE_ENV
 from guardian.verdict import Finding, GateResult, GateStatus
+from sorte.runtime.strategy_host import NO_ANSWER
 
 GATE = "tests"
 REPORT = "junit.xml"
@@ -181,7 +182,10 @@ def parse_junit(report: bytes | str, exit_code: int = 0, duration_s: float = 0.0
     passed = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
     counts["passed"] = passed
     summary = f"{passed} passed, {counts['failures']} failed, {counts['errors']} errors, {counts['skipped']} skipped"
-    if counts["failures"] or counts["errors"] or findings:
+    if any(NO_ANSWER in f.message for f in findings):
+        status = "timeout"  # a strategy never answered: an endless loop, not a wrong result
+        summary += "; a strategy did not answer in time"
+    elif counts["failures"] or counts["errors"] or findings:
         status = "fail"
     elif counts["tests"] == 0 or exit_code not in (0,):
         # exit 5 = no tests collected; anything else without failures is an internal error

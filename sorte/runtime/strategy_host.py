@@ -37,6 +37,9 @@ from sorte.runtime.models import Ohlcv, Params
 from sorte.runtime.strategy import NOT_STRATEGIES, ParamSpec, read_param_specs, resolve_params
 from sorte.runtime.strategy_wire import WireError, read_frame, write_frame
 
+#: What a call to a strategy that never answers (an endless loop) fails with; the guardian
+#: reads it to call such a run a timeout.
+NO_ANSWER = "the strategy worker did not answer within"
 log = structlog.get_logger(__name__)
 
 _SORTE = Path(__file__).resolve().parent.parent
@@ -270,7 +273,7 @@ class StrategyHost:
                 reply, data = read_frame(reader)
             except TimeoutError:
                 self._fail()
-                raise StrategyFault(f"the strategy worker did not answer within {limit:g}s") from None
+                raise StrategyFault(f"{NO_ANSWER} {limit:g}s") from None
             except (EOFError, OSError, ValueError, WireError) as exc:
                 raise StrategyFault(self._broken(proc, exc)) from None
         if reply.get("ok") is not True:

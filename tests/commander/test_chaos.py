@@ -122,6 +122,9 @@ def run_chaos(data_dir: Path, repo: Path, commits: list[str], log: Path) -> tupl
     rng = random.Random(SEED)
     options = ("--mode", "chaos", "--seed", str(SEED), "--commits", ",".join(commits))
     kills, crashes, deadline = 0, [], time.monotonic() + RUN_LIMIT_S
+    # Kill points in steps, not seconds: a faster machine must not finish before the chaos does.
+    # The first kill may land in the start-up (before any step), the others mid-run.
+    targets = [0, *sorted(rng.sample(range(30, STEPS * 2 // 3, 10), COMMANDER_KILLS - 1))]
     while committed(data_dir) < STEPS:
         assert time.monotonic() < deadline, f"the chaos run did not finish in {RUN_LIMIT_S} s (seed {SEED})"
         assert len(crashes) < 3, f"the commander keeps failing (seed {SEED}): {crashes}"
@@ -129,13 +132,16 @@ def run_chaos(data_dir: Path, repo: Path, commits: list[str], log: Path) -> tupl
         proc = runner(data_dir, repo, log, *options)
         try:
             if kills < COMMANDER_KILLS:
-                proc.wait(timeout=rng.uniform(6.0, 22.0))
+                _reach(proc, data_dir, targets[kills], deadline)
+                # the first kill lands in the start-up; later ones inside a step (~20 ms each here)
+                proc.wait(timeout=rng.uniform(1.0, 3.0) if kills == 0 else rng.uniform(0.0, 0.3))
             else:
                 proc.wait(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             kills += 1
+            data_dir.mkdir(parents=True, exist_ok=True)
             with (data_dir / "chaos-events.jsonl").open("a") as fh:
                 fh.write(json.dumps({"kind": "kill_commander", "t": time.time(), "pid": proc.pid}) + "\n")
             continue
@@ -147,6 +153,12 @@ def run_chaos(data_dir: Path, repo: Path, commits: list[str], log: Path) -> tupl
                 f"the commander failed (exit {proc.returncode}):\n{out[max(out.find('Traceback'), 0) :][-4000:]}"
             )
     return kills, crashes
+
+
+def _reach(proc: subprocess.Popen, data_dir: Path, step: int, deadline: float) -> None:
+    """Wait until the book holds ``step`` steps (or the commander ends, or time runs out)."""
+    while proc.poll() is None and committed(data_dir) < step and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def test_kill_9_anything_at_any_point_across_many_handoffs_changes_nothing(tmp_path: Path) -> None:

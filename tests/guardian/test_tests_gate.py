@@ -56,6 +56,20 @@ def test_parse_junit_collection_error() -> None:
     assert result.status == "fail" and "collection failure" in result.findings[0].message
 
 
+def test_a_strategy_that_never_answers_is_a_timeout_not_a_wrong_result() -> None:
+    xml = (
+        '<testsuites><testsuite name="pytest" errors="0" failures="2" skipped="0" tests="3">'
+        '<testcase classname="tests.strategies.test_contract" name="test_a"><failure message="'
+        'sorte.runtime.strategy_host.StrategyFault: the strategy worker did not answer within 30s">x</failure>'
+        '</testcase><testcase classname="tests.strategies.test_contract" name="test_b"><failure message="'
+        "StrategyError: strategy 'breakout' failed to load: the strategy worker is not running\">x</failure>"
+        '</testcase><testcase classname="t" name="test_c"/></testsuite></testsuites>'
+    )
+    result = parse_junit(xml, exit_code=1)
+    assert result.status == "timeout" and "did not answer in time" in result.summary
+    assert len(result.findings) == 2
+
+
 def test_limits_may_be_an_object(tmp_path: Path) -> None:
     wt = _project(tmp_path, "import os\n\ndef test_env():\n    assert os.environ['GUARDIAN_X'] == '1'\n")
     limits = SimpleNamespace(timeout_s=120, env={"GUARDIAN_X": "1"})
