@@ -63,7 +63,7 @@ class _Read:
             return self._hostile() if hostile else self._answer("reject", run_id=self.run_id)
         if self._has(V.INTENTS["approve"]):
             return self._hostile() if hostile else self._answer("approve", run_id=self.run_id)
-        if self._has(V.INTENTS["rollback"]):
+        if self._has(V.INTENTS["rollback"]) and not self._sets_a_value():
             return self._hostile() if hostile else self._answer("rollback")
         if self._has(V.CODE) and not hostile:
             return self._code()
@@ -94,6 +94,11 @@ class _Read:
         if named:
             return self._make("unclear", "ask", strategy=self._one_strategy(), key="what_value", confidence=0.5)
         return self._make("unclear", "ask", key="unclear", confidence=0.0)
+
+    def _sets_a_value(self) -> bool:
+        """ "revert momentum's stop loss to 2%" sets a value; a rollback of the deployment names none."""
+        named = any(m.of("param") or m.of("stage") or m.of("min_confidence") for m in self.mentions)
+        return named and bool(self.qty)
 
     def _code(self) -> Reading:
         return self._make("change", "code", strategy=self._one_strategy(), key="code")

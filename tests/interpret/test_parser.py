@@ -129,6 +129,14 @@ def test_the_intents_that_change_nothing(read, text: str, intent: str, strategy:
     assert reading.plan is None
 
 
+@pytest.mark.parametrize(
+    "text", ["revert momentum's stop loss to 2%", "go back to the old stop loss of 2% on momentum"]
+)
+def test_a_value_named_is_a_change_not_a_rollback(read, text: str) -> None:
+    reading = read(text)
+    assert reading.intent == "change" and reading.intent != "rollback", reading
+
+
 def test_an_approval_names_its_run_and_needs_explicit_words(read) -> None:
     named = read("aprova 20261204-101500-a1b2c3")
     assert (named.intent, named.run_id) == ("approve", "20261204-101500-a1b2c3")
