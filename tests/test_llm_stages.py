@@ -21,10 +21,10 @@ from sorte.errors import CascadeError
 from sorte.llm.client import LLM
 from sorte.llm.errors import LLMUnavailable
 from sorte.llm.providers.fake import FakeProvider
-from sorte.llm.stages import read_prompts
 from sorte.runtime.backtest import run_backtest
 from sorte.runtime.cascade import build_cascade, parse_cascade
 from sorte.runtime.data import to_ohlcv
+from sorte.runtime.llm_stages import read_prompts
 
 STRATEGIES = REPO_ROOT / "strategies"
 

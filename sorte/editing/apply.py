@@ -253,7 +253,7 @@ def _add_test(ws: _Workspace, op: AddTest) -> dict[str, str]:
 
 
 def _edit_prompt(ws: _Workspace, op: EditPrompt) -> dict[str, str]:
-    from sorte.llm.stages import check_template  # the LLM layer is only needed for prompt edits
+    from sorte.runtime.llm_stages import check_template  # the LLM layer is only needed for prompt edits
 
     check_template(op.prompt, op.template)
     return {PROMPTS: tx.edit_prompt(ws.read(PROMPTS), op)}
@@ -401,7 +401,7 @@ def _check_llm_prompts(folder: Path, definition: Any) -> None:
     # Without a model, build_cascade does not read the prompts: check the enabled LLM stages have theirs.
     llm_stages = [s for s in definition.enabled_stages if s.kind == "llm"]
     if llm_stages:
-        from sorte.llm.stages import read_prompts
+        from sorte.runtime.llm_stages import read_prompts
 
         _, prompts = read_prompts(folder / "prompts.py")
         for s in llm_stages:
@@ -410,7 +410,7 @@ def _check_llm_prompts(folder: Path, definition: Any) -> None:
 
 
 def _check_prompts(folder: Path) -> None:
-    from sorte.llm.stages import read_prompts
+    from sorte.runtime.llm_stages import read_prompts
 
     read_prompts(folder / "prompts.py")
 

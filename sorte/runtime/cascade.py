@@ -591,7 +591,7 @@ def build_cascade(
     judges = {}
     llm_stages = [(s.name, s.role or "", s.prompt) for s in definition.enabled_stages if s.kind == "llm"]
     if llm is not None and llm_stages:
-        from sorte.llm.stages import build_judges
+        from sorte.runtime.llm_stages import build_judges
 
         judges = build_judges(llm, strategies_dir / "prompts.py", llm_stages)
     stages: list[Stage] = []
