@@ -140,14 +140,3 @@ class LocalBackend:
 
     def cleanup(self) -> None:
         """Local slots end on their own when their commander's socket closes."""
-
-
-def make_backend(name: str, commander_dir: Path, mounts: dict[str, str] | None = None) -> SlotBackend:
-    """``mounts``: host paths a containerised slot also needs (replay files, the control file's folder)."""
-    if name == "local":
-        return LocalBackend()
-    if name == "docker":
-        from commander.docker_slots import DockerBackend
-
-        return DockerBackend(commander_dir=commander_dir, extra_mounts=mounts)
-    raise ValueError(f"unknown slot backend {name!r}: use local or docker")

@@ -37,7 +37,8 @@ from pydantic import BaseModel
 
 from commander.alerts import Alerts
 from commander.analysis import StepSample, judge
-from commander.backends import SlotBackend, SlotSpec, make_backend
+from commander.backend_choice import make_backend
+from commander.backends import SlotBackend, SlotSpec
 from commander.history import DeploymentHistory
 from commander.inbox import CommanderLock, Inbox
 from commander.lease import Lease
