@@ -4,13 +4,14 @@ from the catalogue, what was learned from the lesson store. In the message's lan
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from sorte.agent import journal
 from sorte.config import Settings
 from sorte.interpret.catalogue import Catalogue
 from sorte.interpret.text import Language
 
-_T: dict[str, dict[Language, str]] = {
+_T: dict[str, dict[Language, Any]] = {
     "status": {
         "en": "Trading: {health}{paused}; active deployment: {active}; open positions: {positions}. "
         "Agent runs: {runs} ({counts}); waiting for approval: {waiting}.",
@@ -45,7 +46,7 @@ _T: dict[str, dict[Language, str]] = {
 
 
 def _t(key: str, lang: Language) -> str:
-    return _T[key][lang]  # type: ignore[return-value]
+    return str(_T[key][lang])
 
 
 def status(settings: Settings, lang: Language, current_run: str) -> str:
@@ -57,7 +58,7 @@ def status(settings: Settings, lang: Language, current_run: str) -> str:
     waiting = [v.run_id for v in views if v.status == "awaiting_approval"]
     active = f"#{o.active.id} {o.active.commit[:10]} ({o.active.slot})" if o.active else "-"
     return _t("status", lang).format(
-        health=_T["health"][lang][o.health],  # type: ignore[index]
+        health=_T["health"][lang][o.health],
         paused=_t("paused", lang) if o.paused else "",
         active=active,
         positions=len(o.positions),

@@ -210,19 +210,20 @@ def _models(signature: tuple) -> dict[str, type[BaseModel]]:
         }
     )
     targets = (*cat.strategies, "cascade", "none")
+    intents: Any = Literal[MODEL_INTENTS]  # enums built at run time from the catalogue
+    named: Any = Literal[targets]
     models: dict[str, type[BaseModel]] = {
-        "intent": create_model("ModelIntent", kind=(Literal[MODEL_INTENTS], ...)),  # type: ignore[valid-type]
-        "target": create_model("ModelTarget", target=(Literal[targets], ...)),  # type: ignore[valid-type]
+        "intent": create_model("ModelIntent", kind=(intents, ...)),
+        "target": create_model("ModelTarget", target=(named, ...)),
     }
     for target in (*cat.strategies, "cascade"):
         settings = _settings_of(cat, target)
         if not settings:
             continue
-        models[f"setting:{target}"] = create_model(
-            f"ModelSetting_{target}",
-            name=(Literal[tuple(settings)], ...),  # type: ignore[valid-type]
-        )
+        names: Any = Literal[tuple(settings)]
+        models[f"setting:{target}"] = create_model(f"ModelSetting_{target}", name=(names, ...))
         for name, (_doc, current, low, high) in settings.items():
+            field: Any
             if isinstance(current, bool):
                 field = (bool, ...)
             elif isinstance(current, int):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Any
 
 from sorte.editing.plan import EditPlan, SetMinConfidence, SetParam, SetStage
 from sorte.interpret import replies
@@ -121,11 +122,11 @@ class _Read:
     def _edit(self) -> Reading | None:
         """The message as a change, or None when it names nothing to change with a value."""
         everything, numbers = self.mentions, self.qty
-        ops: list[SetParam | SetStage | SetMinConfidence] = []
+        ops: list[Any] = []  # SetParam | SetStage | SetMinConfidence, in the message's order
         changes: list[Change] = []
         same: list[Change] = []
         self.strategy = None
-        self.previous: Mention | None = None  # the last parameter named: "… e o do breakout em 4%"
+        self.previous = None  # the last parameter named: "… e o do breakout em 4%"
         found_any = False
         try:
             for lo, hi in self._clauses():
@@ -205,8 +206,9 @@ class _Read:
             if k in done:
                 continue
             kind = slot[0]
+            results: list[tuple[Any, Change]]
             if kind == "param":
-                results = self._params(slots, k)
+                results = list(self._params(slots, k))
             elif kind == "min_confidence":
                 results = [self._min_confidence(slots, k)]
             else:
@@ -421,7 +423,7 @@ class _Read:
             changes.append(Change(target=f"cascade.{stage.name}.enabled", before=stage.enabled, after=switch))
         if not fields:
             raise Unsure("ask", "what_value_for", target=f"cascade.{stage.name}", current=show(stage.threshold))
-        return SetStage(stage=stage.name, **fields), changes, used
+        return SetStage.model_validate({"stage": stage.name, **fields}), changes, used
 
     def _stage_values(self, slots: list, k: int, lo: int, hi: int) -> list[tuple[str, Quantity | None, int]]:
         """(field, number, where its words start) for each threshold or weight the message gives
@@ -442,7 +444,7 @@ class _Read:
         return out
 
     def _stage_op(self, stage: StageEntry, field_: str, value: object) -> SetStage:
-        return SetStage(stage=stage.name, **{field_: value})
+        return SetStage.model_validate({"stage": stage.name, field_: value})
 
     def _stage_field(self, lo: int, hi: int) -> str | None:
         window = self.w[lo:hi]
