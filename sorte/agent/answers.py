@@ -24,10 +24,10 @@ _T: dict[str, dict[Language, Any]] = {
         "pt": {"trading": "rodando", "paused": "pausada", "degraded": "degradada", "stopped": "parada"},
     },
     "pnl": {
-        "en": "Equity {equity:,.2f} ({ret:+.2f}% on {initial:,.0f}); realised PnL {pnl:+,.2f}, fees {fees:,.2f}; "
-        "{closed} closed trades, win rate {win}; max drawdown {dd:.1f}%. Open positions: {positions}.",
-        "pt": "Patrimônio {equity:,.2f} ({ret:+.2f}% sobre {initial:,.0f}); PnL realizado {pnl:+,.2f}, taxas "
-        "{fees:,.2f}; {closed} operações fechadas, taxa de acerto {win}; drawdown máximo {dd:.1f}%. "
+        "en": "Equity {equity} ({ret}% on {initial}); realised PnL {pnl}, fees {fees}; "
+        "{closed} closed trades, win rate {win}; max drawdown {dd}%. Open positions: {positions}.",
+        "pt": "Patrimônio {equity} ({ret}% sobre {initial}); PnL realizado {pnl}, taxas "
+        "{fees}; {closed} operações fechadas, taxa de acerto {win}; drawdown máximo {dd}%. "
         "Posições abertas: {positions}.",
     },
     "no_book": {
@@ -78,16 +78,22 @@ def pnl(settings: Settings, lang: Language) -> str:
     held = ", ".join(f"{p.symbol} {p.side} {p.qty:g}@{p.entry_price:g}" for p in positions) or _t("none", lang)
     win = f"{profit.win_rate:.0%}" if profit.win_rate is not None else "-"
     return _t("pnl", lang).format(
-        equity=profit.equity,
-        ret=profit.return_pct,
-        initial=profit.initial_cash,
-        pnl=profit.realised_pnl,
-        fees=profit.fees,
+        equity=_number(profit.equity, lang, ",.2f"),
+        ret=_number(profit.return_pct, lang, "+.2f"),
+        initial=_number(profit.initial_cash, lang, ",.0f"),
+        pnl=_number(profit.realised_pnl, lang, "+,.2f"),
+        fees=_number(profit.fees, lang, ",.2f"),
         closed=profit.closed_trades,
         win=win,
-        dd=profit.max_drawdown * 100,
+        dd=_number(profit.max_drawdown * 100, lang, ".1f"),
         positions=held,
     )
+
+
+def _number(value: float, lang: Language, spec: str) -> str:
+    """10,000.00 in English, 10.000,00 in Portuguese."""
+    text = format(value, spec)
+    return text.translate(str.maketrans(",.", ".,")) if lang == "pt" else text
 
 
 def explain(catalogue: Catalogue, strategy: str | None, lang: Language) -> str:

@@ -16,6 +16,12 @@ def test_pnl_before_any_trade_says_so_in_the_message_language(tmp_path: Path) ->
     assert answers.pnl(settings, "en").startswith("No trades yet")
 
 
+def test_numbers_are_written_as_each_language_writes_them() -> None:
+    assert answers._number(10000.0, "pt", ",.2f") == "10.000,00"
+    assert answers._number(10000.0, "en", ",.2f") == "10,000.00"
+    assert answers._number(-1.5, "pt", "+.2f") == "-1,50"
+
+
 def test_a_strategy_s_settings_come_from_the_catalogue() -> None:
     text = answers.explain(build_catalogue(REPO_ROOT), "mean_reversion", "pt")
     assert text.startswith("Configuração atual:")
