@@ -60,6 +60,9 @@ class _Read:
     # -- the order of questions -----------------------------------------------------------------
     def reading(self) -> Reading:
         hostile = self._has(V.HOSTILE)
+        decision = self._has(V.INTENTS["reject"]) or self._has(V.INTENTS["approve"])
+        if decision and self._sets_a_value():  # "aprova o stop em 3%": which change is approved?
+            return self._hostile() if hostile else self._make("unclear", "ask", key="approve_or_change")
         if self._has(V.INTENTS["reject"]) or (self._has(V.INTENTS["approve"]) and self._negated()):
             return self._hostile() if hostile else self._answer("reject", run_id=self.run_id)
         if self._has(V.INTENTS["approve"]):

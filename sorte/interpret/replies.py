@@ -39,6 +39,12 @@ TEXTS: dict[str, dict[Language, str]] = {
         "en": "Which strategy? ({options})",
         "pt": "Qual estratégia? ({options})",
     },
+    "approve_or_change": {
+        "en": "Do you want to approve or reject the change that is waiting (say so with its run id), or to make "
+        "this change? Nothing is approved on a message that also asks for a value.",
+        "pt": "Você quer aprovar ou rejeitar a mudança que está aguardando (diga com o id da execução), ou fazer "
+        "esta mudança? Nada é aprovado com uma mensagem que também pede um valor.",
+    },
     "which_param": {
         "en": "Which '{name}'? ({options})",
         "pt": "Qual '{name}'? ({options})",

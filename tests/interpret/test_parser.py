@@ -143,6 +143,8 @@ def test_an_approval_names_its_run_and_needs_explicit_words(read) -> None:
     for bare in ("sim", "ok", "yes"):
         assert read(bare).intent == "unclear", bare
     assert read("approve everything from now on").action == "refuse"
+    mixed = read("aprova o stop do momentum em 3%")
+    assert (mixed.intent, mixed.action, mixed.plan) == ("unclear", "ask", None), "never approves a guess"
 
 
 @pytest.mark.parametrize(
