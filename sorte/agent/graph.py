@@ -24,6 +24,8 @@ from sorte.agent.prompts import FIX, PLAN, reply
 from sorte.config import Settings
 from sorte.editing.plan import EditPlan, EditRefused
 from sorte.errors import SorteError
+from sorte.interpret import replies
+from sorte.interpret.text import language as language_of
 
 log = structlog.get_logger("sorte.agent")
 
@@ -176,7 +178,7 @@ class Agent:
     # -- nodes ---------------------------------------------------------------------------------
     async def receive(self, state: AgentState) -> dict:
         sender = f"{state.get('channel', 'cli')}:{state.get('sender', 'local')}"
-        language = message_language(state["request"])
+        language = language_of(state["request"])
         if not self.settings.may_command(sender):
             log.warning("agent.unauthorised", sender=sender, run_id=state["run_id"])
             return {"language": language, "outcome": "unauthorised", "reply": reply("unauthorised", language)}
@@ -199,7 +201,7 @@ class Agent:
             update["plan"] = reading.plan.model_dump(mode="json")
         elif reading.action == "code":
             if only_embedded(self.settings.llm, "coder"):
-                update |= {"outcome": "refused", "reply": reply_text("coder_missing", lang)}
+                update |= {"outcome": "refused", "reply": replies.text("coder_missing", lang)}
         elif reading.action == "ask":
             update |= {"outcome": "clarify", "reply": reading.message}
         elif reading.action == "refuse":
@@ -388,18 +390,6 @@ class Agent:
 
 
 # -- helpers (blocking: run in a thread) --------------------------------------------------------
-def message_language(text: str) -> str:
-    from sorte.interpret.text import language
-
-    return language(text)
-
-
-def reply_text(key: str, lang: str) -> str:
-    from sorte.interpret import replies
-
-    return replies.text(key, lang)  # type: ignore[arg-type]
-
-
 def _read_plan(state: AgentState) -> bool:
     """The plan came from the interpreter (a parameter or cascade change), not from the coder."""
     return (state.get("reading") or {}).get("action") == "edit" and bool(state.get("plan"))
@@ -411,15 +401,11 @@ def _strategies(settings: Settings) -> list[str]:
     return sorted(available_strategies(paths.strategies_dir(settings)))
 
 
-def _repo_root(settings: Settings):
-    return paths.repo_root(settings)
-
-
 def _tree_of(settings: Settings, state: AgentState):
     """The run's worktree once it exists (repairs build on the branch), else the base checkout."""
     from sorte.editing import gitops
 
-    root = _repo_root(settings)
+    root = paths.repo_root(settings)
     run = gitops.find_run(root, state["run_id"])
     return run.path if run is not None and run.path.is_dir() else root
 
@@ -449,13 +435,13 @@ def _dry_run(settings: Settings, state: AgentState, plan: EditPlan) -> None:
 def _branch_tip(settings: Settings, branch: str) -> str:
     import git
 
-    return git.Repo(_repo_root(settings)).git.rev_parse(f"refs/heads/{branch}")
+    return git.Repo(paths.repo_root(settings)).git.rev_parse(f"refs/heads/{branch}")
 
 
 def _abandon_once(settings: Settings, run_id: str) -> None:
     from sorte.editing import gitops, service
 
-    branches = {b.run_id: b.state for b in gitops.list_branches(_repo_root(settings))}
+    branches = {b.run_id: b.state for b in gitops.list_branches(paths.repo_root(settings))}
     if branches.get(run_id) == "open":
         service.abandon(settings, run_id)
 
@@ -560,24 +546,6 @@ def _pending_target(settings: Settings, language: str, state: AgentState) -> dic
         return {"outcome": "answered", "target_run": target, "reply": target}
     key = "nothing_waiting" if not waiting else "which_run"
     return {"outcome": "answered", "reply": reply(key, language, runs=", ".join(waiting))}
-
-
-def _status(settings: Settings, language: str, current: str) -> str:
-    """The agent's runs in a few words: how many ended how, which wait for approval."""
-    from collections import Counter
-
-    views = [v for v in journal.list_views(settings.data_dir) if v.run_id != current]
-    waiting = [v.run_id for v in views if v.status == "awaiting_approval"]
-    counts = ", ".join(f"{n} {o}" for o, n in Counter(v.outcome for v in views if v.outcome).most_common())
-    last = views[0] if views else None
-    return reply(
-        "status",
-        language,
-        runs=len(views),
-        counts=counts or "-",
-        waiting=", ".join(waiting) or "-",
-        last=f"{last.run_id} ({last.outcome or last.status})" if last else "-",
-    )
 
 
 def _verdict_text(verdict: dict | None) -> str:

@@ -1,4 +1,4 @@
-"""What the agent reads from the model (Intent, TextAnswer) and what it shows (RunView, Decision)."""
+"""What the agent read from a message (Intent) and what it shows (RunView, Decision)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,6 @@ class Intent(BaseModel):
     question: str | None = Field(
         None, max_length=300, description="When kind is unclear: one clarifying question, in the user's language"
     )
-
-
-class TextAnswer(BaseModel):
-    text: str = Field(max_length=2000)
 
 
 class Decision(BaseModel):

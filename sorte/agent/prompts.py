@@ -27,6 +27,32 @@ FIX = """Your previous plan could not be used:
 Answer with a corrected EditPlan (JSON only)."""
 
 REPLIES: dict[str, dict[Language, str]] = {
+    "status": {
+        "en": "Trading: {health}{paused}; active deployment: {active}; open positions: {positions}. "
+        "Agent runs: {runs} ({counts}); waiting for approval: {waiting}.",
+        "pt": "Operação: {health}{paused}; deployment ativo: {active}; posições abertas: {positions}. "
+        "Execuções do agente: {runs} ({counts}); aguardando aprovação: {waiting}.",
+    },
+    "paused": {"en": " (paused)", "pt": " (pausado)"},
+    "pnl": {
+        "en": "Equity {equity} ({ret}% on {initial}); realised PnL {pnl}, fees {fees}; "
+        "{closed} closed trades, win rate {win}; max drawdown {dd}%. Open positions: {positions}.",
+        "pt": "Patrimônio {equity} ({ret}% sobre {initial}); PnL realizado {pnl}, taxas "
+        "{fees}; {closed} operações fechadas, taxa de acerto {win}; drawdown máximo {dd}%. "
+        "Posições abertas: {positions}.",
+    },
+    "no_book": {
+        "en": "No trades yet: nothing has traded (start it with `sorte up`).",
+        "pt": "Nenhuma operação ainda: nada operou (comece com `sorte up`).",
+    },
+    "none": {"en": "none", "pt": "nenhuma"},
+    "lessons": {"en": "What I learned{about}:\n{items}", "pt": "O que aprendi{about}:\n{items}"},
+    "about": {"en": " about {strategy}", "pt": " sobre {strategy}"},
+    "no_lessons": {
+        "en": "No lessons yet{about}: they come from changes that were validated, approved or rejected.",
+        "pt": "Nenhuma lição ainda{about}: elas vêm de mudanças validadas, aprovadas ou rejeitadas.",
+    },
+    "settings": {"en": "Current settings:\n{text}", "pt": "Configuração atual:\n{text}"},
     "unauthorised": {
         "en": "You are not allowed to command this bot.",
         "pt": "Você não tem permissão para comandar este bot.",
@@ -61,10 +87,6 @@ REPLIES: dict[str, dict[Language, str]] = {
         "en": "Could not roll back: {reason}",
         "pt": "Não foi possível fazer o rollback: {reason}",
     },
-    "not_yet": {
-        "en": "'{kind}' is not handled by the agent yet; use the CLI (sorte --help).",
-        "pt": "'{kind}' ainda não é tratado pelo agente; use a CLI (sorte --help).",
-    },
     "no_better": {
         "en": "No parameter set beats the current one on the benchmark markets: {reason}",
         "pt": "Nenhum conjunto de parâmetros supera o atual nos mercados de benchmark: {reason}",
@@ -77,18 +99,17 @@ REPLIES: dict[str, dict[Language, str]] = {
         "en": "Several changes wait for approval ({runs}): which one? Include its run id.",
         "pt": "Várias mudanças aguardam aprovação ({runs}): qual delas? Inclua o id da execução.",
     },
-    "status": {
-        "en": "{runs} runs ({counts}); waiting for approval: {waiting}; last: {last}.",
-        "pt": "{runs} execuções ({counts}); aguardando aprovação: {waiting}; última: {last}.",
-    },
-    "no_model": {
-        "en": "I could not read your request: the language model failed ({reason}).",
-        "pt": "Não consegui ler o seu pedido: o modelo de linguagem falhou ({reason}).",
-    },
     "approval": {
         "en": "Approve this change? {summary}\n{verdict}",
         "pt": "Aprovar esta mudança? {summary}\n{verdict}",
     },
+}
+
+
+#: A commander health state as the status answer says it.
+HEALTH: dict[Language, dict[str, str]] = {
+    "en": {"trading": "running", "paused": "paused", "degraded": "degraded", "stopped": "stopped"},
+    "pt": {"trading": "rodando", "paused": "pausada", "degraded": "degradada", "stopped": "parada"},
 }
 
 

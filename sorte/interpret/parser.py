@@ -25,6 +25,8 @@ from sorte.interpret.values import Knob, Unsure, absolute, checked, relative, sh
 
 _JOINERS = frozenset({"e", "and", "&", "tambem", "tb", "tbm", "also", "plus", "depois", "then", "mas", "but"})
 RUN_ID = re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b")
+#: A number's unit and the words of the one parameter doc it may name ("at least 25s").
+_UNIT_DOCS = {"seconds": "second", "minutes": "second", "deviations": "standard deviation"}
 #: Below this a tier-1 reading hands over to the model tier.
 CONFIDENT = 0.8
 
@@ -44,7 +46,6 @@ class Interpreter:
 class _Read:
     def __init__(self, interpreter: Interpreter, text: str) -> None:
         self.cat = interpreter.catalogue
-        self.text = text
         self.w = words(text)
         self.lang: Language = language(text)
         self.qty = quantities(self.w)
@@ -60,12 +61,12 @@ class _Read:
     # -- the order of questions -----------------------------------------------------------------
     def reading(self) -> Reading:
         hostile = self._has(V.HOSTILE)
-        decision = self._has(V.INTENTS["reject"]) or self._has(V.INTENTS["approve"])
-        if decision and self._sets_a_value():  # "aprova o stop em 3%": which change is approved?
+        rejects, approves = self._has(V.INTENTS["reject"]), self._has(V.INTENTS["approve"])
+        if (rejects or approves) and self._sets_a_value():  # "aprova o stop em 3%": which change?
             return self._hostile() if hostile else self._make("unclear", "ask", key="approve_or_change")
-        if self._has(V.INTENTS["reject"]) or (self._has(V.INTENTS["approve"]) and self._negated()):
+        if rejects or (approves and self._negated()):
             return self._hostile() if hostile else self._answer("reject", run_id=self.run_id)
-        if self._has(V.INTENTS["approve"]):
+        if approves:
             return self._hostile() if hostile else self._answer("approve", run_id=self.run_id)
         if self._has(V.INTENTS["rollback"]) and not self._sets_a_value():
             return self._hostile() if hostile else self._answer("rollback")
@@ -87,7 +88,7 @@ class _Read:
         if self._has(V.VAGUE_CHANGE):
             return self._make("change", "ask", strategy=self._one_strategy(), key="what_to_change", confidence=0.9)
         named = bool(self.mentions)
-        for intent in ("optimise", "lessons", "explain", "pnl", "status", "help"):
+        for intent in ("lessons", "explain", "pnl", "status", "help"):
             if self._has(V.INTENTS[intent]) or (intent == "explain" and named and self._has(V.EXPLAIN_WEAK)):
                 return self._non_edit(intent)
         if self._has_words(V.THRESHOLD + V.WEIGHT) and self.qty:
@@ -358,10 +359,9 @@ class _Read:
         if strategy is None or strategy not in self.cat.strategies:
             return []
         for q in self.qty if numbers is None else numbers:
-            kinds = {"seconds": "second", "minutes": "second", "deviations": "standard deviation"}
-            if q.unit not in kinds:
+            if q.unit not in _UNIT_DOCS:
                 continue
-            fits = [p for p in self.cat.strategies[strategy].params.values() if kinds[q.unit] in p.doc.lower()]
+            fits = [p for p in self.cat.strategies[strategy].params.values() if _UNIT_DOCS[q.unit] in p.doc.lower()]
             if len(fits) == 1:
                 return [("param", Mention(q.start, q.start, {("param", strategy, fits[0].name)}), ("param",))]
         return []
