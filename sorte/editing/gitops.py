@@ -22,6 +22,7 @@ from typing import Literal
 import git
 import structlog
 
+from sorte.editing import git_locks
 from sorte.errors import SorteError
 
 log = structlog.get_logger(__name__)
@@ -238,13 +239,10 @@ def _reopen_run(repo: git.Repo, run_id: str, branch: str) -> RunWorktree:
 
 def _remove_stale_locks(repo: git.Repo, wt: git.Repo, branch: str) -> None:
     """A git process killed mid-commit leaves its lock files; under the run lock no other Sorte
-    process is using this worktree, so they are stale."""
+    process uses this worktree, but a git orphaned by the kill may still be finishing."""
     gitdir = Path(_git(wt, "rev-parse", "--absolute-git-dir").strip())
     common = Path(_git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
-    for lock in (gitdir / "index.lock", gitdir / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"):
-        if lock.exists():
-            log.warning("git.stale_lock_removed", path=str(lock))
-            lock.unlink()
+    git_locks.remove_stale((gitdir / "index.lock", gitdir / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"))
 
 
 def _clear_stale_dir(path: Path) -> None:
