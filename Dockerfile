@@ -2,8 +2,11 @@
 # agent with the embedded SmolLM2, Telegram when SORTE_TELEGRAM__TOKEN is set).
 FROM python:3.11-slim
 
+# The page binds every interface inside the container, which accepts only the Host names in
+# web.allowed_hosts: the loopback names a port published on the host's loopback is opened with
+# (add a reverse proxy's name in .env or with -e).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 SORTE_DATA_DIR=/data \
-    SORTE_WEB__HOST=0.0.0.0 SORTE_SANDBOX=local
+    SORTE_WEB__HOST=0.0.0.0 SORTE_WEB__ALLOWED_HOSTS='["127.0.0.1","localhost"]' SORTE_SANDBOX=local
 # git: the agent branches and the commander deploys commits; a C toolchain and cmake:
 # llama-cpp-python (the embedded model's backend) compiles from source.
 RUN apt-get update && apt-get install -y --no-install-recommends git build-essential cmake \
