@@ -15,6 +15,7 @@ test: install-test lint docker chromium  ## the whole test suite: slow, LLM, Doc
 lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: install-test                 ## benchmarks, figures go to bench/results/
 	$(PY) bench/backtest_vs_backtestingpy.py

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/agent_run.py [--runs 3]
 
-A throw-away git repository holds this project's files. Each run is ``sorte.agent.service.ask``
+A throw-away git repository holds this project's files. Each run is ``sorte.agent.runs.ask``
 with a request "aumenta o stop loss do momentum para N%" (N differs per run, so each one edits
 and validates for real), read by the interpreter's tier 1 (the plan too: no model; the fake
 provider stands by and is never asked): receive, interpret, recall
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the test suite's copy-of-this-project
 
 from project_repo import copy_project, git  # noqa: E402
 
-from sorte.agent import service  # noqa: E402
+from sorte.agent import runs  # noqa: E402
 from sorte.agent.journal import read_audit  # noqa: E402
 from sorte.config import GitSettings, LLMSettings, ProviderSettings, RoleSettings, RoleTarget, Settings  # noqa: E402
 from sorte.llm.client import LLM  # noqa: E402
@@ -74,7 +74,7 @@ def scripted(value: float):
 def one_run(settings: Settings, value: float) -> dict:
     llm = LLM(settings.llm, None, {"fake": FakeProvider("fake", settings.llm.providers["fake"], scripted(value))})
     t0 = time.perf_counter()
-    view = asyncio.run(service.ask(settings, REQUEST.format(percent=round(value * 100, 3)), llm=llm))
+    view = asyncio.run(runs.ask(settings, REQUEST.format(percent=round(value * 100, 3)), llm=llm))
     wall = time.perf_counter() - t0
     assert view.status == "awaiting_approval", view
     nodes: dict[str, float] = defaultdict(float)

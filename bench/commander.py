@@ -24,10 +24,11 @@ the previous one has settled, so the commander starts once for the whole run.
   the watch; the commander rolls back to the warm slot.
 
 Rollback times: the engine's ``RollbackRecord`` fields, and this script's own clocks
-through a subclass that notes the monotonic time when a rollback is decided
-(``_rollback`` entered) and when the target slot answered ready to trade (``ready.t``:
-CLOCK_MONOTONIC, shared by the processes of the host). Anchors in the same run: the slot
-process start (``_launch``: worktree, process, hello) and the commander's step time.
+through a ``commander.observer.CommanderObserver`` that notes the monotonic time when a
+rollback is decided (``on_rollback_decided``) and when the target slot answered ready to
+trade (``on_activated``, ``ready.t``: CLOCK_MONOTONIC, shared by the processes of the host).
+Anchors in the same run: the slot process start (``on_slot_launched``: worktree, process,
+hello) and the commander's step time (``on_step``).
 Results go to ``bench/results/commander.json``.
 Targets: gap p99 < 250 ms, A/A false rollbacks < 2 %, warm rollback < 1 s, cold < 10 s,
 hard fault -> rollback decision < 5 s.
@@ -55,9 +56,12 @@ sys.path.insert(0, str(REPO / "tests"))  # the test suite's copy-of-this-project
 
 from project_repo import copy_project, git  # noqa: E402
 
-from commander.engine import WATCH_PASSED, Commander  # noqa: E402
-from commander.models import FINAL_STATES  # noqa: E402
+from commander.deployment import FINAL_STATES, Deployment  # noqa: E402
+from commander.engine import Commander  # noqa: E402
+from commander.observer import CommanderObserver  # noqa: E402
+from commander.protocol import Ready  # noqa: E402
 from commander.requests import request_deployment  # noqa: E402
+from commander.runs import SlotRun  # noqa: E402
 from sorte.config import Settings  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "commander.json"
@@ -90,36 +94,27 @@ def same_tree_commit(repo: Path, n: int) -> str:
     return sha
 
 
-class BenchCommander(Commander):
-    """The commander with clocks on the slot start, the step, the rollback decision and the
-    moment a slot is ready to trade."""
+class Clocks(CommanderObserver):
+    """Clocks on the slot start, the step, the rollback decision and the moment a slot is
+    ready to trade."""
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+    def __init__(self) -> None:
         self.launch_ms: list[float] = []
         self.step_ms: list[float] = []
-        self.decided: list[float] = []  # monotonic, one per _rollback call
+        self.decided: list[float] = []  # monotonic, one per rollback decided
         self.ready: list[tuple[int, float]] = []  # (deployment id, ready.t) per activation
 
-    async def _launch(self, d):
-        t0 = time.monotonic()
-        client = await super()._launch(d)
-        self.launch_ms.append((time.monotonic() - t0) * 1000)
-        return client
+    def on_slot_launched(self, deployment: Deployment, seconds: float) -> None:
+        self.launch_ms.append(seconds * 1000)
 
-    async def _step(self, bars) -> None:
-        t0 = time.monotonic()
-        await super()._step(bars)
-        self.step_ms.append((time.monotonic() - t0) * 1000)
+    def on_step(self, tick: int, seconds: float) -> None:
+        self.step_ms.append(seconds * 1000)
 
-    async def _rollback(self, *args: Any, **kwargs: Any) -> str:
+    def on_rollback_decided(self, to: int | None, reason: str, automatic: bool) -> None:
         self.decided.append(time.monotonic())
-        return await super()._rollback(*args, **kwargs)
 
-    async def _activate(self, run, epoch: int) -> dict[str, Any]:
-        ready = await super()._activate(run, epoch)
-        self.ready.append((run.deployment.id, float(ready["t"])))
-        return ready
+    def on_activated(self, run: SlotRun, ready: Ready) -> None:
+        self.ready.append((run.deployment.id, ready.t))
 
 
 def schedule(deploys: int, warm: int, cold: int, faults: int) -> list[dict[str, Any]]:
@@ -147,6 +142,7 @@ class Driver:
 
     def __init__(self, settings: Settings, repo: Path, plan: list[dict[str, Any]], deadline_s: float) -> None:
         self.settings, self.repo, self.plan = settings, repo, plan
+        self.clocks = Clocks()
         self.deadline = time.monotonic() + deadline_s
         self.i = -1
         self.phase = "warmup"
@@ -157,7 +153,7 @@ class Driver:
         self.cur: dict[str, Any] = {}
         self.timed_out = False
 
-    def __call__(self, c: BenchCommander) -> bool:
+    def __call__(self, c: Commander) -> bool:
         if time.monotonic() > self.deadline:
             self.timed_out = True
             return True
@@ -165,10 +161,10 @@ class Driver:
         return bool(step(c))
 
     # phases ----------------------------------------------------------------------------
-    def _warmup(self, c: BenchCommander) -> bool:
+    def _warmup(self, c: Commander) -> bool:
         return self._next(c) if c.tick >= WARM_UP else False
 
-    def _next(self, c: BenchCommander) -> bool:
+    def _next(self, c: Commander) -> bool:
         self.i += 1
         if self.i >= len(self.plan):
             return c.pending is None
@@ -182,7 +178,7 @@ class Driver:
         self.phase = "deploying"
         return False
 
-    def _deploying(self, c: BenchCommander) -> bool:
+    def _deploying(self, c: Commander) -> bool:
         d = c.history.get(self.did)
         if (
             self.cur["kind"] == "fault"
@@ -194,7 +190,7 @@ class Driver:
             return self._kill(c)
         if not self._settled(c, d):
             return False
-        passed = d.state == "active" and WATCH_PASSED in [e.reason for e in c.history.events(d.id)]
+        passed = d.state == "active" and any(e.outcome == "watch_passed" for e in c.history.events(d.id))
         promote = [h for h in c.handoffs[self.handoffs_before :] if h.kind == "promote" and h.to_deployment == d.id]
         self.cur.update(
             state=d.state,
@@ -206,7 +202,7 @@ class Driver:
             ticks=c.tick - self.cur["tick"],
         )
         self.deploys.append(self.cur)
-        warm = c._warm_run()
+        warm = c.warm_run()
         if passed and self.cur["then"] == "warm" and warm is not None:
             return self._submit(c, None, "warm", warm.deployment.id)
         if passed and self.cur["then"] == "cold" and warm is not None:
@@ -217,20 +213,20 @@ class Driver:
             self.faults.append({"n": self.cur["n"], "skipped": f"not promoted: {d.state} {d.reason}"})
         return self._next(c)
 
-    def _cold_prep(self, c: BenchCommander) -> bool:
+    def _cold_prep(self, c: Commander) -> bool:
         if c.history.get(self.prev).state != "retired":
             return False
         return self._submit(c, self.prev, "cold", self.prev)
 
-    def _submit(self, c: BenchCommander, to: int | None, kind: str, target: int) -> bool:
+    def _submit(self, c: Commander, to: int | None, kind: str, target: int) -> bool:
         self.rb = {"kind": kind, "from": self.did, "to": target, "tick": c.tick}
-        self.rb_counts = (len(c.rollbacks), len(c.decided), len(c.ready), len(c.handoffs))
+        self.rb_counts = (len(c.rollbacks), len(self.clocks.decided), len(self.clocks.ready), len(c.handoffs))
         self.rb["t_submit"] = time.monotonic()
         self.rb["request"] = c.inbox.submit("rollback", to=to, reason=f"bench {kind} rollback")
         self.phase = "rolling_back"
         return False
 
-    def _rolling_back(self, c: BenchCommander) -> bool:
+    def _rolling_back(self, c: Commander) -> bool:
         req = c.inbox.get(self.rb["request"])
         if req.status == "pending" or c.pending is not None:
             return False
@@ -239,25 +235,25 @@ class Driver:
         rb.update(status=req.status, result=req.result)
         if req.status == "done" and len(c.rollbacks) > n_rb:
             record = c.rollbacks[n_rb]
-            ready = [t for did, t in c.ready[n_ready:] if did == record.to_deployment]
+            ready = [t for did, t in self.clocks.ready[n_ready:] if did == record.to_deployment]
             handoff = [h for h in c.handoffs[n_h:] if h.kind == "rollback"]
             rb.update(
                 warm=record.warm,
                 engine_duration_ms=round(record.duration_ms, 2),
                 gap_ms=handoff[0].gap_ms if handoff else None,
                 book_matches=handoff[0].book_matches if handoff else None,
-                submit_to_decision_ms=round((c.decided[n_dec] - rb["t_submit"]) * 1000, 2),
-                decision_to_trading_ms=round((ready[0] - c.decided[n_dec]) * 1000, 2) if ready else None,
+                submit_to_decision_ms=round((self.clocks.decided[n_dec] - rb["t_submit"]) * 1000, 2),
+                decision_to_trading_ms=round((ready[0] - self.clocks.decided[n_dec]) * 1000, 2) if ready else None,
                 submit_to_trading_ms=round((ready[0] - rb["t_submit"]) * 1000, 2) if ready else None,
             )
         del rb["t_submit"]
         self.rollbacks.append(rb)
         return self._next(c)
 
-    def _kill(self, c: BenchCommander) -> bool:
-        run = c._active_run()
+    def _kill(self, c: Commander) -> bool:
+        run = c.active_run()
         assert run is not None and run.deployment.id == self.did
-        self.f_counts = (len(c.rollbacks), len(c.decided), len(c.ready))
+        self.f_counts = (len(c.rollbacks), len(self.clocks.decided), len(self.clocks.ready))
         self.f = {"n": self.cur["n"], "deployment": self.did, "slot": run.slot, "tick": c.tick}
         self.f["epoch_before"] = c.lease.current().epoch
         self.t_kill = time.monotonic()
@@ -265,20 +261,20 @@ class Driver:
         self.phase = "fault_wait"
         return False
 
-    def _fault_wait(self, c: BenchCommander) -> bool:
+    def _fault_wait(self, c: Commander) -> bool:
         n_rb, n_dec, n_ready = self.f_counts
         if len(c.rollbacks) <= n_rb:
             return False
         seen = time.monotonic()
         record, lease = c.rollbacks[n_rb], c.lease.current()
-        ready = [t for did, t in c.ready[n_ready:] if did == record.to_deployment]
+        ready = [t for did, t in self.clocks.ready[n_ready:] if did == record.to_deployment]
         self.f.update(
             automatic=record.automatic,
             warm=record.warm,
             reason=record.reason[:160],
             engine_fault_to_decision_ms=record.fault_to_decision_ms,
             engine_duration_ms=round(record.duration_ms, 2),
-            kill_to_decision_ms=round((c.decided[n_dec] - self.t_kill) * 1000, 2),
+            kill_to_decision_ms=round((self.clocks.decided[n_dec] - self.t_kill) * 1000, 2),
             kill_to_trading_ms=round((ready[0] - self.t_kill) * 1000, 2) if ready else None,
             kill_to_record_seen_ms=round((seen - self.t_kill) * 1000, 2),
             lease_moved=lease.holder != self.f["slot"] and lease.epoch > self.f["epoch_before"],
@@ -290,7 +286,7 @@ class Driver:
         return self._next(c)
 
     @staticmethod
-    def _settled(c: BenchCommander, d) -> bool:
+    def _settled(c: Commander, d) -> bool:
         if d.state in FINAL_STATES:
             return c.pending is None
         if d.state == "active":
@@ -317,15 +313,15 @@ def stats(values: list[float]) -> dict[str, Any]:
     }
 
 
-def summarise(driver: Driver, c: BenchCommander, wall_s: float) -> dict[str, Any]:
+def summarise(driver: Driver, c: Commander, wall_s: float) -> dict[str, Any]:
     aa = [d for d in driver.deploys if d["kind"] == "aa"]
     false = [d for d in aa if not d["watch_passed"]]
     gaps = [d["gap_ms"] for d in driver.deploys if d.get("gap_ms") is not None]
     warm = [r for r in driver.rollbacks if r["kind"] == "warm" and r.get("decision_to_trading_ms") is not None]
     cold = [r for r in driver.rollbacks if r["kind"] == "cold" and r.get("decision_to_trading_ms") is not None]
     faults = [f for f in driver.faults if "kill_to_decision_ms" in f]
-    launch = statistics.median(c.launch_ms) if c.launch_ms else None
-    step = statistics.median(c.step_ms) if c.step_ms else None
+    launch = statistics.median(driver.clocks.launch_ms) if driver.clocks.launch_ms else None
+    step = statistics.median(driver.clocks.step_ms) if driver.clocks.step_ms else None
     cold_ms = [r["decision_to_trading_ms"] for r in cold]
     summary: dict[str, Any] = {
         "wall_s": round(wall_s, 1),
@@ -360,8 +356,8 @@ def summarise(driver: Driver, c: BenchCommander, wall_s: float) -> dict[str, Any
         "rollbacks_failed": [r for r in driver.rollbacks if r["status"] != "done"],
         "faults_skipped": [f for f in driver.faults if "skipped" in f],
         "anchors": {
-            "slot_start_ms": stats(c.launch_ms),
-            "step_ms": stats(c.step_ms),
+            "slot_start_ms": stats(driver.clocks.launch_ms),
+            "step_ms": stats(driver.clocks.step_ms),
         },
         "ratios": {
             "cold_rollback_over_slot_start": round(statistics.median(cold_ms) / launch, 2) if cold and launch else None,
@@ -401,7 +397,7 @@ def main() -> int:
         repo = copy_project(Path(tmp) / "repo")
         settings = settings_for(repo, Path(tmp) / "var")
         driver = Driver(settings, repo, plan, args.deadline)
-        commander = BenchCommander(settings)
+        commander = Commander(settings, observer=driver.clocks)
         t0 = time.monotonic()
         report = asyncio.run(commander.run(until=driver))
         wall = time.monotonic() - t0

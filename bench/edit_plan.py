@@ -29,9 +29,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import sorte.editing.apply as apply_module  # noqa: E402
+import sorte.editing.result_check as result_check  # noqa: E402
 from sorte.config import Settings  # noqa: E402
-from sorte.editing import gitops, sandboxed, service  # noqa: E402
+from sorte.editing import branches, gitops, run_worktrees, sandboxed  # noqa: E402
 from sorte.editing.plan import EditPlan  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "edit_plan.json"
@@ -88,10 +88,10 @@ def main() -> None:
     args = parser.parse_args()
     plan = EditPlan.model_validate(PLAN)
     phases: dict[str, list[float]] = defaultdict(list)
-    service.gitops.open_run = timed(phases, "open_run (branch + worktree)", gitops.open_run)
-    service._apply = timed(phases, "apply_plan (LibCST + checks + write)", service._apply)
-    service.gitops.commit_run = timed(phases, "commit", gitops.commit_run)
-    apply_module.run_checks = timed(phases, "  of which sandboxed import check", apply_module.run_checks)
+    branches.run_worktrees.open_run = timed(phases, "open_run (branch + worktree)", run_worktrees.open_run)
+    branches._apply = timed(phases, "apply_plan (LibCST + checks + write)", branches._apply)
+    branches.gitops.commit_run = timed(phases, "commit", gitops.commit_run)
+    result_check.run_checks = timed(phases, "  of which sandboxed import check", result_check.run_checks)
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "repo"
         subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)], check=True)
@@ -100,7 +100,7 @@ def main() -> None:
         totals = []
         for i in range(args.runs + 1):
             start = time.perf_counter()
-            out = service.edit_on_branch(settings, plan, REQUEST, run_id=f"bench-{i}")
+            out = branches.edit_on_branch(settings, plan, REQUEST, run_id=f"bench-{i}")
             totals.append(time.perf_counter() - start)
             assert out.commit and len(out.changed) == 2, out
         cold, totals = totals[0], totals[1:]

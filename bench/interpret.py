@@ -16,7 +16,7 @@ Configurations, each over the whole part:
 3. ``ollama``: tier 2 on the Ollama profile's models, when a server answers at ``--ollama``
    (default http://localhost:11434); reported as unreachable otherwise.
 
-Also timed: tier 1 alone per request (p50/p99), and ``service.ask`` in-process from the
+Also timed: tier 1 alone per request (p50/p99), and ``runs.ask`` in-process from the
 call to the restated reading of a tier-1 change (before any validation), on a copy of this
 repository with default settings.
 
@@ -72,8 +72,8 @@ def summary(report: Report) -> dict:
 
 def with_model(items: list[dict], catalogue, settings) -> Report:
     from sorte.interpret.constrained import ROLE
+    from sorte.llm.build import build_llm
     from sorte.llm.embedded import only_embedded
-    from sorte.llm.service import build_llm
 
     weak = only_embedded(settings.llm, ROLE)
 
@@ -98,9 +98,9 @@ def ollama_reachable(url: str) -> bool:
 
 def reading_latency(repeats: int) -> dict:
     """How long until the trader sees the restated reading of a tier-1 change (before any
-    validation), on a git copy of this repository with default settings: ``service.ask``
+    validation), on a git copy of this repository with default settings: ``runs.ask``
     in-process, and ``sorte ask`` as a new process (interpreter start and imports included)."""
-    from sorte.agent import service
+    from sorte.agent import runs
     from sorte.config import Settings
 
     class Stop(Exception):
@@ -126,7 +126,7 @@ def reading_latency(repeats: int) -> dict:
 
             t0 = time.perf_counter()
             try:
-                asyncio.run(service.ask(settings, request, on_event=on_event))
+                asyncio.run(runs.ask(settings, request, on_event=on_event))
             except Stop as stop:
                 text = str(stop)
             in_process.append(seen["t"] - t0)
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["holdout", "dev", "both"], default="holdout")
     parser.add_argument("--ollama", default=os.environ.get("OLLAMA_HOST", "http://localhost:11434"))
     parser.add_argument("--no-model", action="store_true", help="tier 1 only (no embedded model run)")
-    parser.add_argument("--repeats", type=int, default=5, help="service.ask runs for the reading latency")
+    parser.add_argument("--repeats", type=int, default=5, help="runs.ask runs for the reading latency")
     args = parser.parse_args()
 
     from sorte.config import LLMSettings, ProviderSettings, Settings
@@ -209,7 +209,7 @@ def main() -> None:
         out["parts"][part] = results
     latency = reading_latency(args.repeats)
     out["reading_latency"] = latency
-    for key, label in (("in_process_s", "service.ask"), ("cli_s", "sorte ask (new process)")):
+    for key, label in (("in_process_s", "runs.ask"), ("cli_s", "sorte ask (new process)")):
         got = latency[key]
         print(f"{label} → restated reading: median {got['median']} s, max {got['max']} s, first {got['first']} s")
     print(f"reading: {latency['reading']}")

@@ -100,7 +100,7 @@ def ask_bench(prompts: int, asks: int, logged: bool) -> dict:
     from sorte.llm.client import LLM
     from sorte.llm.providers.fake import FakeProvider
     from sorte.logging import setup_logging
-    from sorte.runtime.llm_stages import StageVerdict
+    from sorte.runtime.cascade.llm_stages import StageVerdict
 
     settings = LLMSettings(
         providers={"fake": ProviderSettings(kind="fake")},
@@ -139,7 +139,8 @@ t0 = time.perf_counter()
 from pathlib import Path
 from sorte.config import LLMSettings
 from sorte.llm.client import LLM
-from sorte.runtime.llm_stages import StageVerdict, market_summary, read_prompts, render
+from sorte.runtime.cascade.llm_stages import StageVerdict
+from sorte.runtime.cascade.prompts import market_summary, read_prompts, render
 from sorte.runtime import demo
 from sorte.runtime.data import to_ohlcv
 system, prompts = read_prompts(Path("strategies/prompts.py"))

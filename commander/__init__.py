@@ -1,6 +1,6 @@
 """Blue/green deployment of the trading runtime: slots, shadow analysis, lease and fencing, rollback.
 
-Front-ends call the service layer, ``commander.service`` (``serve``, ``deploy``, ``rollback``,
+Front-ends call the service layer, ``commander.operations`` (``serve``, ``deploy``, ``rollback``,
 ``settled``), which drives ``commander.engine.Commander``; ``commander.status.status`` reads
 the state without a running commander. Imported from here (no settings needed)::
 
@@ -11,14 +11,11 @@ the state without a running commander. Imported from here (no settings needed)::
     broker = FencedBroker(paper_broker, lease, "blue", state.epoch)   # stale epochs never reach it
     history = DeploymentHistory(data_dir / "deployments.sqlite")
 
-(``commander.engine`` and ``commander.service`` are not imported here: they need
+(``commander.engine`` and ``commander.operations`` are not imported here: they need
 ``sorte.config``, which itself imports ``commander.analysis``.)
 """
 
-from commander.fencing import FencedBroker, StaleEpoch, client_order_id
-from commander.history import DeploymentHistory
-from commander.lease import Lease, LeaseConflict, LeaseError, LeaseState
-from commander.models import (
+from commander.deployment import (
     AnalysisResult,
     CheckResult,
     CommitRejected,
@@ -28,6 +25,9 @@ from commander.models import (
     IllegalTransition,
     UnknownDeployment,
 )
+from commander.fencing import FencedBroker, StaleEpoch, client_order_id
+from commander.history import DeploymentHistory
+from commander.lease import Lease, LeaseConflict, LeaseError, LeaseState
 
 __all__ = [
     "AnalysisResult",

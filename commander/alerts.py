@@ -54,3 +54,31 @@ def read_jsonl(path: Path, limit: int = 50) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return out
+
+
+def read_after(directory: Path, offset: int | None) -> tuple[list[dict[str, Any]], int]:
+    """Alerts written after byte ``offset``, and the offset past them, for a reader that pushes
+    each alert once. ``None`` (the reader's first start) gives none and the file's end: history
+    is for listing, not for a flood of pushes. A file shorter than the offset was replaced and is
+    read from the top; a line still being written waits for its newline; a bad line is skipped."""
+    path = Path(directory) / ALERTS_FILE
+    size = path.stat().st_size if path.exists() else 0
+    if offset is None:
+        return [], size
+    offset = 0 if size < offset else offset
+    if size == offset:
+        return [], offset
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        chunk = fh.read(size - offset)
+    end = chunk.rfind(b"\n") + 1
+    alerts = []
+    for line in chunk[:end].splitlines():
+        try:
+            alert = json.loads(line)
+        except ValueError:
+            log.warning("alert_bad_line", line=line[:200])
+            continue
+        if isinstance(alert, dict):
+            alerts.append(alert)
+    return alerts, offset + end

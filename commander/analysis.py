@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from scipy import stats
 
-from commander.models import AnalysisResult, CheckResult
+from commander.deployment import AnalysisResult, CheckResult
 from sorte.config import AnalysisSettings
 from sorte.errors import SorteError
 

@@ -15,5 +15,6 @@ def make_backend(name: str, commander_dir: Path, mounts: dict[str, str] | None =
     if name == "docker":
         from commander.docker_slots import DockerBackend
 
-        return DockerBackend(commander_dir=commander_dir, extra_mounts=mounts)
+        extra: dict[str | Path, str] = {path: mode for path, mode in (mounts or {}).items()}
+        return DockerBackend(commander_dir=commander_dir, extra_mounts=extra)
     raise ValueError(f"unknown slot backend {name!r}: use local or docker")

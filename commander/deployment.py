@@ -133,6 +133,11 @@ class Deployment(BaseModel):
     request_id: str | None = None
 
 
+# What an event means beyond its state change, for code to read (the reason is for people):
+# the post-promotion watch passed or ended early, an activation that was a rollback.
+EventOutcome = Literal["watch_passed", "watch_ended", "rollback"]
+
+
 class DeploymentEvent(BaseModel):
     seq: int
     deployment_id: int
@@ -140,3 +145,4 @@ class DeploymentEvent(BaseModel):
     to_state: DeploymentState
     at: datetime
     reason: str = ""
+    outcome: EventOutcome | None = None

@@ -174,8 +174,8 @@ class DockerBackend:
 
     def _volumes(self, spec: SlotSpec) -> dict[str, dict[str, str]]:
         volumes = host_runtime_mounts()
-        for path, mode in self.extra_mounts.items():
-            volumes[path] = {"bind": path, "mode": mode}
+        for mount, mode in self.extra_mounts.items():
+            volumes[mount] = {"bind": mount, "mode": mode}
         # Each at the path the slot is given (a symlinked path still names the real directory).
         for path, mode in ((spec.worktree, "ro"), (spec.commander_dir, "rw"), (spec.socket.parent, "rw")):
             volumes[str(Path(path).resolve())] = {"bind": str(Path(path).absolute()), "mode": mode}

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from commander.lease import Lease, LeaseConflict, LeaseError
-from sorte.runtime.models import Order
+from sorte.runtime.values import Order
 
 
 class StaleEpoch(LeaseError):

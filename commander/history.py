@@ -15,6 +15,7 @@ crash is harmless.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -26,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from commander.models import (
+from commander.deployment import (
     PROMOTING_STATES,
     REJECTED_STATES,
     SLOTS,
@@ -36,12 +37,15 @@ from commander.models import (
     Deployment,
     DeploymentError,
     DeploymentEvent,
+    EventOutcome,
     IllegalTransition,
     UnknownDeployment,
     can_transition,
 )
 
-SCHEMA = """
+NO_UPDATE = """CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the deployment event log is append-only'); END;"""
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS deployments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id TEXT UNIQUE,
@@ -63,14 +67,20 @@ CREATE TABLE IF NOT EXISTS events (
     from_state TEXT,
     to_state TEXT NOT NULL,
     at TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT ''
+    reason TEXT NOT NULL DEFAULT '',
+    outcome TEXT
 );
 CREATE INDEX IF NOT EXISTS events_deployment ON events (deployment_id, seq);
-CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'the deployment event log is append-only'); END;
+{NO_UPDATE}
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the deployment event log is append-only'); END;
 """
+# What an event's reason meant before events had an outcome (see ``_add_outcomes``).
+_OUTCOME_OF_OLD_REASONS = (
+    ("watch_passed", "from_state = to_state AND reason = 'post-promotion watch passed'"),
+    ("watch_ended", "from_state = to_state AND reason LIKE 'post-promotion watch ended early%'"),
+    ("rollback", "to_state = 'active' AND reason LIKE 'rollback%'"),
+)
 
 _COLUMNS = "id, request_id, commit_sha, slot, state, requested_by, created_at, updated_at, epoch, analysis, reason"
 _REJECTED_SQL = ", ".join(f"'{s}'" for s in sorted(REJECTED_STATES))
@@ -94,9 +104,28 @@ class DeploymentHistory:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        self._add_outcomes()
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_outcomes(self) -> None:
+        """A history from before events had an outcome gets the column, and its events the
+        outcome their reason meant then (the only time a reason is read for its meaning)."""
+
+        def has_outcome(db: sqlite3.Connection) -> bool:
+            return any(row["name"] == "outcome" for row in db.execute("PRAGMA table_info(events)"))
+
+        if has_outcome(self.db):
+            return
+        with self._write() as db:
+            if has_outcome(db):  # another process migrated it meanwhile
+                return
+            db.execute("DROP TRIGGER events_no_update")  # the log stays append-only: recreated below
+            db.execute("ALTER TABLE events ADD COLUMN outcome TEXT")
+            for outcome, where in _OUTCOME_OF_OLD_REASONS:
+                db.execute(f"UPDATE events SET outcome = ? WHERE {where}", (outcome,))
+            db.execute(NO_UPDATE)
 
     def __enter__(self) -> DeploymentHistory:
         return self
@@ -141,6 +170,7 @@ class DeploymentHistory:
                 (request_id, commit, slot, requested_by, now, now),
             )
             deployment_id = cursor.lastrowid
+            assert deployment_id is not None  # set by an INSERT
             self._event(db, deployment_id, None, "requested", now, f"requested by {requested_by}")
             return _deployment(self._row(db, deployment_id))
 
@@ -187,11 +217,11 @@ class DeploymentHistory:
             self._event(db, id, current, new_state, now, reason)
             return _deployment(self._row(db, id))
 
-    def note(self, id: int, reason: str) -> None:
+    def note(self, id: int, reason: str, outcome: EventOutcome | None = None) -> None:
         """Append an event that changes no state (e.g. "post-promotion watch passed")."""
         with self._write() as db:
             state = self._row(db, id)["state"]
-            self._event(db, id, state, state, self._now(), reason)
+            self._event(db, id, state, state, self._now(), reason, outcome)
 
     def reassign_slot(self, id: int, slot: str) -> Deployment:
         """Move a requested deployment to another slot (the idle one changed since the request)."""
@@ -230,7 +260,7 @@ class DeploymentHistory:
                     " epoch = CASE WHEN ? THEN ? ELSE epoch END WHERE id = ?",
                     (state, now, why, state == "active", epoch, row["id"]),
                 )
-                self._event(db, row["id"], row["state"], state, now, why)
+                self._event(db, row["id"], row["state"], state, now, why, "rollback" if state == "active" else None)
             return _deployment(self._row(db, target_id))
 
     def _demote_others(self, db: sqlite3.Connection, row: sqlite3.Row, now: str) -> None:
@@ -245,10 +275,18 @@ class DeploymentHistory:
             self._event(db, other["id"], other["state"], to, now, f"deployment {row['id']} became active")
 
     @staticmethod
-    def _event(db: sqlite3.Connection, id: int, from_state: str | None, to_state: str, at: str, reason: str) -> None:
+    def _event(
+        db: sqlite3.Connection,
+        id: int,
+        from_state: str | None,
+        to_state: str,
+        at: str,
+        reason: str,
+        outcome: EventOutcome | None = None,
+    ) -> None:
         db.execute(
-            "INSERT INTO events (deployment_id, from_state, to_state, at, reason) VALUES (?, ?, ?, ?, ?)",
-            (id, from_state, to_state, at, reason),
+            "INSERT INTO events (deployment_id, from_state, to_state, at, reason, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+            (id, from_state, to_state, at, reason, outcome),
         )
 
     # -- reading -------------------------------------------------------------------------
@@ -303,10 +341,10 @@ class DeploymentHistory:
         """True when the deployment's latest activation was a rollback."""
         with self._lock:
             row = self.db.execute(
-                "SELECT reason FROM events WHERE deployment_id = ? AND to_state = 'active' ORDER BY seq DESC LIMIT 1",
+                "SELECT outcome FROM events WHERE deployment_id = ? AND to_state = 'active' ORDER BY seq DESC LIMIT 1",
                 (id,),
             ).fetchone()
-        return row is not None and row["reason"].startswith("rollback")
+        return row is not None and row["outcome"] == "rollback"
 
     def list(self, limit: int = 20) -> list[Deployment]:
         """The newest deployments first."""
@@ -321,12 +359,12 @@ class DeploymentHistory:
         with self._lock:
             return self._commit_rejected(self.db, commit)
 
-    def events(self, id: int) -> list[DeploymentEvent]:
+    def events(self, id: int) -> builtins.list[DeploymentEvent]:  # `list` here is the method above
         """The deployment's state changes, oldest first (the creation event included)."""
         with self._lock:
             self._row(self.db, id)
             rows = self.db.execute(
-                "SELECT seq, deployment_id, from_state, to_state, at, reason FROM events"
+                "SELECT seq, deployment_id, from_state, to_state, at, reason, outcome FROM events"
                 " WHERE deployment_id = ? ORDER BY seq",
                 (id,),
             ).fetchall()

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from commander.models import DeploymentError
+from commander.deployment import DeploymentError
 
 INBOX_FILE = "requests.sqlite"
 LOCK_FILE = "commander.lock"
@@ -58,7 +58,8 @@ class Inbox:
             "INSERT INTO requests (kind, args, created_at, updated_at) VALUES (?, ?, ?, ?)",
             (kind, json.dumps(args), now, now),
         )
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # set by an INSERT
+        return cur.lastrowid
 
     def pending(self) -> list[Request]:
         rows = self.db.execute("SELECT * FROM requests WHERE status = 'pending' ORDER BY id").fetchall()

@@ -17,11 +17,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from commander.engine import WATCH_ENDED, WATCH_PASSED, Commander, CommanderReport, nothing_to_roll_back
+from commander.deployment import FINAL_STATES, CommitRejected, Deployment, DeploymentError, DeploymentEvent
+from commander.engine import Commander
+from commander.handover import nothing_to_roll_back
 from commander.history import DeploymentHistory
 from commander.inbox import Inbox, commander_running
-from commander.models import FINAL_STATES, CommitRejected, Deployment, DeploymentError, DeploymentEvent
 from commander.requests import request_deployment
+from commander.runs import CommanderReport
 from commander.status import HISTORY_FILE, commander_dir
 from commander.worktree import resolve_commit
 from sorte.config import Settings
@@ -47,7 +49,7 @@ def settled(history: DeploymentHistory, deployment_id: int) -> bool:
     if d.state == "active":
         activations = [i for i, e in enumerate(events) if e.to_state == "active" and e.from_state != "active"]
         start = activations[-1] if activations else 0
-        return any(e.reason in (WATCH_PASSED, WATCH_ENDED) for e in events[start + 1 :])
+        return any(e.outcome in ("watch_passed", "watch_ended") for e in events[start + 1 :])
     if d.state in ("warm", "retired"):
         return any(e.to_state == "active" for e in events)
     return False
@@ -189,9 +191,9 @@ def deploy(
         return d
     if running:
         say("a commander is running: following the deployment")
-        d = _follow(settings, d.id, say)
-        if d is not None:
-            return d
+        followed = _follow(settings, d.id, say)
+        if followed is not None:
+            return followed
         say("the commander stopped before the deployment settled: carrying it on here")
         commander = Commander(settings)
     else:

@@ -1,13 +1,16 @@
 """The line protocol between the commander and a slot process: one JSON object per line
-over a Unix socket (the same for local processes and Docker containers).
+over a Unix socket (the same for local processes and Docker containers), each a model here.
 
 Commander -> slot (``op``), each answered by exactly one message:
-    role   {"role": "active" | "shadow", "epoch": int, "settings": {...}}  -> ready | fault
-    step   {"tick": int, "bars": [[symbol, seq, ts, o, h, l, c, v], ...], "entries": bool,
-            "feed_gap": bool}  (feed_gap: the commander saw the gap in its feed and reported it)
-                                                                           -> done | fault
-    stop   {}                                                              -> bye
-Slot -> commander, unasked: ``hello`` once after connecting, ``hb`` every heartbeat period.
+    role   ``RoleOp``  -> ``Ready`` | ``Fault``
+    step   ``StepOp``  -> ``Done`` | ``Fault``  (``feed_gap``: the commander saw the gap in
+                                                 its feed and reported it)
+    stop   ``StopOp``  -> ``Bye``
+Slot -> commander, unasked: ``Hello`` once after connecting, ``Heartbeat`` every period.
+
+Each side validates what it reads: a message that is not one of these is a fault of the
+sender, like garbage on the channel. The active slot's ``SlotSnapshot`` goes to the
+front-ends through a file, not this channel.
 
 Times (``t``) are ``time.monotonic()`` seconds: one clock for every process on the host.
 """
@@ -15,15 +18,116 @@ Times (``t``) are ``time.monotonic()`` seconds: one clock for every process on t
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from sorte.runtime.models import Bar
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from sorte.runtime.values import Bar
 
 MAX_LINE = 64 * 1024 * 1024  # a step of many symbols, or a settings payload, fits
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
+Role = Literal["active", "shadow"]
+
+
+class Message(BaseModel):
+    # A slot runs its deployment's commit, often newer than the commander: a field the newer
+    # side added is ignored, not refused.
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- commander -> slot ---------------------------------------------------------------------
+class RoleOp(Message):
+    op: Literal["role"] = "role"
+    role: Role
+    epoch: int = 0
+    settings: dict[str, Any]  # ``settings_payload``
+
+
+class StepOp(Message):
+    op: Literal["step"] = "step"
+    tick: int
+    bars: list[list[Any]]  # ``bar_row`` each
+    entries: bool = True  # False: a hand-over's last step on the active slot, no new entries
+    feed_gap: bool = False
+
+
+class StopOp(Message):
+    op: Literal["stop"] = "stop"
+
+
+Op = Annotated[RoleOp | StepOp | StopOp, Field(discriminator="op")]
+
+
+# -- slot -> commander ---------------------------------------------------------------------
+class Hello(Message):
+    ev: Literal["hello"] = "hello"
+    slot: str
+    deployment: int
+    token: str  # what the commander gave it: a stale process cannot pose as this one
+    pid: int
+
+
+class Heartbeat(Message):
+    ev: Literal["hb"] = "hb"
+    t: float
+
+
+class Ready(Message):
+    """The role is taken: the runtime is built on the book in the ledger."""
+
+    ev: Literal["ready"] = "ready"
+    role: Role
+    epoch: int
+    cursor: dict[str, int]  # the last bar seq per symbol the book includes
+    book: dict[str, Any]  # ``commander.slot.book``: compared whole across a hand-over
+    t: float
+
+
+class Done(Message):
+    """A step is done (and, on the active slot, committed to the ledger)."""
+
+    ev: Literal["done"] = "done"
+    tick: int
+    role: Role
+    latency_ms: float
+    errors: int  # decision-path errors absorbed in the step (LLM fallbacks)
+    equity: float
+    pnl: float
+    book: dict[str, Any]
+    cursor: dict[str, int]
+    t_recv: float  # when the step arrived
+    t: float
+
+
+class Fault(Message):
+    """The slot cannot go on (``kind``: stale_epoch, order_path, decision_path, gap, broken,
+    no_role, start; the commander's own: crash, protocol); it takes no further step."""
+
+    ev: Literal["fault"] = "fault"
+    kind: str
+    detail: str
+    tick: int | None = None
+    traceback: str = ""
+
+    def describe(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+class Bye(Message):
+    ev: Literal["bye"] = "bye"
+
+
+SlotMessage = Annotated[Hello | Heartbeat | Ready | Done | Fault | Bye, Field(discriminator="ev")]
+Reply = Hello | Ready | Done | Fault | Bye  # what a request may get back (a Hello only from a confused slot)
+_SLOT_MESSAGE: TypeAdapter[Hello | Heartbeat | Ready | Done | Fault | Bye] = TypeAdapter(SlotMessage)
+_OP: TypeAdapter[RoleOp | StepOp | StopOp] = TypeAdapter(Op)
+
+
+def encode(message: Message) -> bytes:
+    # json rather than pydantic's own writer: a NaN equity stays NaN (pydantic writes null),
+    # for the analysis to see it.
+    return json.dumps(message.model_dump(), separators=(",", ":"), default=str).encode() + b"\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:
@@ -31,6 +135,47 @@ def decode(line: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ValueError(f"a protocol message is a JSON object, got {type(message).__name__}")
     return message
+
+
+def read_slot_message(line: bytes) -> Hello | Heartbeat | Ready | Done | Fault | Bye:
+    """A slot's message; ValueError (pydantic's ValidationError is one) when it is none."""
+    return _SLOT_MESSAGE.validate_python(decode(line))
+
+
+def read_op(line: bytes) -> RoleOp | StepOp | StopOp:
+    """The commander's message; ValueError when it is none."""
+    return _OP.validate_python(decode(line))
+
+
+class StageFigures(BaseModel):
+    """One cascade stage since the slot took its role, as the runtime's metrics count it."""
+
+    stage: str
+    passes: int
+    discards: int
+    # (upper bound in seconds, steps whose mean evaluation time was at most that), cumulative
+    # like a Prometheus histogram's buckets; ``latency_count`` is its +Inf bucket.
+    latency_buckets: list[tuple[float, int]] = []
+    latency_count: int = 0
+
+
+class SlotSnapshot(BaseModel):
+    """What the active slot tells the front-ends between steps (``commander.slot_report``)."""
+
+    at: float  # time.time() when written: an old one is not shown as current
+    slot: str
+    deployment: str
+    tick: int
+    equity: float
+    last_close: dict[str, float] = {}
+    stages: list[StageFigures] = []  # in the cascade's order
+    llm_cache_hit_rate: float | None = None  # None when no LLM stage asks a model
+    metrics: str = ""  # the runtime's Prometheus exposition, for the /metrics page
+
+
+def describe_reply(reply: Reply) -> str:
+    """Why a reply is not the one asked for."""
+    return reply.describe() if isinstance(reply, Fault) else f"protocol: unexpected {reply.ev!r} message"
 
 
 def bar_row(bar: Bar) -> list[Any]:

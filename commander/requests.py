@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from commander.deployment import Deployment
 from commander.history import DeploymentHistory
-from commander.models import Deployment
 from commander.status import HISTORY_FILE, commander_dir
 
 

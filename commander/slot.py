@@ -21,24 +21,41 @@ import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from commander.fencing import FencedBroker, StaleEpoch
 from commander.lease import Lease, LeaseConflict
-from commander.protocol import MAX_LINE, decode, encode, row_bar
+from commander.protocol import (
+    MAX_LINE,
+    Bye,
+    Done,
+    Fault,
+    Heartbeat,
+    Hello,
+    Message,
+    Ready,
+    Role,
+    RoleOp,
+    StepOp,
+    StopOp,
+    encode,
+    read_op,
+    row_bar,
+)
 from commander.slot_report import SlotReporter
 from commander.source import PushedFeed, ledger_path, open_source
 from sorte import paths
 from sorte.config import Settings
+from sorte.runtime.assembly import configured_cascade, strategy_host
 from sorte.runtime.broker import PaperBroker
 from sorte.runtime.cascade import Cascade, LLMStage
 from sorte.runtime.clock import SimClock
 from sorte.runtime.control import RuntimeControl
 from sorte.runtime.engine import Runtime
 from sorte.runtime.executor import Executor
+from sorte.runtime.feed import ReplayFeed
 from sorte.runtime.ledger import Ledger
 from sorte.runtime.metrics import RuntimeMetrics
-from sorte.runtime.service import configured_cascade, strategy_host
 from sorte.runtime.strategy_host import StrategyHost
 
 ORDER_PATH_FILES = ("executor.py", "broker.py", "live_broker.py", "fencing.py", "ledger.py")
@@ -103,9 +120,9 @@ class Slot:
         self.reporter = SlotReporter(commander_dir, name)
         self.commander_dir = commander_dir
         self.settings: Settings | None = None
-        self.source = None
+        self.source: ReplayFeed | None = None
         self.runtime: Runtime | None = None
-        self.role = "none"
+        self.role: Role | None = None
         self.epoch = 0
         self.broken = ""  # why no further step is taken
         self.last_seq: dict[str, int] = {}
@@ -115,15 +132,17 @@ class Slot:
         self._lease: Lease | None = None
 
     # -- roles -----------------------------------------------------------------------------
-    async def set_role(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def set_role(self, msg: RoleOp) -> Ready:
         if self.settings is None:  # in a thread: the heartbeats keep going while data loads
-            await asyncio.to_thread(self._configure, msg["settings"])
-        role, epoch = msg["role"], int(msg.get("epoch") or 0)
+            await asyncio.to_thread(self._configure, msg.settings)
+        settings = self.settings
+        assert settings is not None  # configured just above
+        role, epoch = msg.role, msg.epoch
         self._close_runtime()
         metrics = RuntimeMetrics()
         if self.host is None:  # one worker for the slot's life: a role change keeps it (and its speed)
-            self.host = await asyncio.to_thread(strategy_host, self.settings)
-        cascade = await asyncio.to_thread(configured_cascade, self.settings, metrics.registry, self.host)
+            self.host = await asyncio.to_thread(strategy_host, settings)
+        cascade = await asyncio.to_thread(configured_cascade, settings, metrics.registry, self.host)
         self.runtime = self._build(role, epoch, cascade, metrics)
         await self.runtime.resume()
         self.role, self.epoch = role, epoch
@@ -133,14 +152,9 @@ class Slot:
         if role == "active":
             self.reporter.reset(self.runtime)
             self._report(lambda: self.reporter.write(self.runtime, 0, str(self.deployment)))
-        return {
-            "ev": "ready",
-            "role": role,
-            "epoch": epoch,
-            "cursor": dict(self.last_seq),
-            "book": book(self.runtime.broker),
-            "t": time.monotonic(),
-        }
+        return Ready(
+            role=role, epoch=epoch, cursor=dict(self.last_seq), book=book(self.runtime.broker), t=time.monotonic()
+        )
 
     def _configure(self, payload: dict[str, Any]) -> None:
         worktree = Path.cwd()
@@ -151,8 +165,8 @@ class Slot:
         self.source, _ = open_source(self.settings)
 
     def _build(self, role: str, epoch: int, cascade: Cascade, metrics: RuntimeMetrics) -> Runtime:
-        settings = self.settings
-        assert settings is not None
+        settings, source = self.settings, self.source
+        assert settings is not None and source is not None  # configured with the first role
         paper = PaperBroker(settings.broker)
         ledger = Ledger(ledger_path(self.commander_dir), durable=role == "active")
         self._ledger = ledger
@@ -161,14 +175,15 @@ class Slot:
             self._lease = Lease(self.commander_dir)
             control.file = paths.control_file(settings.data_dir)  # `sorte control pause` reaches the trader
             fenced = FencedBroker(paper, self._lease, self.name, epoch)
-            executor = Executor(fenced, settings.risk, settings.broker)
+            # A proxy of the paper broker: every attribute but ``submit`` is the paper broker's.
+            executor = Executor(cast(PaperBroker, fenced), settings.risk, settings.broker)
             journal_ledger: Any = FencedLedger(ledger, self._lease, self.name, epoch)
         elif role == "shadow":
             executor = Executor(paper, settings.risk, settings.broker)
             journal_ledger = ShadowLedger(ledger)
         else:
             raise ValueError(f"unknown role {role!r}")
-        return Runtime(cascade, PushedFeed(self.source), paper, executor, SimClock(), control, journal_ledger, metrics)
+        return Runtime(cascade, PushedFeed(source), paper, executor, SimClock(), control, journal_ledger, metrics)
 
     def _close_runtime(self) -> None:
         for closable in (self._ledger, self._lease, self.runtime.cascade if self.runtime else None):
@@ -182,19 +197,19 @@ class Slot:
         return sum(s.fallbacks for s in stages if isinstance(s, LLMStage) and s.judge is not None)
 
     # -- steps -----------------------------------------------------------------------------
-    async def step(self, msg: dict[str, Any]) -> dict[str, Any]:
-        tick, t_recv = int(msg["tick"]), time.monotonic()
+    async def step(self, msg: StepOp) -> Done | Fault:
+        tick, t_recv = msg.tick, time.monotonic()
         if self.broken:
-            return {"ev": "fault", "tick": tick, "kind": "broken", "detail": f"after an earlier fault: {self.broken}"}
-        if self.runtime is None:
-            return {"ev": "fault", "tick": tick, "kind": "no_role", "detail": "a step arrived before a role"}
-        bars = [row_bar(r) for r in msg["bars"]]
-        gap = "" if msg.get("feed_gap") else self._gap(bars)  # a gap the commander saw in its feed
+            return Fault(tick=tick, kind="broken", detail=f"after an earlier fault: {self.broken}")
+        if self.runtime is None or self.role is None:
+            return Fault(tick=tick, kind="no_role", detail="a step arrived before a role")
+        bars = [row_bar(r) for r in msg.bars]
+        gap = "" if msg.feed_gap else self._gap(bars)  # a gap the commander saw in its feed
         if gap:
             self.broken = gap
-            return {"ev": "fault", "tick": tick, "kind": "gap", "detail": gap}
+            return Fault(tick=tick, kind="gap", detail=gap)
         runtime = self.runtime
-        control, entries = runtime.control, msg.get("entries", True)
+        control, entries = runtime.control, msg.entries
         saved = (control.paused, control.file)
         if not entries:  # a hand-over's last step: no new entries, for this step only
             control.paused, control.file = True, None
@@ -204,7 +219,7 @@ class Slot:
             kind = fault_kind(exc)
             self.broken = f"{type(exc).__name__}: {exc}"
             tb = "".join(traceback.format_exception(exc, limit=-6))
-            return {"ev": "fault", "tick": tick, "kind": kind, "detail": self.broken, "traceback": tb}
+            return Fault(tick=tick, kind=kind, detail=self.broken, traceback=tb)
         finally:
             if not entries:
                 control.paused, control.file = saved
@@ -216,19 +231,18 @@ class Slot:
         errors, self.fallbacks = fallbacks - self.fallbacks, fallbacks
         if self.role == "active":
             self._report(lambda: self.reporter.after_step(runtime, bars, errors, tick, str(self.deployment)))
-        return {
-            "ev": "done",
-            "tick": tick,
-            "role": self.role,
-            "latency_ms": runtime.last_decision_s * 1000,
-            "errors": errors,
-            "equity": equity,
-            "pnl": pnl,
-            "book": book(runtime.broker),
-            "cursor": dict(self.last_seq),
-            "t_recv": t_recv,
-            "t": time.monotonic(),
-        }
+        return Done(
+            tick=tick,
+            role=self.role,
+            latency_ms=runtime.last_decision_s * 1000,
+            errors=errors,
+            equity=equity,
+            pnl=pnl,
+            book=book(runtime.broker),
+            cursor=dict(self.last_seq),
+            t_recv=t_recv,
+            t=time.monotonic(),
+        )
 
     def _report(self, write: Any) -> None:
         """The front-ends' snapshot and alerts: a full disk there must not stop trading."""
@@ -249,31 +263,36 @@ async def serve(args: argparse.Namespace) -> int:
     reader, writer = await asyncio.open_unix_connection(args.socket, limit=MAX_LINE)
     slot = Slot(args.slot, Path(args.commander_dir), args.deployment, args.strategy_socket)
 
-    def send(message: dict[str, Any]) -> None:
+    def send(message: Message) -> None:
         writer.write(encode(message))
 
-    send({"ev": "hello", "slot": args.slot, "deployment": args.deployment, "token": args.token, "pid": os.getpid()})
+    send(Hello(slot=args.slot, deployment=args.deployment, token=args.token, pid=os.getpid()))
 
     async def heartbeat() -> None:
         while True:
-            send({"ev": "hb", "t": time.monotonic()})
+            send(Heartbeat(t=time.monotonic()))
             await writer.drain()
             await asyncio.sleep(args.heartbeat)
 
     beats = asyncio.create_task(heartbeat())
     try:
         while line := await reader.readline():
-            msg = decode(line)
-            op = msg.get("op")
-            if op == "stop":
-                send({"ev": "bye"})
+            try:
+                msg = read_op(line)
+            except ValueError as exc:  # no message of the protocol: said back, like any fault
+                send(Fault(kind="protocol", detail=f"unreadable message: {str(exc)[:500]}"))
+                await writer.drain()
+                continue
+            if isinstance(msg, StopOp):
+                send(Bye())
                 await writer.drain()
                 return 0
+            reply: Message
             try:
-                reply = await (slot.set_role(msg) if op == "role" else slot.step(msg))
+                reply = await (slot.set_role(msg) if isinstance(msg, RoleOp) else slot.step(msg))
             except Exception as exc:  # the role could not be built (the commit does not start)
-                reply = {"ev": "fault", "kind": "start", "detail": f"{type(exc).__name__}: {exc}"}
-                reply["traceback"] = "".join(traceback.format_exception(exc, limit=-6))
+                tb = "".join(traceback.format_exception(exc, limit=-6))
+                reply = Fault(kind="start", detail=f"{type(exc).__name__}: {exc}", traceback=tb)
             send(reply)
             await writer.drain()
         return 0  # the commander went away: a slot never trades on its own

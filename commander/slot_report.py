@@ -1,6 +1,7 @@
-"""What the active slot tells the front-ends between steps: a snapshot of its metrics and last
-prices (``<commander dir>/snapshot-<slot>.json``, read by the status page and Telegram), and
-the alerts only the runtime can see: a risk limit vetoing entries, a storm of LLM fallbacks."""
+"""What the active slot tells the front-ends between steps: a snapshot of its cascade's figures,
+metrics and last prices (``<commander dir>/snapshot-<slot>.json``, a ``SlotSnapshot`` read by
+the status page and Telegram), and the alerts only the runtime can see: a risk limit vetoing
+entries, a storm of LLM fallbacks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from commander.alerts import Alerts
+from commander.protocol import SlotSnapshot, StageFigures
 from sorte import paths
+from sorte.runtime.engine import StageFigures as RuntimeStageFigures
+from sorte.runtime.metrics import LATENCY_BUCKETS
 
 SNAPSHOT_EVERY_S = 1.0
 STORM_WINDOW = 20  # steps
@@ -66,15 +70,29 @@ class SlotReporter:
         self.vetoes = dict(vetoes)
 
     def write(self, runtime: Any, tick: int, deployment: str) -> None:
-        data = {
-            "at": time.time(),
-            "slot": self.slot,
-            "deployment": deployment,
-            "tick": tick,
-            "equity": runtime.broker.equity(),
-            "last_close": self.last_close,
-            "metrics": runtime.metrics.render().decode(),
-        }
+        snapshot = SlotSnapshot(
+            at=time.time(),
+            slot=self.slot,
+            deployment=deployment,
+            tick=tick,
+            equity=runtime.broker.equity(),
+            last_close=self.last_close,
+            stages=[stage_figures(f) for f in runtime.stage_figures()],
+            llm_cache_hit_rate=runtime.llm_cache_hit_rate(),
+            metrics=runtime.metrics.render().decode(),
+        )
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
+        tmp.write_text(json.dumps(snapshot.model_dump()))  # json's writer: a NaN equity stays NaN
         os.replace(tmp, self.path)  # readers never see half a file
+
+
+def stage_figures(figures: RuntimeStageFigures) -> StageFigures:
+    """A runtime's ``sorte.runtime.engine.StageFigures`` as the snapshot carries it."""
+    *bounded, total = figures.latency_counts
+    return StageFigures(
+        stage=figures.stage,
+        passes=figures.passes,
+        discards=figures.discards,
+        latency_buckets=list(zip(LATENCY_BUCKETS, bounded, strict=True)),
+        latency_count=total,
+    )

@@ -16,8 +16,18 @@ from typing import Any
 import structlog
 
 from commander.backends import SlotBackend, SlotProcess, SlotSpec
-from commander.models import DeploymentError
-from commander.protocol import MAX_LINE, decode, encode
+from commander.deployment import DeploymentError
+from commander.protocol import (
+    MAX_LINE,
+    Heartbeat,
+    Hello,
+    Reply,
+    RoleOp,
+    StepOp,
+    StopOp,
+    encode,
+    read_slot_message,
+)
 
 log = structlog.get_logger("sorte.commander")
 
@@ -44,7 +54,7 @@ class SlotClient:
         self.died_at = 0.0
         self.stopping = False  # the commander asked it to stop: its end is no fault
         self.died = asyncio.Event()
-        self.replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.replies: asyncio.Queue[Reply] = asyncio.Queue()
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._watch())]
 
     # -- liveness ------------------------------------------------------------------------
@@ -58,11 +68,11 @@ class SlotClient:
     async def _read(self) -> None:
         try:
             while line := await self.reader.readline():
-                msg = decode(line)
+                msg = read_slot_message(line)
                 self.last_seen = time.monotonic()
-                if msg.get("ev") != "hb":
+                if not isinstance(msg, Heartbeat):
                     self.replies.put_nowait(msg)
-        except (ConnectionError, ValueError) as exc:
+        except (ConnectionError, ValueError) as exc:  # garbage, or a message of no known kind
             self._die(f"connection lost: {exc}")
         self._die("its connection closed")
 
@@ -79,7 +89,7 @@ class SlotClient:
         return not self.dead
 
     # -- requests ------------------------------------------------------------------------
-    async def request(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    async def request(self, message: RoleOp | StepOp | StopOp, timeout_s: float) -> Reply:
         """Send one message and wait for its reply; raises SlotDied."""
         if self.dead:
             raise SlotDied(self.dead)
@@ -107,7 +117,7 @@ class SlotClient:
             if not getter.done():
                 getter.cancel()
         if not self.dead:
-            self._die(f"no answer to {message.get('op')} within {timeout_s:.1f} s")
+            self._die(f"no answer to {message.op} within {timeout_s:.1f} s")
             self.process.kill()
         raise SlotDied(self.dead)
 
@@ -116,7 +126,7 @@ class SlotClient:
         self.stopping = True
         if not self.dead:
             with contextlib.suppress(SlotDied):
-                await self.request({"op": "stop"}, timeout_s)
+                await self.request(StopOp(), timeout_s)
         try:
             await asyncio.wait_for(self.process.wait(), timeout_s)
         except TimeoutError:
@@ -157,18 +167,23 @@ async def launch(
     server = await asyncio.start_unix_server(on_connect, path=str(spec.socket), limit=MAX_LINE)
     spec.socket.chmod(0o600)
     process = await backend.start(spec)
-    exited = asyncio.ensure_future(process.wait())
+    exited: asyncio.Future[int] = asyncio.ensure_future(process.wait())
     try:
-        done, _ = await asyncio.wait({connected, exited}, timeout=start_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {connected, exited}
+        done, _ = await asyncio.wait(waiting, timeout=start_timeout_s, return_when=asyncio.FIRST_COMPLETED)
         if connected not in done:
             reason = f"exited with status {exited.result()}" if exited in done else "did not connect in time"
             process.kill()
             raise SlotDied(f"slot {spec.slot} for deployment {spec.deployment_id} {reason}; see {spec.log_file}")
         reader, writer = connected.result()
-        hello = decode(await asyncio.wait_for(reader.readline(), start_timeout_s))
-        if hello.get("ev") != "hello" or hello.get("token") != spec.token:
+        line = await asyncio.wait_for(reader.readline(), start_timeout_s)
+        try:
+            hello = read_slot_message(line)
+        except ValueError:
+            hello = None
+        if not isinstance(hello, Hello) or hello.token != spec.token:
             process.kill()
-            raise SlotDied(f"slot {spec.slot} answered with {hello!r} instead of its hello")
+            raise SlotDied(f"slot {spec.slot} answered with {line[:200]!r} instead of its hello")
     finally:
         exited.cancel()
         server.close()

@@ -11,10 +11,10 @@ from pathlib import Path
 from sorte import paths
 from sorte.config import Settings
 from sorte.errors import ConfigError
+from sorte.runtime.assembly import demo_frames, feed_fingerprint, load_frames
 from sorte.runtime.clock import SimClock
 from sorte.runtime.feed import ReplayFeed
-from sorte.runtime.models import Bar, Ohlcv
-from sorte.runtime.service import demo_frames, feed_fingerprint, load_frames
+from sorte.runtime.values import Bar, Ohlcv
 
 
 def open_source(settings: Settings) -> tuple[ReplayFeed, str]:

@@ -7,10 +7,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from commander.alerts import read_alerts
+from commander.deployment import Deployment
 from commander.history import DeploymentHistory
 from commander.inbox import commander_running
 from commander.lease import SLOTS, Lease, LeaseState
-from commander.models import Deployment
 from sorte import paths
 
 HISTORY_FILE = "deployments.sqlite"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import git
 
-from commander.models import DeploymentError
+from commander.deployment import DeploymentError
 
 _lock = threading.Lock()  # git worktree add/prune on one repository, one at a time
 

@@ -14,7 +14,7 @@ import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
+from os import PathLike
 
 from sorte.editing.policy import NEW_TEST_FILE, STRATEGY_FILE
 from sorte.errors import SorteError
@@ -88,7 +88,7 @@ def safe_parts(raw: bytes) -> tuple[str, ...] | None:
     return parts if len(raw) <= 1024 else None
 
 
-def git(git_dir: str | Path, *args: str, stdin: bytes | None = None) -> bytes:
+def git(git_dir: str | PathLike[str], *args: str, stdin: bytes | None = None) -> bytes:
     """Run a git plumbing command on the repository at ``git_dir``; GuardianError on failure."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     argv = ["git", f"--git-dir={git_dir}", "-c", "core.quotePath=false", *args]
@@ -104,7 +104,7 @@ def git(git_dir: str | Path, *args: str, stdin: bytes | None = None) -> bytes:
     return proc.stdout
 
 
-def read_changes(git_dir: str | Path, base: str, candidate: str) -> list[Change]:
+def read_changes(git_dir: str | PathLike[str], base: str, candidate: str) -> list[Change]:
     """Every path that differs between the trees of ``base`` and ``candidate``, with blob sizes."""
     out = git(
         git_dir, "diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", "--ignore-submodules=none", base, candidate
@@ -120,7 +120,7 @@ def read_changes(git_dir: str | Path, base: str, candidate: str) -> list[Change]
     return [replace(c, size=sizes.get(c.new_sha)) for c in changes]
 
 
-def blob_sizes(git_dir: str | Path, shas: Iterable[str]) -> dict[str, int]:
+def blob_sizes(git_dir: str | PathLike[str], shas: Iterable[str]) -> dict[str, int]:
     """Size of each blob among ``shas`` (missing objects and non-blobs are left out)."""
     wanted = sorted(set(shas))
     if not wanted:
@@ -134,7 +134,7 @@ def blob_sizes(git_dir: str | Path, shas: Iterable[str]) -> dict[str, int]:
     return sizes
 
 
-def read_blobs(git_dir: str | Path, shas: Iterable[str]) -> dict[str, bytes]:
+def read_blobs(git_dir: str | PathLike[str], shas: Iterable[str]) -> dict[str, bytes]:
     """The content of each blob among ``shas`` (callers bound the sizes first)."""
     wanted = sorted(set(shas))
     if not wanted:
@@ -164,7 +164,7 @@ class TreeEntry:
     raw: bytes
 
 
-def list_tree(git_dir: str | Path, treeish: str) -> list[TreeEntry]:
+def list_tree(git_dir: str | PathLike[str], treeish: str) -> list[TreeEntry]:
     """Every entry of ``treeish``, recursively, with blob sizes."""
     out = git(git_dir, "ls-tree", "-r", "-z", "-l", "--full-tree", treeish)
     entries: list[TreeEntry] = []

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from guardian.gates import Runner
 from guardian.gates.benchmark import GATE as BENCHMARK
@@ -109,7 +110,7 @@ def _baseline_report(settings: Settings, runner: Runner, ws: Workspace, sha: str
 def _tolerances(settings: Settings) -> Tolerances:
     try:
         return Tolerances.model_validate(settings.guardian.tolerances)
-    except ValueError as exc:
+    except ValidationError as exc:
         fields = ", ".join(Tolerances.model_fields)
         raise GuardianError(f"guardian.tolerances is invalid ({exc.errors()[0]['msg']}); fields: {fields}") from None
 

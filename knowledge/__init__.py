@@ -16,7 +16,7 @@ from pathlib import Path
 
 from knowledge.embeddings import Embedder, MiniLMEmbedder, OllamaEmbedder, make_embedder
 from knowledge.errors import KnowledgeError
-from knowledge.models import Lesson, Outcome, Verdict
+from knowledge.lesson import Lesson, Outcome, Verdict
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import LessonStore
 

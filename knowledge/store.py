@@ -10,14 +10,15 @@ metrics, rule and commit win, ``times_seen`` adds up, and the first ``created_at
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from knowledge.embeddings import Embedder
 from knowledge.errors import KnowledgeError
-from knowledge.models import Lesson
+from knowledge.lesson import Lesson
 
 _WRITE_BATCH = 1000
 
@@ -41,8 +42,16 @@ def _metadata(lesson: Lesson) -> dict[str, str | int | float]:
     }
 
 
-def _lesson(metadata: dict) -> Lesson:
+def _lesson(metadata: Mapping[str, Any]) -> Lesson:
     return Lesson.model_validate_json(metadata["lesson"])
+
+
+def _included(result: Mapping[str, Any], key: str) -> list[Any]:
+    """A field of a Chroma result that the call named in ``include`` (Chroma types them all optional)."""
+    value = result.get(key)
+    if value is None:
+        raise KnowledgeError(f"the lesson store returned no {key}")
+    return list(value)
 
 
 def merge(old: Lesson, new: Lesson) -> Lesson:
@@ -116,8 +125,9 @@ class LessonStore:
             vector = vectors[i]
             best: tuple[Lesson, np.ndarray] | None = None
             best_sim = -2.0
-            if nearest[i] is not None:
-                stored, best_sim, stored_vector = nearest[i]
+            near = nearest[i]
+            if near is not None:
+                stored, best_sim, stored_vector = near
                 # already merged earlier in this batch: merge into that version
                 best = pending.get(stored.id, (stored, stored_vector))
             for plesson, pvector in pending.values():
@@ -161,7 +171,8 @@ class LessonStore:
                 where={"strategy": strategy},
                 include=["metadatas", "distances", "embeddings"],
             )
-            rows = zip(indexes, found["metadatas"], found["distances"], found["embeddings"], strict=True)
+            columns = (_included(found, "metadatas"), _included(found, "distances"), _included(found, "embeddings"))
+            rows = zip(indexes, *columns, strict=True)
             for i, metas, dists, embs in rows:
                 if metas:
                     nearest[i] = (_lesson(metas[0]), 1.0 - float(dists[0]), np.asarray(embs[0], dtype=np.float32))
@@ -186,7 +197,7 @@ class LessonStore:
         )
         return [
             (_lesson(meta), 1.0 - float(dist))
-            for meta, dist in zip(found["metadatas"][0], found["distances"][0], strict=True)
+            for meta, dist in zip(_included(found, "metadatas")[0], _included(found, "distances")[0], strict=True)
         ]
 
     def list(self, limit: int = 20, strategy: str | None = None) -> list[Lesson]:
@@ -194,12 +205,12 @@ class LessonStore:
         if limit <= 0:
             raise KnowledgeError(f"limit must be positive, got {limit}")
         got = self._col.get(where={"strategy": strategy} if strategy else None, include=["metadatas"])
-        metas = sorted(got["metadatas"], key=lambda m: m["updated_ts"], reverse=True)[:limit]
+        metas = sorted(_included(got, "metadatas"), key=lambda m: m["updated_ts"], reverse=True)[:limit]
         return [_lesson(meta) for meta in metas]
 
     def get(self, lesson_id: str) -> Lesson | None:
         got = self._col.get(ids=[lesson_id], include=["metadatas"])
-        return _lesson(got["metadatas"][0]) if got["ids"] else None
+        return _lesson(_included(got, "metadatas")[0]) if got["ids"] else None
 
     def count(self) -> int:
         return self._col.count()

@@ -14,10 +14,7 @@ Long-lived confined processes that talk over stdin/stdout (the strategy worker) 
 with ``sandbox.confined.spawn(argv, box, backend="local" | "docker")``.
 """
 
-from sandbox.docker_backend import DockerSandbox, cleanup_containers, docker_available, owned_containers
-from sandbox.image import OFFLINE_IMAGE, ensure_offline_image
-from sandbox.local_backend import LocalSandbox, can_unshare_network
-from sandbox.models import (
+from sandbox.contract import (
     SANDBOX_LABEL,
     SANDBOX_OUTPUT_DIR,
     SandboxBackend,
@@ -25,6 +22,9 @@ from sandbox.models import (
     SandboxResult,
     SandboxSpec,
 )
+from sandbox.docker_backend import DockerSandbox, cleanup_containers, docker_available, owned_containers
+from sandbox.image import OFFLINE_IMAGE, ensure_offline_image
+from sandbox.local_backend import LocalSandbox, can_unshare_network
 from sandbox.select import SandboxMode, SandboxUnavailable, get_backend
 
 __all__ = [

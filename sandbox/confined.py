@@ -34,6 +34,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.contract import SANDBOX_LABEL, SandboxLimits
 from sandbox.image import (
     _GROUP,
     _HOST_DIRS,
@@ -45,7 +46,6 @@ from sandbox.image import (
     host_runtime_mounts,
 )
 from sandbox.local_backend import SANDBOX_UID, can_unshare_network
-from sandbox.models import SANDBOX_LABEL, SandboxLimits
 from sandbox.processes import pid_alive
 
 _CLONE_NEWNET = 0x40000000

@@ -15,8 +15,7 @@ from typing import Any
 
 import structlog
 
-from sandbox.image import OFFLINE_IMAGE, ensure_offline_image, host_runtime_mounts
-from sandbox.models import (
+from sandbox.contract import (
     OUT_TOKEN,
     SANDBOX_LABEL,
     SANDBOX_OUTPUT_DIR,
@@ -29,6 +28,7 @@ from sandbox.models import (
     read_outputs,
     truncate_text,
 )
+from sandbox.image import OFFLINE_IMAGE, ensure_offline_image, host_runtime_mounts
 from sandbox.processes import pid_alive
 
 log = structlog.get_logger(__name__)

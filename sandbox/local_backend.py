@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from sandbox.models import (
+from sandbox.contract import (
     OUT_TOKEN,
     SANDBOX_OUTPUT_DIR,
     SANDBOX_TMP,

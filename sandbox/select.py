@@ -6,9 +6,9 @@ from typing import Literal
 
 import structlog
 
+from sandbox.contract import SandboxBackend
 from sandbox.docker_backend import DockerSandbox, docker_available
 from sandbox.local_backend import LocalSandbox
-from sandbox.models import SandboxBackend
 
 log = structlog.get_logger(__name__)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import structlog
+from structlog.typing import EventDict, Processor
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -34,7 +35,7 @@ class FileSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
-    def __call__(self, logger: object, method: str, event_dict: dict) -> dict:
+    def __call__(self, logger: object, method: str, event_dict: EventDict) -> EventDict:
         os.write(self.fd, (json.dumps(event_dict, default=str) + "\n").encode())
         return event_dict
 
@@ -61,15 +62,17 @@ def setup_logging(
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    processors: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if file is not None:
+        processors.append(FileSink(file))
+    if console_level:
+        processors.append(_console_at_least(console_level))
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            *([FileSink(file)] if file is not None else []),
-            *([_console_at_least(console_level)] if console_level else []),
-            renderer,
-        ],
+        processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         logger_factory=_StderrLogger,
         cache_logger_on_first_use=False,

@@ -91,3 +91,26 @@ def slot_snapshot(folder: Path | str, slot: str) -> Path:
 def agent_dir(data_dir: Path | str) -> Path:
     """The agent's checkpoints, audit log, run views and deploy requests."""
     return Path(data_dir) / "agent"
+
+
+AUDIT_FILE = "audit.jsonl"
+
+
+def agent_audit(data_dir: Path | str) -> Path:
+    """One line per agent node entered, left or failed."""
+    return agent_dir(data_dir) / AUDIT_FILE
+
+
+def actions_audit(data_dir: Path | str) -> Path:
+    """One line per front-end action (who, what, allowed or refused)."""
+    return Path(data_dir) / AUDIT_FILE
+
+
+def agent_checkpoints(data_dir: Path | str) -> Path:
+    """LangGraph's SQLite checkpoints: a run resumes from its last finished node."""
+    return agent_dir(data_dir) / "checkpoints.db"
+
+
+def log_file(data_dir: Path | str) -> Path:
+    """The structured log `sorte up` writes."""
+    return Path(data_dir) / "logs" / "sorte.jsonl"

@@ -20,8 +20,9 @@ from pydantic import BaseModel, Field
 
 from commander.engine import Commander, CommanderReport
 from commander.inbox import commander_running
-from commander.service import EventReporter, existing_history
+from commander.operations import EventReporter, existing_history
 from commander.status import commander_dir
+from sorte import paths
 from sorte.config import Settings
 from sorte.errors import SorteError
 
@@ -151,14 +152,15 @@ async def _telegram(settings: Settings, stop: asyncio.Event, llm: Any) -> None:
 
 
 async def _resume_runs(settings: Settings, say: Say, report: UpReport, llm: Any) -> None:
-    from sorte.agent import service as agent
+    from sorte.agent import runs as agent
+    from sorte.service import reading
 
     unfinished = [v.run_id for v in agent.runs(settings) if v.status == "running"]
     if not unfinished:
         return
     say(f"agent: resuming {len(unfinished)} unfinished run(s): {', '.join(unfinished)}")
     for run_id in unfinished:
-        view = await agent.resume(settings, run_id, llm=llm)
+        view = await agent.resume(settings, run_id, llm=llm, reader=reading)
         report.resumed_runs.append(run_id)
         say(f"agent: run {run_id} is {view.status}" + (f" ({view.outcome})" if view.outcome else ""))
 
@@ -199,6 +201,4 @@ async def _drain(tasks: dict[str, asyncio.Task], say: Say, report: UpReport) -> 
 
 
 def log_file(settings: Settings) -> Path:
-    from sorte.service.reading import LOG_FILE
-
-    return settings.data_dir / LOG_FILE
+    return paths.log_file(settings.data_dir)

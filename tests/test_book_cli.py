@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from sorte.cli.main import app
 from sorte.config import Settings
 from sorte.runtime.ledger import Ledger
-from sorte.runtime.models import BUY, SELL, Fill, Position
+from sorte.runtime.values import BUY, SELL, Fill, Position
 
 
 @pytest.fixture()

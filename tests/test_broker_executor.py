@@ -6,7 +6,7 @@ import pytest
 from sorte.config import BrokerSettings, RiskSettings
 from sorte.runtime.broker import PaperBroker
 from sorte.runtime.executor import Executor
-from sorte.runtime.models import BUY, SELL, Bar, Decision, Order
+from sorte.runtime.values import BUY, SELL, Bar, Decision, Order
 
 
 def bar(seq, o, h, lo, c, symbol="X", ts=None):

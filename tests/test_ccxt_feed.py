@@ -14,7 +14,7 @@ from sorte.config import ExchangeSettings, RuntimeSettings, Settings
 from sorte.errors import ConfigError, DataError
 from sorte.runtime.ccxt_feed import CcxtPollingFeed, ExchangeError
 from sorte.runtime.live import build_live_session
-from sorte.runtime.models import Bar
+from sorte.runtime.values import Bar
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 

@@ -4,7 +4,7 @@ import pytest
 
 from sorte.config import clamp_hold, load_settings
 from sorte.errors import ConfigError, TradingRefused
-from sorte.runtime.service import check_live_credentials
+from sorte.runtime.assembly import check_live_credentials
 
 
 def test_defaults_are_paper_mode(settings):

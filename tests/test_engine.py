@@ -6,14 +6,14 @@ import json
 import pytest
 
 from sorte.config import Settings
-from sorte.runtime import service
+from sorte.runtime import assembly
 from sorte.runtime.clock import SimClock
 from sorte.runtime.control import write_control
 from sorte.runtime.ledger import Ledger
 
 
 def session(settings: Settings, **kw):
-    return service.build_paper_session(settings, **kw)
+    return assembly.build_paper_session(settings, **kw)
 
 
 def run(sess, max_steps=None):
@@ -77,7 +77,7 @@ def test_finished_ledger_is_archived_and_a_new_run_starts(demo_settings):
 def test_ledger_of_another_feed_is_refused(demo_settings):
     run(session(demo_settings), max_steps=5)
     other = demo_settings.model_copy(update={"runtime": demo_settings.runtime.model_copy(update={"demo_seed": 99})})
-    with pytest.raises(service.ConfigError, match="belongs to another feed"):
+    with pytest.raises(assembly.ConfigError, match="belongs to another feed"):
         session(other)
     assert session(other, fresh=True).runtime.resumed_from is None
 
@@ -97,7 +97,7 @@ def test_batch_interval_changes_while_running(demo_settings):
 
 
 def test_invalid_control_values_are_refused_and_ignored(demo_settings, tmp_path):
-    with pytest.raises(service.ConfigError, match="between 0 and"):
+    with pytest.raises(assembly.ConfigError, match="between 0 and"):
         write_control(tmp_path / "c.json", interval=-1)
     (demo_settings.data_dir / "control.json").parent.mkdir(parents=True, exist_ok=True)
     (demo_settings.data_dir / "control.json").write_text('{"batch_interval_s": "soon"}')
@@ -139,7 +139,7 @@ def test_prometheus_metrics_are_exported(demo_settings):
 def test_bad_data_file_writes_nothing(demo_settings, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("time,open,high,low,close\n2024-01-01,1,2,0.5,1\n2024-01-01,1,2,0.5,1\n")
-    with pytest.raises(service.DataError, match="duplicate timestamp"):
+    with pytest.raises(assembly.DataError, match="duplicate timestamp"):
         session(demo_settings, files=[bad])
     assert not (demo_settings.data_dir / "paper" / "ledger.db").exists()
 
@@ -256,8 +256,8 @@ def test_symbols_are_analysed_concurrently_while_models_answer(settings, tmp_pat
     )
     s = settings.model_copy(update={"runtime": settings.runtime.model_copy(update={"demo_bars": 60})})
     clock = SimClock()
-    feed = ReplayFeed(service.demo_frames(s), clock, 0.0)
-    runtime = service._assemble(s, cascade, feed, clock, None, None, RuntimeMetrics(), 0.0)
+    feed = ReplayFeed(assembly.demo_frames(s), clock, 0.0)
+    runtime = assembly._assemble(s, cascade, feed, clock, None, None, RuntimeMetrics(), 0.0)
     asyncio.run(runtime.run(max_steps=50))
     assert len(feed.symbols) == 4 and len(fake.calls) > 4
     assert max(peaks) == 3  # four symbols waiting, three at a time: the backend's bound

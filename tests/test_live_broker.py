@@ -18,7 +18,7 @@ from sorte.runtime.executor import Executor
 from sorte.runtime.ledger import Ledger
 from sorte.runtime.live import build_live_session
 from sorte.runtime.live_broker import CcxtBroker, exchange_client_id
-from sorte.runtime.models import BUY, SELL, Bar, Decision, Order
+from sorte.runtime.values import BUY, SELL, Bar, Decision, Order
 
 SYMBOL = "BTC/USDT"
 

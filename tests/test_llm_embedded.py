@@ -17,8 +17,9 @@ from sorte.llm.errors import ModelMissing
 from sorte.llm.providers.llamacpp import LlamaCppProvider
 from sorte.runtime import demo
 from sorte.runtime.cascade import build_cascade, parse_cascade
+from sorte.runtime.cascade.llm_stages import FinalVerdict, StageVerdict
+from sorte.runtime.cascade.prompts import market_summary, read_prompts, render
 from sorte.runtime.data import to_ohlcv
-from sorte.runtime.llm_stages import FinalVerdict, StageVerdict, market_summary, read_prompts, render
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(600)]
 STRATEGIES = REPO_ROOT / "strategies"

@@ -23,8 +23,8 @@ from sorte.llm.errors import LLMUnavailable
 from sorte.llm.providers.fake import FakeProvider
 from sorte.runtime.backtest import run_backtest
 from sorte.runtime.cascade import build_cascade, parse_cascade
+from sorte.runtime.cascade.prompts import read_prompts
 from sorte.runtime.data import to_ohlcv
-from sorte.runtime.llm_stages import read_prompts
 
 STRATEGIES = REPO_ROOT / "strategies"
 
@@ -129,7 +129,7 @@ def test_backtest_with_llm_stages_equals_the_live_path_and_replays_from_cache(go
 
 def test_replay_lists_what_is_missing_and_calls_no_model(goog, tmp_path):
     from sorte.errors import ConfigError
-    from sorte.runtime.service import check_replay
+    from sorte.runtime.assembly import check_replay
 
     llm, fake = make_llm(rsi_reader, tmp_path, replay=True)
     c = cascade(llm)
@@ -185,7 +185,7 @@ def test_without_an_llm_client_the_stage_is_the_technical_fallback(goog):
 def test_paper_runtime_with_an_llm_stage_trades_and_exports_llm_metrics(settings, tmp_path):
     import shutil
 
-    from sorte.runtime import service
+    from sorte.runtime import assembly
 
     strategies = tmp_path / "strategies"
     shutil.copytree(STRATEGIES, strategies)
@@ -208,7 +208,7 @@ def test_paper_runtime_with_an_llm_stage_trades_and_exports_llm_metrics(settings
             ),
         }
     )
-    sess = service.build_paper_session(s)
+    sess = assembly.build_paper_session(s)
     summary = asyncio.run(sess.runtime.run())
     sess.ledger.close()
     assert summary.decisions > 0 and summary.stage_pass_rates["analysis"] > 0

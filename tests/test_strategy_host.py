@@ -148,7 +148,7 @@ def test_strategy_files_are_copied_not_linked(tmp_path: Path) -> None:
     names = sorted(p.name for p in (box / "lib" / "strategies").iterdir())
     assert names == sorted(p.name for p in STRATEGIES.glob("*.py"))
     assert sorted(p.name for p in (box / "lib" / "sorte").rglob("*.py")) == sorted(
-        ["__init__.py", "__init__.py", "indicators.py", "models.py", "strategy_wire.py", "strategy_worker.py"]
+        ["__init__.py", "__init__.py", "indicators.py", "values.py", "strategy_wire.py", "strategy_worker.py"]
     )
 
 

@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from guardian.gates import Runner
 from guardian.stats import Outcome, PairedTest, paired_bootstrap
 from guardian.verdict import Finding, GateResult, GateStatus, MetricRow
-from sandbox.models import coerce_limits
+from sandbox.contract import coerce_limits
 from sorte.config import BrokerSettings, RiskSettings
 from sorte.errors import CascadeError, StrategyError
 from sorte.runtime.backtest import BacktestResult, run_backtest
@@ -396,9 +396,12 @@ def run_benchmark_gate_in(
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
         cand_f = pool.submit(run_side_in, runner, worktree, limits=limits)
-        base_f = None if isinstance(baseline, SideReport) else pool.submit(run_side_in, runner, baseline, limits=limits)
-        cand = cand_f.result()
-        base = baseline if base_f is None else base_f.result()
+        base: SideReport | GateResult
+        if isinstance(baseline, SideReport):
+            cand, base = cand_f.result(), baseline
+        else:
+            base_f = pool.submit(run_side_in, runner, baseline, limits=limits)
+            cand, base = cand_f.result(), base_f.result()
     elapsed = time.perf_counter() - t0
     if isinstance(cand, GateResult):
         cand.duration_s = elapsed

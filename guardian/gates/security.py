@@ -1,6 +1,6 @@
 """Security gate: the editor's code policy, Bandit, Semgrep and a secret scan over every changed file.
 
-* The editor's code policy (``sorte.editing.policy.check_code``: pure AST, nothing runs) judges
+* The editor's code policy (``sorte.editing.code_policy.check_code``: pure AST, nothing runs) judges
   every changed ``strategies/*.py`` and new ``tests/strategies/test_*.py`` on the host.
 * Bandit (every changed ``.py`` file) and Semgrep (every changed file, the guardian's own
   rules, offline) run through the ``runner`` (the sandbox in production), once each, with
@@ -24,7 +24,8 @@ from typing import Any
 
 from guardian.gates import OUT, Runner, RunResult, read_output
 from guardian.verdict import Finding, GateResult, GateStatus, Severity
-from sorte.editing.policy import PolicyError, check_code
+from sorte.editing.code_policy import check_code
+from sorte.editing.policy import PolicyError
 
 GATE = "security"
 RULES = Path(__file__).resolve().parent.parent / "rules" / "sorte.yml"

@@ -174,7 +174,7 @@ def parse_junit(report: bytes | str, exit_code: int = 0, duration_s: float = 0.0
                     gate=GATE,
                     rule=f"test-{kind}",
                     file=case.get("file", "") or "",
-                    line=int(case.get("line")) + 1 if _digits(case.get("line")) else None,
+                    line=int(case.get("line") or 0) + 1 if _digits(case.get("line")) else None,
                     message=f"{name}: {message[:MAX_MESSAGE]}",
                     severity="high",
                 )

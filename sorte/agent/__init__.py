@@ -2,11 +2,11 @@
 
 Public surface::
 
-    from sorte.agent import service
-    view = await service.ask(settings, "aumenta o stop loss do momentum para 3%")
-    view = await service.decide(settings, view.run_id, Decision(approve=True))
+    from sorte.agent import runs
+    view = await runs.ask(settings, "aumenta o stop loss do momentum para 3%")
+    view = await runs.decide(settings, view.run_id, Decision(approve=True))
 """
 
-from sorte.agent.models import Decision, Intent, RunView
+from sorte.agent.views import Decision, Intent, RunView
 
 __all__ = ["Decision", "Intent", "RunView"]

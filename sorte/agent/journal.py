@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from sorte import paths
-from sorte.agent.models import RunView
+from sorte.agent.views import RunView
 
 _lock = threading.Lock()
 
@@ -25,6 +25,11 @@ def agent_dir(data_dir: Path) -> Path:
     return path
 
 
+def _audit_file(data_dir: Path) -> Path:
+    agent_dir(data_dir)
+    return paths.agent_audit(data_dir)
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -32,14 +37,14 @@ def now() -> str:
 def audit(data_dir: Path, run_id: str, node: str, event: str, **fields: object) -> None:
     """One JSON line per node entered, left or failed."""
     line = json.dumps({"ts": now(), "run_id": run_id, "node": node, "event": event, **fields}, default=str)
-    with _lock, (agent_dir(data_dir) / "audit.jsonl").open("a", encoding="utf-8") as handle:
+    with _lock, (_audit_file(data_dir)).open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
 
 def read_audit(data_dir: Path, run_id: str | None = None) -> list[dict]:
-    path = agent_dir(data_dir) / "audit.jsonl"
+    path = paths.agent_audit(data_dir)
     if not path.exists():
         return []
     rows = []

@@ -10,12 +10,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
+from sorte import paths
 from sorte.agent import journal
-from sorte.agent.graph import Agent, Event
-from sorte.agent.models import Decision, RunView
+from sorte.agent.context import Context, Event, Reader
+from sorte.agent.graph import build
+from sorte.agent.state import checkpoint_serde
+from sorte.agent.views import Decision, RunView
 from sorte.config import Settings
 from sorte.errors import SorteError
 
@@ -25,16 +29,19 @@ class AgentError(SorteError):
 
 
 @asynccontextmanager
-async def _graph(settings: Settings, llm: Any, on_event: Event | None) -> AsyncIterator[Any]:
-    db = journal.agent_dir(settings.data_dir) / "checkpoints.db"
+async def _graph(settings: Settings, llm: Any, on_event: Event | None, reader: Reader | None) -> AsyncIterator[Any]:
+    journal.agent_dir(settings.data_dir)  # created on first use
+    db = paths.agent_checkpoints(settings.data_dir)
     own_llm = llm is None
     if own_llm:
-        from sorte.llm.service import build_llm
+        from sorte.llm.build import build_llm
 
         llm = build_llm(settings)
+    ctx = Context(settings, llm, reader=reader) if on_event is None else Context(settings, llm, on_event, reader)
     try:
-        async with AsyncSqliteSaver.from_conn_string(str(db)) as saver:
-            yield Agent(settings, llm, on_event).build().compile(checkpointer=saver)
+        async with aiosqlite.connect(str(db)) as conn:
+            saver = AsyncSqliteSaver(conn, serde=checkpoint_serde())
+            yield build(ctx).compile(checkpointer=saver)
     finally:
         if own_llm:
             await llm.close()
@@ -84,9 +91,11 @@ async def ask(
     run_id: str | None = None,
     llm: Any = None,
     on_event: Event | None = None,
+    reader: Reader | None = None,
 ) -> RunView:
-    """Start a run for ``text``; returns when it ends or waits for approval."""
-    from sorte.editing.service import new_run_id
+    """Start a run for ``text``; returns when it ends or waits for approval. ``reader``: the
+    trading figures of the status and PnL answers (the front-ends pass the service layer's reading)."""
+    from sorte.editing.branches import new_run_id
 
     text = (text or "").strip()
     if not text:
@@ -95,7 +104,7 @@ async def ask(
         raise AgentError(f"request too long ({len(text)} characters, at most 4000)")
     run_id = run_id or new_run_id()
     state = {"run_id": run_id, "request": text, "sender": sender, "channel": channel}
-    async with _graph(settings, llm, on_event) as graph:
+    async with _graph(settings, llm, on_event, reader) as graph:
         await graph.ainvoke(state, _config(run_id), durability="sync")
         view = await _view(graph, settings, run_id)
         target = (await graph.aget_state(_config(run_id))).values.get("target_run")
@@ -106,6 +115,7 @@ async def ask(
             Decision(approve=view.intent == "approve", by=f"{channel}:{sender}"),
             llm=llm,
             on_event=on_event,
+            reader=reader,
         )
         view.reply = decided.reply
         journal.save_view(settings.data_dir, view)
@@ -114,10 +124,16 @@ async def ask(
 
 
 async def decide(
-    settings: Settings, run_id: str, decision: Decision, *, llm: Any = None, on_event: Event | None = None
+    settings: Settings,
+    run_id: str,
+    decision: Decision,
+    *,
+    llm: Any = None,
+    on_event: Event | None = None,
+    reader: Reader | None = None,
 ) -> RunView:
     """Approve or reject a run that waits for approval."""
-    async with _graph(settings, llm, on_event) as graph:
+    async with _graph(settings, llm, on_event, reader) as graph:
         view = await _view(graph, settings, run_id)
         if view.status != "awaiting_approval":
             raise AgentError(f"run {run_id} is not waiting for approval (it is {view.status})")
@@ -125,9 +141,11 @@ async def decide(
         return _notify(settings, await _view(graph, settings, run_id))
 
 
-async def resume(settings: Settings, run_id: str, *, llm: Any = None, on_event: Event | None = None) -> RunView:
+async def resume(
+    settings: Settings, run_id: str, *, llm: Any = None, on_event: Event | None = None, reader: Reader | None = None
+) -> RunView:
     """Continue a run that stopped mid-way (a crash): from its last finished node."""
-    async with _graph(settings, llm, on_event) as graph:
+    async with _graph(settings, llm, on_event, reader) as graph:
         snapshot = await graph.aget_state(_config(run_id))
         if not snapshot.values:
             raise AgentError(f"no run {run_id!r} (sorte runs lists them)")
@@ -138,15 +156,17 @@ async def resume(settings: Settings, run_id: str, *, llm: Any = None, on_event: 
         return view
 
 
-async def resume_all(settings: Settings, *, llm: Any = None, on_event: Event | None = None) -> list[RunView]:
+async def resume_all(
+    settings: Settings, *, llm: Any = None, on_event: Event | None = None, reader: Reader | None = None
+) -> list[RunView]:
     """Continue every run a crash or a restart left half-way (runs waiting for approval keep waiting)."""
     unfinished = [v.run_id for v in journal.list_views(settings.data_dir) if v.status == "running"]
-    return [await resume(settings, run_id, llm=llm, on_event=on_event) for run_id in unfinished]
+    return [await resume(settings, run_id, llm=llm, on_event=on_event, reader=reader) for run_id in unfinished]
 
 
 async def pending_approval(settings: Settings, run_id: str, *, llm: Any = None) -> dict | None:
     """What the approval request shows (plan, diff, verdict), or None."""
-    async with _graph(settings, llm, None) as graph:
+    async with _graph(settings, llm, None, None) as graph:
         snapshot = await graph.aget_state(_config(run_id))
         for task in snapshot.tasks:
             for item in task.interrupts:

@@ -6,10 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Language = Literal["pt", "en"]
-IntentKind = Literal[
-    "change", "optimise", "explain", "lessons", "status", "pnl", "rollback", "approve", "reject", "help", "unclear"
-]
+from sorte.interpret.reading import IntentKind
+from sorte.interpret.replies import Language
+
 RunStatus = Literal["running", "awaiting_approval", "done"]
 Outcome = Literal["merged", "rejected", "failed", "refused", "unauthorised", "answered", "clarify", "interrupted", ""]
 

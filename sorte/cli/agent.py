@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sorte.agent.models import Decision, RunView
+from sorte.agent.views import Decision, RunView
 from sorte.config import Settings
 from sorte.errors import SorteError
 
@@ -92,14 +92,15 @@ def ask_cmd(
     try:
         settings = _settings(config)
         _restate(settings, text)
-        from sorte.agent import service  # LangGraph takes a second to import: after the reading
+        from sorte.agent import runs  # LangGraph takes a second to import: after the reading
+        from sorte.service import reading
 
-        view = asyncio.run(service.ask(settings, text, on_event=_progress))
+        view = asyncio.run(runs.ask(settings, text, on_event=_progress, reader=reading))
         if view.status == "awaiting_approval":
             _show_approval(view)
             decision = _decide_interactively(view, approve, no_input)
             if decision is not None:
-                view = asyncio.run(service.decide(settings, view.run_id, decision, on_event=_progress))
+                view = asyncio.run(runs.decide(settings, view.run_id, decision, on_event=_progress, reader=reading))
     except SorteError as exc:
         _fail(exc)
     _finish(view)
@@ -112,24 +113,25 @@ def resume_cmd(
 ) -> None:
     """Continue a run that stopped (crash or restart), or answer its approval; without an id,
     continue every run left half-way."""
-    from sorte.agent import service
+    from sorte.agent import runs
     from sorte.cli.edit import _fail, _settings
+    from sorte.service import reading
 
     try:
         settings = _settings(config)
         if run_id is None:
-            views = asyncio.run(service.resume_all(settings, on_event=_progress))
+            views = asyncio.run(runs.resume_all(settings, on_event=_progress, reader=reading))
             for v in views:
                 console.print(f"{v.run_id}: {v.status} {v.outcome} {v.reply}", highlight=False, markup=False)
             if not views:
                 console.print("no unfinished runs")
             return
-        view = asyncio.run(service.resume(settings, run_id, on_event=_progress))
+        view = asyncio.run(runs.resume(settings, run_id, on_event=_progress, reader=reading))
         if view.status == "awaiting_approval":
             _show_approval(view)
             decision = _decide_interactively(view, approve, False)
             if decision is not None:
-                view = asyncio.run(service.decide(settings, run_id, decision, on_event=_progress))
+                view = asyncio.run(runs.decide(settings, run_id, decision, on_event=_progress, reader=reading))
     except SorteError as exc:
         _fail(exc)
     _finish(view)
@@ -140,11 +142,11 @@ def runs_cmd(ctx: typer.Context, config: Path | None = ConfigOpt) -> None:
     """List the agent's runs, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    from sorte.agent import service
+    from sorte.agent import runs
     from sorte.cli.edit import _fail, _settings
 
     try:
-        views = service.runs(_settings(config))
+        views = runs.runs(_settings(config))
     except SorteError as exc:
         _fail(exc)
     table = Table("run", "status", "outcome", "intent", "strategy", "attempts", "request", title="Sorte runs")
@@ -156,11 +158,11 @@ def runs_cmd(ctx: typer.Context, config: Path | None = ConfigOpt) -> None:
 @runs_app.command("show")
 def show_cmd(run_id: str = typer.Argument(..., help="Run id"), config: Path | None = ConfigOpt) -> None:
     """One run: request, plan, diff, verdict and reply."""
-    from sorte.agent import service
+    from sorte.agent import runs
     from sorte.cli.edit import _fail, _settings
 
     try:
-        v = service.run(_settings(config), run_id)
+        v = runs.run(_settings(config), run_id)
     except SorteError as exc:
         _fail(exc)
     console.print(f"[bold]{v.run_id}[/] {v.status} {v.outcome}  ({v.sender}, {v.updated_at})", highlight=False)

@@ -38,7 +38,7 @@ def commander_cmd(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Run the commander in the foreground: the active slot trades, candidates run in shadow (Ctrl-C stops)."""
-    from commander.service import serve
+    from commander.operations import serve
 
     try:
         settings = _settings(config)
@@ -85,7 +85,7 @@ def deploy_cmd(
     """Deploy a commit: shadow run next to the active slot, analysis, hand-over, post-promotion watch.
 
     Exit status: 0 active, 1 rejected / rolled back / failed, 2 bad input, 3 inconclusive."""
-    from commander.service import RequestFailed, deploy
+    from commander.operations import RequestFailed, deploy
 
     try:
         d = deploy(_settings(config), ref, "cli", progress=_step, wait=not no_wait)
@@ -138,7 +138,7 @@ def rollback_cmd(
     """Roll the active deployment back to the previous one (a lease hand-over when it is still warm).
 
     Exit status: 0 done or nothing to do, 1 failed, 2 bad input."""
-    from commander.service import RequestFailed
+    from commander.operations import RequestFailed
     from sorte.service import actions
     from sorte.service.access import LOCAL
 

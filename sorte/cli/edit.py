@@ -62,11 +62,11 @@ def edit_cmd(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Apply an edit plan on a new branch (its own worktree) and print the diff."""
-    from sorte.editing import service
+    from sorte.editing import branches
 
     try:
         settings = _settings(config)
-        outcome = service.edit_on_branch(settings, service.load_plan_file(plan), request, run_id, dry_run)
+        outcome = branches.edit_on_branch(settings, branches.load_plan_file(plan), request, run_id, dry_run)
     except SorteError as exc:
         _fail(exc)
     _isolation_warning()
@@ -85,10 +85,10 @@ def branches_cmd(ctx: typer.Context, config: Path | None = ConfigOpt) -> None:
     """List Sorte's run branches: state, commits ahead/behind the base, last commit."""
     if ctx.invoked_subcommand is not None:
         return
-    from sorte.editing import service
+    from sorte.editing import branches
 
     try:
-        infos = service.branches(_settings(config))
+        infos = branches.branches(_settings(config))
     except SorteError as exc:
         _fail(exc)
     table = Table(
@@ -120,10 +120,10 @@ def branches_cmd(ctx: typer.Context, config: Path | None = ConfigOpt) -> None:
 @branches_app.command("diff")
 def diff_cmd(run_id: str = typer.Argument(..., help="Run id"), config: Path | None = ConfigOpt) -> None:
     """Print a run branch's diff against its base."""
-    from sorte.editing import service
+    from sorte.editing import branches
 
     try:
-        text = service.branch_diff(_settings(config), run_id)
+        text = branches.branch_diff(_settings(config), run_id)
     except SorteError as exc:
         _fail(exc)
     print_diff(text)
@@ -132,10 +132,10 @@ def diff_cmd(run_id: str = typer.Argument(..., help="Run id"), config: Path | No
 @branches_app.command("abandon")
 def abandon_cmd(run_id: str = typer.Argument(..., help="Run id"), config: Path | None = ConfigOpt) -> None:
     """Delete a run's worktree and branch (its commits stay under refs/sorte/abandoned/)."""
-    from sorte.editing import service
+    from sorte.editing import branches
 
     try:
-        service.abandon(_settings(config), run_id)
+        branches.abandon(_settings(config), run_id)
     except SorteError as exc:
         _fail(exc)
     console.print(f"run {run_id} abandoned")
@@ -148,12 +148,12 @@ def merge_cmd(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Merge an approved run into its base branch."""
-    from sorte.editing import service
+    from sorte.editing import branches
 
     try:
         if mode not in (None, "ff", "merge"):
             raise SorteError(f"--mode must be ff or merge, not {mode!r}")
-        sha = service.merge(_settings(config), run_id, mode)  # type: ignore[arg-type]
+        sha = branches.merge(_settings(config), run_id, mode)  # type: ignore[arg-type]
     except SorteError as exc:
         _fail(exc)
     console.print(f"run {run_id} merged: base now at {sha[:12]}")

@@ -29,7 +29,7 @@ def lessons_cmd(
     """List the agent's lessons, or search them: `sorte lessons "aumenta o stop loss do momentum"`."""
     from pydantic import ValidationError
 
-    from knowledge import KnowledgeSettings, open_store
+    from knowledge import KnowledgeSettings, Lesson, open_store
 
     try:
         if limit <= 0:
@@ -43,7 +43,7 @@ def lessons_cmd(
             raise SorteError(f"invalid SORTE_KNOWLEDGE__ setting: {exc}") from exc
         store = open_store(ksettings, settings.data_dir)
         if query:
-            hits = store.recall(query, strategy=strategy, k=limit)
+            hits: list[tuple[Lesson, float | None]] = list(store.recall(query, strategy=strategy, k=limit))
         else:
             hits = [(lesson, None) for lesson in store.list(limit, strategy=strategy)]
     except SorteError as exc:

@@ -7,6 +7,7 @@ import json
 import signal
 from functools import partial
 from pathlib import Path
+from typing import Any, cast
 
 import typer
 from rich.console import Console
@@ -112,12 +113,12 @@ def run_cmd(
     max_gap: float | None = MaxGapOpt,
 ) -> None:
     """Run the trading runtime (paper mode unless configured for live trading), printing decisions."""
-    from sorte.runtime import service
+    from sorte.runtime import assembly
 
     updates = {"feed": feed, "symbols": symbol or None, "speed": speed, "batch_interval_s": interval}
     listener = partial(_print_event, quiet)
     try:
-        settings = service.with_runtime(_settings(config), **{k: v for k, v in updates.items() if v is not None})
+        settings = assembly.with_runtime(_settings(config), **{k: v for k, v in updates.items() if v is not None})
         rs = settings.runtime
         if rs.feed == "ccxt" or rs.mode == "live":
             from sorte.runtime.live import build_live_session
@@ -126,7 +127,7 @@ def run_cmd(
                 raise SorteError("--data replays files; it does not combine with the ccxt feed")
             session = build_live_session(settings, ledger, fresh, listener)
         else:
-            session = service.build_paper_session(settings, data or None, ledger, fresh, listener, max_gap)
+            session = assembly.build_paper_session(settings, data or None, ledger, fresh, listener, max_gap)
     except SorteError as exc:
         _fail(exc)
     rt = session.runtime
@@ -145,7 +146,7 @@ def run_cmd(
         _fail(exc)
     finally:
         session.ledger.close()
-        service.close_cascade(rt.cascade)
+        assembly.close_cascade(rt.cascade)
     _print_summary(summary.model_dump())
 
 
@@ -157,14 +158,14 @@ async def _run_until_signal(rt, max_steps):
 
 
 def _print_event(quiet: bool, kind: str, payload: object) -> None:
-    from sorte.runtime.models import Decision, Fill, side_name
+    from sorte.runtime.values import Decision, Fill, side_name
 
     if kind == "resumed":
         console.print(f"[yellow]resuming the unfinished run from step {payload}[/]")
     elif quiet:
         return
     elif kind == "decision":
-        d, report = payload  # type: ignore[misc]
+        d, report = cast("tuple[Decision, Any]", payload)
         assert isinstance(d, Decision)
         color = "green" if d.side > 0 else "red"
         outcome = ", ".join(f"{o.purpose} {o.qty:g}" for o in report.orders) or report.skipped
@@ -206,13 +207,13 @@ def backtest_cmd(
     max_gap: float | None = MaxGapOpt,
 ) -> None:
     """Backtest a strategy on historical bars and print its metrics."""
-    from sorte.runtime import service
+    from sorte.runtime import assembly
 
     try:
         settings = _settings(config)
         if replay:
             settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"replay": True})})
-        params = service.parse_params(param)
+        params = assembly.parse_params(param)
         if strategy == "cascade" and params:
             raise SorteError("--param applies to a single strategy, not to the cascade")
         with Progress(
@@ -224,7 +225,7 @@ def backtest_cmd(
             transient=True,
         ) as bar:
             task = bar.add_task("bars", total=None)
-            cascade, result = service.backtest(
+            cascade, result = assembly.backtest(
                 settings,
                 None if strategy == "cascade" else strategy,
                 data,
@@ -255,7 +256,7 @@ def backtest_cmd(
     console.print(table)
     if trades:
         trades.parent.mkdir(parents=True, exist_ok=True)
-        service.trades_frame(result).to_csv(trades, index=False)
+        assembly.trades_frame(result).to_csv(trades, index=False)
         console.print(f"trades -> {trades}")
     if plot:
         from sorte.runtime.plot import plot_equity
@@ -263,7 +264,7 @@ def backtest_cmd(
         plot_equity(result.equity, plot, f"{strategy} equity")
         console.print(f"equity curve -> {plot}")
     if json_out:
-        service.write_summary_json(json_out, m.model_dump())
+        assembly.write_summary_json(json_out, m.model_dump())
         console.print(f"metrics -> {json_out}")
 
 
@@ -299,12 +300,12 @@ def doctor_cmd(
     timeout: float = typer.Option(60.0, help="Seconds allowed per check"),
 ) -> None:
     """Check the LLM backends: reachability, models, GPU, one-token latency, cache statistics."""
-    from sorte.llm import service as llm_service
+    from sorte.llm.build import doctor
     from sorte.llm.doctor import summary_lines
 
     try:
         settings = _settings(config)
-        report = llm_service.doctor(settings, ping, timeout)
+        report = doctor(settings, ping, timeout)
     except SorteError as exc:
         _fail(exc)
     table = Table("backend", "kind", "reachable", "models", "gpu", "detail", title="LLM backends")

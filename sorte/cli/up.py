@@ -6,6 +6,7 @@ import asyncio
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -41,7 +42,7 @@ def up_cmd(
     try:
         settings = load_settings(config)
         pace = interval if interval is not None else (settings.commander.batch_interval_s or 1.0)
-        update = {"commander": settings.commander.model_copy(update={"batch_interval_s": pace})}
+        update: dict[str, Any] = {"commander": settings.commander.model_copy(update={"batch_interval_s": pace})}
         if port is not None:
             update["web"] = settings.web.model_copy(update={"port": port})
         settings = settings.model_copy(update=update)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from sorte.errors import SorteError
 
@@ -28,7 +28,7 @@ class _GateProgress:
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
         self.lock = threading.Lock()
 
     def __call__(self, gate: str, state: str, result: GateResult | None) -> None:

@@ -32,7 +32,8 @@ _SOURCES = {
         "SetStage",
         "load_plan",
     ),
-    "sorte.editing.policy": ("PolicyError", "build_manifest", "check_code", "check_manifest", "check_path"),
+    "sorte.editing.code_policy": ("check_code",),
+    "sorte.editing.policy": ("PolicyError", "build_manifest", "check_manifest", "check_path"),
 }
 _WHERE = {name: module for module, names in _SOURCES.items() for name in names}
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from sorte.editing.apply import EditResult, apply_plan, unified_diff
+    from sorte.editing.code_policy import check_code
     from sorte.editing.plan import (
         ALLOWED_IMPORTS,
         AddFunction,
@@ -80,7 +82,7 @@ if TYPE_CHECKING:
         SetStage,
         load_plan,
     )
-    from sorte.editing.policy import PolicyError, build_manifest, check_code, check_manifest, check_path
+    from sorte.editing.policy import PolicyError, build_manifest, check_manifest, check_path
 
 
 def __getattr__(name: str) -> Any:

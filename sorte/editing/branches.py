@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from sorte import paths
 from sorte.config import Settings
-from sorte.editing import gitops
+from sorte.editing import gitops, run_worktrees
+from sorte.editing.git_records import open_repo, resolve_base, validate_run_id
 from sorte.editing.gitops import BranchInfo, GitIdentity, MergeMode
 
 if TYPE_CHECKING:
@@ -109,13 +110,13 @@ def edit_on_branch(
 
     Re-running a run id reuses its branch; the same plan is never committed twice."""
     cfg = git_config(settings)
-    run_id = gitops.validate_run_id(run_id or new_run_id())
+    run_id = validate_run_id(run_id or new_run_id())
     with _locked(cfg):
         return _edit_locked(cfg, plan, (request or plan.summary).strip(), run_id, dry_run)
 
 
 def _edit_locked(cfg: GitConfig, plan: EditPlan, request: str, run_id: str, dry_run: bool) -> EditOutcome:
-    run = gitops.open_run(cfg.repo_root, run_id, request, worktrees_dir=cfg.worktrees_dir, base=cfg.base)
+    run = run_worktrees.open_run(cfg.repo_root, run_id, request, worktrees_dir=cfg.worktrees_dir, base=cfg.base)
     try:
         result = _apply(plan, run.path, write=not dry_run)
         sha = None
@@ -126,12 +127,12 @@ def _edit_locked(cfg: GitConfig, plan: EditPlan, request: str, run_id: str, dry_
             )
     except BaseException:
         if run.created:
-            gitops.discard_run(cfg.repo_root, run_id)
+            run_worktrees.discard_run(cfg.repo_root, run_id)
         raise
     kept = not (run.created and sha is None)
     branch_diff = gitops.diff(cfg.repo_root, run_id) if kept else result.diff
     if not kept:
-        gitops.discard_run(cfg.repo_root, run_id)
+        run_worktrees.discard_run(cfg.repo_root, run_id)
     return EditOutcome(
         run_id=run_id,
         branch=run.branch,
@@ -159,10 +160,11 @@ def abandon(settings: Settings, run_id: str) -> None:
 
 
 def merge_once(settings: Settings, run_id: str) -> str:
-    """Merge an approved run unless it already is (a resumed run must not fail on its own merge)."""
+    """Merge an approved run unless it already is, or a killed merge already moved the base (a
+    resumed run must not fail on its own merge)."""
     cfg = git_config(settings)
     with _locked(cfg):
-        done = gitops.merged_sha(cfg.repo_root, run_id)
+        done = gitops.merged_sha(cfg.repo_root, run_id) or gitops.finish_interrupted_merge(cfg.repo_root, run_id)
         return done or gitops.merge(cfg.repo_root, run_id, cfg.merge_mode, identity=cfg.identity)
 
 
@@ -171,3 +173,27 @@ def merge(settings: Settings, run_id: str, mode: MergeMode | None = None) -> str
     cfg = git_config(settings)
     with _locked(cfg):
         return gitops.merge(cfg.repo_root, run_id, mode or cfg.merge_mode, identity=cfg.identity)
+
+
+# -- what the agent reads of a run's git state ---------------------------------------------------
+def run_tree(settings: Settings, run_id: str) -> Path:
+    """The run's worktree once it exists (a repair builds on the branch), else the base checkout."""
+    root = paths.repo_root(settings)
+    run = run_worktrees.find_run(root, run_id)
+    return run.path if run is not None and run.path.is_dir() else root
+
+
+def branch_tip(settings: Settings, branch: str) -> str:
+    """The full sha ``branch`` points at (a resumed run finds its plan already committed)."""
+    return open_repo(git_config(settings).repo_root).git.rev_parse(f"refs/heads/{branch}")
+
+
+def base_branch(settings: Settings) -> str:
+    """The branch runs start from and merge into: ``git.base_branch``, else main, else master."""
+    cfg = git_config(settings)
+    return resolve_base(open_repo(cfg.repo_root), cfg.base)
+
+
+def diff_stat(settings: Settings, base: str, branch: str) -> str:
+    """``git diff --stat`` of ``branch`` since it left ``base`` (a pull request's summary)."""
+    return open_repo(git_config(settings).repo_root).git.diff("--stat", f"{base}...{branch}")

@@ -41,7 +41,7 @@ from pathlib import Path
 import structlog
 
 from sandbox.confined import NO_NAMESPACES, ConfinedProcess, scratch_dir, spawn
-from sandbox.models import SandboxLimits
+from sandbox.contract import SandboxLimits
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,9 @@ or ``.git/config``.
 """
 
 from sorte.github.body import BODY_MAX, pr_body
-from sorte.github.models import (
+from sorte.github.pulls import PullRequestInfo, open_or_get_pr
+from sorte.github.push import PushResult, push_branch
+from sorte.github.target import (
     BranchDiverged,
     GitHubAuthError,
     GitHubError,
@@ -16,8 +18,6 @@ from sorte.github.models import (
     GitHubUnreachable,
     GitHubValidationError,
 )
-from sorte.github.pulls import PullRequestInfo, open_or_get_pr
-from sorte.github.push import PushResult, push_branch
 
 __all__ = [
     "BODY_MAX",

@@ -12,7 +12,7 @@ from github.PullRequest import PullRequest
 from github.Repository import Repository
 from pydantic import BaseModel, ConfigDict
 
-from sorte.github.models import (
+from sorte.github.target import (
     GitHubAuthError,
     GitHubError,
     GitHubNotFound,

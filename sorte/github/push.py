@@ -14,7 +14,7 @@ from pathlib import Path
 import git
 import structlog
 
-from sorte.github.models import (
+from sorte.github.target import (
     BranchDiverged,
     GitHubAuthError,
     GitHubError,
@@ -93,7 +93,7 @@ def git_env(url: str, target: GitHubTarget) -> dict[str, str]:
 
 def _run(repo: git.Repo, env: dict[str, str], *args: str) -> str:
     try:
-        return repo.git.execute(["git", *args], env=env, with_extended_output=False)  # type: ignore[call-overload]
+        return repo.git.execute(["git", *args], env=env, with_extended_output=False)
     except git.GitCommandError as exc:
         raise _GitFailure(str(exc.stderr or "")) from None
 
@@ -173,6 +173,7 @@ def push_branch(repo_path: Path | str, branch: str, target: GitHubTarget) -> Pus
 
 def _is_ancestor(repo: git.Repo, ancestor: str, sha: str) -> bool:
     try:
-        return repo.is_ancestor(ancestor, sha)
-    except git.GitCommandError:  # the remote commit is not even known here
+        repo.git.merge_base("--is-ancestor", ancestor, sha)
+    except git.GitCommandError:  # not an ancestor (status 1), or the remote commit is not even known here
         return False
+    return True

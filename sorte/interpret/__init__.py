@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from sorte.interpret.catalogue import Catalogue, build_catalogue
-from sorte.interpret.models import Change, Reading
 from sorte.interpret.parser import CONFIDENT, Interpreter
+from sorte.interpret.reading import Change, Reading
 
 __all__ = ["CONFIDENT", "Catalogue", "Change", "Interpreter", "Reading", "build_catalogue", "interpret"]
 

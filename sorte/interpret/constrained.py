@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field, create_model
 from sorte.editing.plan import EditPlan, SetMinConfidence, SetParam, SetStage
 from sorte.interpret import replies
 from sorte.interpret.catalogue import Catalogue
-from sorte.interpret.models import Change, Reading
 from sorte.interpret.numbers import quantities
+from sorte.interpret.reading import Change, Reading
 from sorte.interpret.text import words
 from sorte.interpret.values import show
 from sorte.llm.errors import LLMError

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sorte.interpret.models import Reading
+from sorte.interpret.reading import Reading
 
 #: Requests whose right answer is a plan: scored on the exact plan.
 PLAN_CATEGORIES = frozenset({"param", "param_relative", "multi_param", "cascade"})

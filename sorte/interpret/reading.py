@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from sorte.editing.plan import EditPlan
-from sorte.interpret.text import Language
+from sorte.interpret.replies import Language
 
 IntentKind = Literal[
     "change", "optimise", "explain", "lessons", "status", "pnl", "rollback", "approve", "reject", "help", "unclear"

@@ -1,19 +1,17 @@
-"""Text as the interpreter compares it: lower case, accents off, words split, and the message's
-language told from its own words (the reply follows the message, never the model)."""
+"""Text as the interpreter compares it: lower case, accents off, words split; and the everyday
+words of either language (never typos of a parameter's name, and what tells the two apart:
+``sorte.interpret.replies.detect``)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Literal
-
-Language = Literal["pt", "en"]
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?%?|[%+=-]")
 
 #: Words that say a message is Portuguese or English (accents off). Shared words ("status",
 #: "stop", "momentum") count for neither.
-_PT = frozenset(
+PORTUGUESE = frozenset(
     """o os da dos das de na nos nas um uma para pra pro pros que nao sim e ou com sem em por mais menos
     muito pouco quanto quando qual quais como esta ta estao tá sao ser ter tem aumenta aumentar aumente
     sobe subir suba diminui diminuir diminua reduz reduzir reduza baixa baixar baixe abaixa muda mudar
@@ -30,7 +28,7 @@ _PT = frozenset(
     tbm blz pq porque dia agora depois antes ainda tambem sempre nunca mesmo aqui ali ta tao sobre ate
     pelo pela pelos num numa dele dela isso isto aquilo algo nada cade""".split()  # noqa: SIM905
 )
-_EN = frozenset(
+ENGLISH = frozenset(
     """the of to for and or with without in on at by is are was be it its this that these those what which
     how much many when please pls plz can could would should i me my you your we our raise increase bump
     lower decrease reduce cut drop set make change put update turn switch enable disable activate
@@ -45,9 +43,7 @@ _EN = frozenset(
 
 
 #: Everyday words of either language: never read as a typo of a parameter's name.
-COMMON_WORDS = _PT | _EN
-
-_EN_AFTER_DO = frozenset({"you", "i", "we", "they", "it", "not", "that", "this", "so", "more", "less", "one"})
+COMMON_WORDS = PORTUGUESE | ENGLISH
 
 
 def normalise(text: str) -> str:
@@ -62,20 +58,3 @@ def normalise(text: str) -> str:
 def words(text: str) -> list[str]:
     """The normalised message as words; numbers keep their decimal mark and a trailing %."""
     return _WORD.findall(normalise(text))
-
-
-def language(text: str) -> Language:
-    """pt or en, from the message's own words; accents and ç tip a tie to Portuguese."""
-    found = words(text)
-    # "do" / "no" are Portuguese articles too ("stop do momentum"), unless English grammar follows
-    pt = sum(
-        w in _PT or (w in ("do", "no") and i > 0 and (i + 1 == len(found) or found[i + 1] not in _EN_AFTER_DO))
-        for i, w in enumerate(found)
-    )
-    en = sum(
-        w in _EN or (w == "do" and (i == 0 or (i + 1 < len(found) and found[i + 1] in _EN_AFTER_DO)))
-        for i, w in enumerate(found)
-    )
-    if pt != en:
-        return "pt" if pt > en else "en"
-    return "pt" if re.search(r"[ãõçáéíóúâêô]", text.lower()) else "en"

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from sorte.runtime import demo
 from sorte.runtime.backtest import BacktestResult, run_backtest
 from sorte.runtime.broker import PaperBroker
 from sorte.runtime.cascade import Cascade, LLMStage, build_cascade, read_cascade, single_strategy_cascade
+from sorte.runtime.cascade.llm_stages import LLMJudge
 from sorte.runtime.clock import SimClock, WallClock
 from sorte.runtime.control import RuntimeControl
 from sorte.runtime.data import DEFAULT_MAX_GAP, load_bars, symbol_from_path
@@ -30,6 +31,9 @@ from sorte.runtime.feed import Feed, ReplayFeed
 from sorte.runtime.ledger import Ledger, open_owned
 from sorte.runtime.metrics import RuntimeMetrics
 from sorte.runtime.strategy_host import StrategyHost
+
+if TYPE_CHECKING:
+    from sorte.llm.client import LLM
 
 LIVE_DEFAULT_INTERVAL_S = 5.0
 
@@ -198,7 +202,7 @@ def configured_cascade(settings: Settings, registry: Any = None, host: StrategyH
     definition = read_cascade(settings.strategies_dir / "cascade.py")
     llm = None
     if any(s.kind == "llm" for s in definition.enabled_stages):
-        from sorte.llm.service import build_llm
+        from sorte.llm.build import build_llm
 
         llm = build_llm(settings, registry)
     if host is not None:
@@ -207,8 +211,8 @@ def configured_cascade(settings: Settings, registry: Any = None, host: StrategyH
         return build_cascade(definition, settings.strategies_dir, llm, own, owns_host=True)
 
 
-def _llm_of(cascade: Cascade):
-    judges = [s.judge for s in cascade.stages if isinstance(s, LLMStage) and s.judge is not None]
+def _llm_of(cascade: Cascade) -> LLM | None:
+    judges = [s.judge for s in cascade.stages if isinstance(s, LLMStage) and isinstance(s.judge, LLMJudge)]
     return judges[0].llm if judges else None
 
 

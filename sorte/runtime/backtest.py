@@ -8,7 +8,6 @@ the bars' own timestamps as the clock. Same input, same trades.
 
 from __future__ import annotations
 
-import functools
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +24,8 @@ from sorte.runtime.broker import PaperBroker
 from sorte.runtime.cascade import Cascade
 from sorte.runtime.data import to_ohlcv
 from sorte.runtime.executor import Executor
-from sorte.runtime.models import BUY, SELL, Bar, Decision, Fill
+from sorte.runtime.timeline import BarColumns, datetime_index, merge_timestamps
+from sorte.runtime.values import BUY, SELL, Decision, Fill
 
 Progress = Callable[[int, int], None]
 
@@ -109,7 +109,14 @@ def run_backtest(
 
 
 class _Loop:
-    def __init__(self, cascade, data, broker_settings, risk_settings, scan_all):
+    def __init__(
+        self,
+        cascade: Cascade,
+        data: dict[str, pd.DataFrame],
+        broker_settings: BrokerSettings,
+        risk_settings: RiskSettings,
+        scan_all: bool,
+    ) -> None:
         self.cascade, self.scan_all = cascade, scan_all
         self.symbols = sorted(data)
         self.series = {s: to_ohlcv(data[s]) for s in self.symbols}
@@ -119,7 +126,7 @@ class _Loop:
         self.start_cash = broker_settings.initial_cash
         self.corr_window = risk_settings.correlation_window
         ts_all = [self.series[s].ts for s in self.symbols]
-        self.timeline, aligned = _timeline(ts_all)
+        self.timeline, aligned = merge_timestamps(ts_all)
         self.aligned = aligned  # a single symbol whose rows are the timeline steps
         # its frame's index is then the equity curve's: no second index to build
         self.frame_index = data[self.symbols[0]].index if aligned else None
@@ -182,7 +189,7 @@ class _Loop:
         series = [self.series[s] for s in self.symbols]
         lengths = [len(o) for o in series]
         tpos = self.tpos
-        bar_cols = [_BarColumns(o, scan_all) for o in series]
+        bar_cols = [BarColumns(o, scan_all) for o in series]
         decisions_of = self.pending_decisions
         started, close_lists = self.started, self.close_lists
         broker, executor = self.broker, self.executor
@@ -245,7 +252,7 @@ class _Loop:
         sym = self.symbols[0]
         o = self.series[sym]
         low, high = o.low, o.high
-        make_bar = _BarColumns(o, scan_all).bar
+        make_bar = BarColumns(o, scan_all).bar
         decisions_of = self.pending_decisions[0]
         closes = self.close_lists[0]
         broker, executor = self.broker, self.executor
@@ -338,67 +345,12 @@ class _Loop:
             qty[:, first:] = np.repeat(held.reshape(1, -1) if held.ndim == 1 else held.T, span, axis=1)
         equity = cash + (qty * self.closes).sum(axis=0)
         in_market = (qty != 0).any(axis=0)
-        index = self.frame_index if self.frame_index is not None else _datetime_index(self.timeline)
+        index = self.frame_index if self.frame_index is not None else datetime_index(self.timeline)
         trades = trades_from_fills(self.fills)
         metrics = _metrics(equity, in_market, trades, self.broker, self.start_cash, self.timeline, len(self.decisions))
         rates = {name: st.pass_rate for name, st in self.cascade.stats.items()}
         curve = pd.Series(equity, index=index, copy=False)
         return BacktestResult(metrics, trades, self.fills, self.decisions, curve, rates)
-
-
-def _datetime_index(seconds: np.ndarray) -> pd.DatetimeIndex:
-    """``pd.to_datetime(seconds, unit="s", utc=True)``, built directly when every value is a
-    whole second (bars always are): the same index, a fraction of the cost."""
-    with np.errstate(invalid="ignore"):
-        whole = seconds.astype(np.int64)
-    if len(seconds) and bool((whole == seconds).all()) and whole.min() > -_MAX_SECONDS and whole.max() < _MAX_SECONDS:
-        unit = _whole_seconds_unit()  # the resolution pandas gives whole seconds
-        scaled = whole * _PER_SECOND[unit]
-        return pd.DatetimeIndex(scaled.view(f"M8[{unit}]"), dtype=pd.DatetimeTZDtype(unit=unit, tz="UTC"))
-    return pd.to_datetime(seconds, unit="s", utc=True)
-
-
-_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
-_MAX_SECONDS = 9_000_000_000  # about 2255: within int64 nanoseconds, so no resolution overflows
-
-
-@functools.cache
-def _whole_seconds_unit() -> str:
-    return pd.to_datetime(np.array([0.0]), unit="s", utc=True).unit
-
-
-def _timeline(ts_all: list[np.ndarray]) -> tuple[np.ndarray, bool]:
-    """Sorted union of the symbols' timestamps, and whether it is a single symbol's own
-    (strictly increasing) timestamps."""
-    if len(ts_all) == 1:
-        ts = ts_all[0]
-        if len(ts) < 2 or bool((ts[1:] > ts[:-1]).all()):
-            return ts.copy(), True
-    return np.unique(np.concatenate(ts_all)), False
-
-
-class _BarColumns:
-    """Bars of one series as ``Bar`` objects: from Python lists when every bar is visited,
-    element by element when only a few are."""
-
-    __slots__ = ("bar", "cols")
-
-    def __init__(self, o, dense: bool) -> None:
-        cols = (o.ts, o.open, o.high, o.low, o.close, o.volume)
-        if dense:
-            self.cols = tuple(c.tolist() for c in cols)
-            self.bar = self._from_lists
-        else:
-            self.cols = tuple(c.item for c in cols)
-            self.bar = self._from_arrays
-
-    def _from_lists(self, sym: str, r: int) -> Bar:
-        ts, o, h, lo, c, v = self.cols
-        return Bar(sym, r, ts[r], o[r], h[r], lo[r], c[r], v[r])
-
-    def _from_arrays(self, sym: str, r: int) -> Bar:
-        ts, o, h, lo, c, v = self.cols
-        return Bar(sym, r, ts(r), o(r), h(r), lo(r), c(r), v(r))
 
 
 def _iso(ts: float) -> str:
@@ -431,7 +383,15 @@ def trades_from_fills(fills: list[Fill]) -> list[Trade]:
     return done + sorted(open_trades.values(), key=key)
 
 
-def _metrics(equity, in_market, trades, broker, start, timeline, n_decisions) -> BacktestMetrics:
+def _metrics(
+    equity: np.ndarray,
+    in_market: np.ndarray,
+    trades: list[Trade],
+    broker: PaperBroker,
+    start: float,
+    timeline: np.ndarray,
+    n_decisions: int,
+) -> BacktestMetrics:
     rets = riskmath.returns_from_equity(equity)
     spacing = _median(np.diff(timeline)) if len(timeline) > 1 else 86_400.0
     ppy = riskmath.periods_per_year(spacing)

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from sorte.config import BrokerSettings
-from sorte.runtime.models import BUY, SELL, Bar, Fill, Order, Position
+from sorte.runtime.values import BUY, SELL, Bar, Fill, Order, Position
 
 
 class Broker(Protocol):
@@ -52,7 +52,7 @@ class PaperBroker:
 
     def gross_exposure(self) -> float:
         last_price = self.last_price
-        total = 0
+        total: float = 0
         for sym, pos in self.positions.items():
             total += abs(pos.qty) * last_price.get(sym, pos.entry_price)
         return total
@@ -105,8 +105,9 @@ class PaperBroker:
         fills: list[Fill] = []
         queue = self.pending.get(sym)
         if queue:  # pending orders, oldest first
-            keep = []
+            keep: list[Order] = []
             for order in queue:
+                price: float | None
                 if order.kind == "market":
                     price = bar.open * (1 + order.side * self.slip_rate)
                 else:
@@ -143,7 +144,8 @@ class PaperBroker:
     def _protective_exit(self, bar: Bar, pos: Position) -> Fill | None:
         long = pos.qty > 0
         stop, take = pos.stop_price, pos.take_price
-        price = purpose = None
+        price: float | None = None
+        purpose = ""  # set with the price
         if stop and (bar.low <= stop if long else bar.high >= stop):
             price = min(bar.open, stop) if long else max(bar.open, stop)
             purpose = "stop_loss"

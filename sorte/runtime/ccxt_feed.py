@@ -31,7 +31,7 @@ import structlog
 from sorte.config import ExchangeSettings, Settings
 from sorte.errors import ConfigError, DataError
 from sorte.runtime.clock import Clock, WallClock
-from sorte.runtime.models import Bar, Ohlcv
+from sorte.runtime.values import Bar, Ohlcv
 
 log = structlog.get_logger("sorte.feed")
 

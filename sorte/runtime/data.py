@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sorte.errors import DataError
-from sorte.runtime.models import Ohlcv
+from sorte.runtime.values import Ohlcv
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 TIME_COLUMNS = ("timestamp", "datetime", "date", "time", "ts")

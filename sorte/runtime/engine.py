@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 import structlog
@@ -27,8 +29,8 @@ from sorte.runtime.control import RuntimeControl
 from sorte.runtime.executor import ExecutionReport, Executor
 from sorte.runtime.feed import Feed
 from sorte.runtime.ledger import Ledger
-from sorte.runtime.metrics import RuntimeMetrics
-from sorte.runtime.models import Bar, Decision, Fill, Ohlcv, Order
+from sorte.runtime.metrics import LATENCY_BUCKETS, RuntimeMetrics
+from sorte.runtime.values import Bar, Decision, Fill, Ohlcv, Order
 
 log = structlog.get_logger("sorte.runtime")
 
@@ -75,10 +77,22 @@ class _Buffer:
                 del col[: len(col) - self.size]
 
     def ohlcv(self) -> Ohlcv:
-        return Ohlcv(*(np.array(c, dtype=float) for c in self.cols), interval_s=self.interval)
+        ts, open_, high, low, close, volume = (np.array(c, dtype=float) for c in self.cols)
+        return Ohlcv(ts, open_, high, low, close, volume, interval_s=self.interval)
 
 
 Listener = Callable[[str, object], None]
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    """A cascade stage's figures as the runtime gave them to its metrics, as data: passes,
+    discards, and the histogram of its mean evaluation time per step."""
+
+    stage: str
+    passes: int
+    discards: int
+    latency_counts: tuple[int, ...]  # cumulative, one per LATENCY_BUCKETS bound then +Inf
 
 
 class Runtime:
@@ -100,6 +114,7 @@ class Runtime:
         self.listener = listener or (lambda kind, payload: None)
         self.buffers = {s: _Buffer(cascade.window, interval=feed.interval_s(s)) for s in feed.symbols}
         self._exported: dict[str, tuple[int, int, float]] = {}
+        self._latency_counts: dict[str, list[int]] = {}  # per stage, per LATENCY_BUCKETS bound then +Inf
         self.cursor: dict[str, int] = {}
         self.step = 0
         self.start_equity = broker.equity()
@@ -304,8 +319,27 @@ class Runtime:
             self.metrics.discards.labels(name).inc(discarded - prev_discarded)
             evaluated = passed + discarded - prev_passed - prev_discarded
             if evaluated > 0:  # one observation per step: the stage's mean time per evaluation in it
-                self.metrics.stage_latency.labels(name).observe((st.seconds - prev_seconds) / evaluated)
+                mean_s = (st.seconds - prev_seconds) / evaluated
+                self.metrics.stage_latency.labels(name).observe(mean_s)
+                counts = self._latency_counts.setdefault(name, [0] * (len(LATENCY_BUCKETS) + 1))
+                counts[bisect_left(LATENCY_BUCKETS, mean_s)] += 1  # a bound holds what is <= it, as Prometheus'
             self._exported[name] = (passed, discarded, st.seconds)
+
+    def stage_figures(self) -> list[StageFigures]:
+        """What ``_export_stage_stats`` gave the metrics so far, in the cascade's order."""
+        empty = [0] * (len(LATENCY_BUCKETS) + 1)
+        return [
+            StageFigures(name, passed, discarded, tuple(accumulate(self._latency_counts.get(name, empty))))
+            for name, (passed, discarded, _) in self._exported.items()
+        ]
+
+    def llm_cache_hit_rate(self) -> float | None:
+        """The LLM answer cache's hit rate; None when no stage asks a model."""
+        for stage in self.cascade.stages:
+            llm = getattr(stage.judge, "llm", None) if isinstance(stage, LLMStage) else None
+            if llm is not None:
+                return float(llm.cache.stats().hit_rate)
+        return None
 
     def summary(self) -> RunSummary:
         final = self.broker.equity()

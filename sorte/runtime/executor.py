@@ -25,8 +25,8 @@ import numpy as np
 
 from sorte.config import BrokerSettings, RiskSettings
 from sorte.runtime.broker import PaperBroker
-from sorte.runtime.models import BUY, Decision, Order
 from sorte.runtime.risk import RiskManager
+from sorte.runtime.values import BUY, Decision, Order
 
 
 @dataclass(slots=True)

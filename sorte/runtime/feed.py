@@ -10,7 +10,7 @@ import pandas as pd
 
 from sorte.runtime.clock import Clock
 from sorte.runtime.data import to_ohlcv
-from sorte.runtime.models import Bar, Ohlcv
+from sorte.runtime.values import Bar, Ohlcv
 
 
 class Feed(Protocol):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sorte.errors import ConfigError
-from sorte.runtime.models import Fill, Order, Position
+from sorte.runtime.values import Fill, Order, Position
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (

@@ -16,6 +16,7 @@ import structlog
 
 from sorte import paths
 from sorte.config import Settings
+from sorte.runtime.assembly import LIVE_DEFAULT_INTERVAL_S, PaperSession, check_live_credentials, configured_cascade
 from sorte.runtime.broker import PaperBroker
 from sorte.runtime.ccxt_feed import CcxtPollingFeed
 from sorte.runtime.control import RuntimeControl
@@ -24,7 +25,6 @@ from sorte.runtime.executor import Executor
 from sorte.runtime.ledger import Ledger, open_owned
 from sorte.runtime.live_broker import CcxtBroker
 from sorte.runtime.metrics import RuntimeMetrics
-from sorte.runtime.service import LIVE_DEFAULT_INTERVAL_S, PaperSession, check_live_credentials, configured_cascade
 
 log = structlog.get_logger("sorte.live")
 

@@ -26,10 +26,10 @@ import ccxt
 import structlog
 
 from sorte.config import Settings
+from sorte.runtime.assembly import check_live_credentials
 from sorte.runtime.broker import PaperBroker
 from sorte.runtime.ccxt_feed import DEFAULT_TIMEOUT_S, ExchangeError, create_exchange, one_line
-from sorte.runtime.models import BUY, Bar, Fill, Order, Position
-from sorte.runtime.service import check_live_credentials
+from sorte.runtime.values import BUY, Bar, Fill, Order, Position
 
 log = structlog.get_logger("sorte.broker")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sorte.config import RiskSettings
-from sorte.runtime.models import Position
+from sorte.runtime.values import Position
 
 
 def returns_from_equity(equity: np.ndarray) -> np.ndarray:

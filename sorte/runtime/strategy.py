@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from sorte.errors import StrategyError
 from sorte.literals import read_literals
-from sorte.runtime.models import Params
+from sorte.runtime.values import Params
 
 REQUIRED_FUNCTIONS = ("lookback", "features", "decide")
 #: A name traders use for a parameter, stage or strategy ("stop", "média rápida", "fast SMA").

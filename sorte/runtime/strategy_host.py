@@ -33,9 +33,9 @@ import numpy as np
 import structlog
 
 from sorte.errors import StrategyError
-from sorte.runtime.models import Ohlcv, Params
 from sorte.runtime.strategy import NOT_STRATEGIES, ParamSpec, read_param_specs, resolve_params
 from sorte.runtime.strategy_wire import WireError, read_frame, write_frame
+from sorte.runtime.values import Ohlcv, Params
 
 #: What a call to a strategy that never answers (an endless loop) fails with; the guardian
 #: reads it to call such a run a timeout.
@@ -44,7 +44,7 @@ log = structlog.get_logger(__name__)
 
 _SORTE = Path(__file__).resolve().parent.parent
 #: The worker's whole view of Sorte: copies of these modules (paths relative to the package).
-WORKER_MODULES = ("indicators.py", "runtime/models.py", "runtime/strategy_wire.py", "runtime/strategy_worker.py")
+WORKER_MODULES = ("indicators.py", "runtime/values.py", "runtime/strategy_wire.py", "runtime/strategy_worker.py")
 #: How the worker is started inside its box: isolated mode (no PYTHONPATH, no user site), the box first.
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from sorte.runtime.strategy_worker import main; main()"
 MAX_REASON = 300
@@ -178,7 +178,7 @@ class StrategyHost:
 
     def start(self) -> StrategyHost:
         from sandbox.confined import scratch_dir, spawn
-        from sandbox.models import SandboxLimits
+        from sandbox.contract import SandboxLimits
 
         if self._proc is not None:
             return self

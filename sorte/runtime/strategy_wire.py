@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, BinaryIO
+from collections.abc import Sequence
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
 #: dtypes a frame may carry: float64 prices and scores, int8 sides, uint32 reason codes.
-DTYPES = {"<f8": np.dtype("<f8"), "|i1": np.dtype("|i1"), "<u4": np.dtype("<u4")}
+DTYPES: dict[str, np.dtype] = {"<f8": np.dtype("<f8"), "|i1": np.dtype("|i1"), "<u4": np.dtype("<u4")}
 MAX_HEADER = 4 * 1024 * 1024
 MAX_BODY = 256 * 1024 * 1024
 _LENGTHS = struct.Struct("!II")
@@ -29,7 +30,7 @@ class WireError(Exception):
     """A frame that breaks the channel's rules (the peer is faulty or hostile)."""
 
 
-def write_frame(fh: BinaryIO, header: dict[str, Any], arrays: list[np.ndarray] = ()) -> None:
+def write_frame(fh: BinaryIO, header: dict[str, Any], arrays: Sequence[np.ndarray] = ()) -> None:
     arrays = [np.ascontiguousarray(a) for a in arrays]
     for a in arrays:
         if a.dtype.str not in DTYPES:
@@ -40,7 +41,13 @@ def write_frame(fh: BinaryIO, header: dict[str, Any], arrays: list[np.ndarray] =
     fh.flush()
 
 
-def _read_exact(fh: BinaryIO, n: int) -> bytes:
+class Readable(Protocol):
+    """What a frame is read from: a binary file, or the host's reader with a deadline."""
+
+    def read(self, n: int, /) -> bytes: ...
+
+
+def _read_exact(fh: Readable, n: int) -> bytes:
     chunks, left = [], n
     while left:
         chunk = fh.read(left)
@@ -51,7 +58,7 @@ def _read_exact(fh: BinaryIO, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_frame(fh: BinaryIO) -> tuple[dict[str, Any], list[np.ndarray]]:
+def read_frame(fh: Readable) -> tuple[dict[str, Any], list[np.ndarray]]:
     """The next frame's header and arrays; WireError when it breaks the rules, EOFError at the end."""
     head_len, body_len = _LENGTHS.unpack(_read_exact(fh, _LENGTHS.size))
     if head_len > MAX_HEADER or body_len > MAX_BODY:

@@ -8,7 +8,7 @@ validated) and ``signals`` (score, side and reason per bar for windows of bars).
 order, ledger, lease or credential: whatever a strategy does here, it can only answer wrongly,
 and the trusted side checks every answer.
 
-Only the standard library, numpy and copies of ``sorte.indicators``, ``sorte.runtime.models`` and
+Only the standard library, numpy and copies of ``sorte.indicators``, ``sorte.runtime.values`` and
 ``sorte.runtime.strategy_wire`` are importable next to it: the worker's tree holds nothing else
 of Sorte.
 """
@@ -24,8 +24,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from sorte.runtime.models import Ohlcv, Params
 from sorte.runtime.strategy_wire import encode_reasons, read_frame, write_frame
+from sorte.runtime.values import Ohlcv, Params
 
 MAX_ERROR = 2000
 
@@ -64,9 +64,12 @@ def _windows(header: dict[str, Any], arrays: list[np.ndarray]) -> list[Ohlcv]:
     intervals = header.get("intervals", [])
     if len(arrays) != 6 * len(intervals):
         raise ValueError("each window needs six columns")
-    return [
-        Ohlcv(*(arrays[6 * i + j].copy() for j in range(6)), interval_s=float(iv)) for i, iv in enumerate(intervals)
-    ]
+    return [_window(arrays[6 * i : 6 * i + 6], float(iv)) for i, iv in enumerate(intervals)]
+
+
+def _window(columns: list[np.ndarray], interval_s: float) -> Ohlcv:
+    ts, open_, high, low, close, volume = (c.copy() for c in columns)
+    return Ohlcv(ts, open_, high, low, close, volume, interval_s=interval_s)
 
 
 def _signals(stages: dict[str, _Stage], header: dict[str, Any], arrays: list[np.ndarray]) -> tuple[dict, list]:

@@ -5,25 +5,17 @@ Reading: :mod:`sorte.service.reading`. Actions (each checked against the caller'
 written to the audit log): :mod:`sorte.service.actions`. Who may do what: :mod:`sorte.service.access`.
 """
 
+# What front-ends receive from the layers below: the agent's run view and the errors the actions
+# raise, named here so that a front-end imports nothing but this layer.
+from commander.deployment import CommitRejected, DeploymentError, UnknownDeployment
+from sorte.agent.runs import AgentError
+from sorte.agent.views import RunView
 from sorte.service.access import Forbidden, Principal, audit, audit_scope, read_audit
 from sorte.service.actions import approve, ask, pause, reject, resume, rollback
-from sorte.service.models import (
-    ActionResult,
-    AlertView,
-    DeploymentView,
-    EquityPoint,
-    Health,
-    LessonView,
-    Overview,
-    PositionView,
-    ProfitView,
-    StageStats,
-    StrategyView,
-    TradeView,
-)
 from sorte.service.reading import (
     NotFound,
     alerts,
+    alerts_after,
     deployment,
     deployments,
     diff,
@@ -42,8 +34,27 @@ from sorte.service.reading import (
     strategies,
     trades,
 )
+from sorte.service.views import (
+    ActionResult,
+    AlertView,
+    DeploymentView,
+    EquityPoint,
+    Health,
+    LessonView,
+    Overview,
+    PositionView,
+    ProfitView,
+    StageStats,
+    StrategyView,
+    TradeView,
+)
 
 __all__ = [
+    "AgentError",
+    "CommitRejected",
+    "DeploymentError",
+    "RunView",
+    "UnknownDeployment",
     "ActionResult",
     "AlertView",
     "DeploymentView",
@@ -60,6 +71,7 @@ __all__ = [
     "StrategyView",
     "TradeView",
     "alerts",
+    "alerts_after",
     "approve",
     "ask",
     "audit",

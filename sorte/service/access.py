@@ -19,9 +19,9 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from commander.alerts import read_jsonl
+from sorte import paths
 from sorte.errors import SorteError
 
-AUDIT_FILE = "audit.jsonl"
 Role = Literal["viewer", "operator"]
 # The actions audited inside the current audit_scope(): a front-end audits a refusal itself only when
 # nothing below it did, so every refusal leaves exactly one line.
@@ -48,7 +48,7 @@ LOCAL = Principal(channel="cli", id="local", role="operator", name="terminal")
 
 def audit(data_dir: Path, who: str, action: str, ok: bool, **fields: Any) -> None:
     """Append one line to ``<data_dir>/audit.jsonl`` (one write, so lines from several processes do not mix)."""
-    path = Path(data_dir) / AUDIT_FILE
+    path = paths.actions_audit(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"at": time.time(), "who": who, "action": action, "ok": ok, **fields}, default=str) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -73,7 +73,7 @@ def audit_scope() -> Iterator[list[str]]:
 
 
 def read_audit(data_dir: Path, limit: int = 100) -> list[dict[str, Any]]:
-    return read_jsonl(Path(data_dir) / AUDIT_FILE, limit)
+    return read_jsonl(paths.actions_audit(data_dir), limit)
 
 
 def require_operator(data_dir: Path, who: Principal, action: str, **fields: Any) -> None:

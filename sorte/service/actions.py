@@ -9,16 +9,17 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from commander.models import DeploymentError
+from commander.deployment import DeploymentError
 from sorte import paths
-from sorte.agent import service as agent
-from sorte.agent.graph import Event
-from sorte.agent.models import Decision, RunView
+from sorte.agent import runs as agent
+from sorte.agent.context import Event
+from sorte.agent.views import Decision, RunView
 from sorte.config import Settings
 from sorte.errors import SorteError
 from sorte.runtime.control import write_control
+from sorte.service import reading
 from sorte.service.access import Principal, audit, require_operator
-from sorte.service.models import ActionResult
+from sorte.service.views import ActionResult
 
 MAX_REASON = 300
 MAX_DEPLOYMENT_ID = 2**62  # beyond this SQLite cannot even store it
@@ -33,7 +34,9 @@ async def ask(
     waits for approval."""
     require_operator(settings.data_dir, who, "ask", text=text[:200])
     try:
-        view = await agent.ask(settings, text, sender=who.id, channel=who.channel, llm=llm, on_event=on_event)
+        view = await agent.ask(
+            settings, text, sender=who.id, channel=who.channel, llm=llm, on_event=on_event, reader=reading
+        )
     except SorteError as exc:  # refused by the agent (too long, not allowed): audited like any refusal
         audit(settings.data_dir, who.sender, "ask", False, error=str(exc)[:300], chars=len(text))
         raise
@@ -75,7 +78,7 @@ async def _decide(
         raise SorteError(f"{run_id[:100]!r} is not a run id (they look like 20261122-201500-a1b2c3)")
     decision = Decision(approve=yes, by=who.sender, comment=comment[:MAX_REASON])
     try:
-        view = await agent.decide(settings, run_id, decision, llm=llm, on_event=on_event)
+        view = await agent.decide(settings, run_id, decision, llm=llm, on_event=on_event, reader=reading)
     except SorteError as exc:
         audit(settings.data_dir, who.sender, action, False, run_id=run_id, error=str(exc))
         raise
@@ -93,7 +96,7 @@ async def rollback(
     """Give the lease back to the previous deployment (or ``to``); raises DeploymentError
     (nothing written) for a bad target, RequestFailed when the commander could not do it.
     ``progress`` gets the commander's step messages (from a worker thread)."""
-    from commander.service import rollback as commander_rollback
+    from commander.operations import rollback as commander_rollback
 
     valid = to is None or (isinstance(to, int) and not isinstance(to, bool) and 0 < to <= MAX_DEPLOYMENT_ID)
     shown = to if valid else repr(to)[:40]

@@ -10,26 +10,26 @@ import json
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from commander.alerts import read_alerts
+from commander.alerts import read_after, read_alerts
 from commander.history import DeploymentHistory
 from commander.inbox import commander_running
 from commander.lease import LEASE_FILE, SLOTS, Lease, LeaseState
+from commander.protocol import SlotSnapshot
 from commander.source import ledger_path
 from commander.status import HISTORY_FILE, commander_dir
 from sorte import paths
-from sorte.agent import service as agent
-from sorte.agent.models import RunView
+from sorte.agent import runs as agent
+from sorte.agent.views import RunView
 from sorte.config import Settings
 from sorte.errors import SorteError
 from sorte.runtime.control import read_control
 from sorte.runtime.ledger import Ledger
-from sorte.runtime.models import BUY
-from sorte.service.models import (
+from sorte.runtime.values import BUY
+from sorte.service.views import (
     AlertView,
     DeploymentView,
     EquityPoint,
@@ -45,7 +45,6 @@ from sorte.service.models import (
 )
 
 SNAPSHOT_STALE_S = 120.0  # an older slot snapshot is not shown as current
-LOG_FILE = Path("logs") / "sorte.jsonl"
 
 
 class NotFound(SorteError):
@@ -75,7 +74,8 @@ def _with_ledger(settings: Settings, read: Any, empty: Any) -> Any:
 
 
 def positions(settings: Settings) -> list[PositionView]:
-    return _positions(settings, _snapshot(settings).get("last_close", {}))
+    snapshot = _snapshot(settings)
+    return _positions(settings, snapshot.last_close if snapshot else {})
 
 
 def _positions(settings: Settings, closes: dict[str, float]) -> list[PositionView]:
@@ -160,53 +160,42 @@ def equity_curve(settings: Settings, points: int = 300) -> list[EquityPoint]:
 
 
 # -- the active slot's snapshot -----------------------------------------------------------
-def _snapshot(settings: Settings) -> dict[str, Any]:
+def _snapshot(settings: Settings) -> SlotSnapshot | None:
     return _snapshot_of(settings, _lease(settings).holder)
 
 
-def _snapshot_of(settings: Settings, holder: str | None) -> dict[str, Any]:
-    """The snapshot of the slot that holds the lease; {} when none is current."""
+def _snapshot_of(settings: Settings, holder: str | None) -> SlotSnapshot | None:
+    """The snapshot of the slot that holds the lease; None when none is current."""
+    if holder is None:
+        return None
     path = paths.slot_snapshot(commander_dir(settings.data_dir), holder)
-    if holder is None or not path.exists():
-        return {}
+    if not path.exists():
+        return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if time.time() - data.get("at", 0) < SNAPSHOT_STALE_S else {}
+        snapshot = SlotSnapshot.model_validate(json.loads(path.read_text()))
+    except (OSError, ValueError):  # half gone, or written by no slot we know
+        return None
+    return snapshot if time.time() - snapshot.at < SNAPSHOT_STALE_S else None
 
 
 def slot_metrics(settings: Settings) -> str:
     """The active slot's Prometheus metrics (text exposition), '' when none is current."""
-    return _snapshot(settings).get("metrics", "")
+    snapshot = _snapshot(settings)
+    return snapshot.metrics if snapshot else ""
 
 
 def stage_stats(settings: Settings) -> list[StageStats]:
-    return _stages_in(slot_metrics(settings))
+    return _stages_in(_snapshot(settings))
 
 
-def _stages_in(text: str) -> list[StageStats]:
-    passes: dict[str, float] = {}
-    discards: dict[str, float] = {}
-    buckets: dict[str, list[tuple[float, float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            stage = s.labels.get("stage")
-            if stage is None:
-                continue
-            if s.name == "sorte_stage_passes_total":
-                passes[stage] = s.value
-            elif s.name == "sorte_stage_discards_total":
-                discards[stage] = s.value
-            elif s.name == "sorte_stage_latency_seconds_bucket":
-                buckets.setdefault(stage, []).append((float(s.labels["le"]), s.value))
+def _stages_in(snapshot: SlotSnapshot | None) -> list[StageStats]:
     out = []
-    for stage in dict.fromkeys([*passes, *discards, *buckets]):  # the exposition's order: the cascade's
-        p, d = passes.get(stage, 0.0), discards.get(stage, 0.0)
-        b = sorted(buckets.get(stage, []))
+    for figures in snapshot.stages if snapshot else []:  # the cascade's order
+        p, d = figures.passes, figures.discards
+        b = [*figures.latency_buckets, (float("inf"), figures.latency_count)]
         out.append(
             StageStats(
-                stage=stage,
+                stage=figures.stage,
                 passes=p,
                 discards=d,
                 pass_rate=p / (p + d) if p + d else None,
@@ -217,7 +206,7 @@ def _stages_in(text: str) -> list[StageStats]:
     return out
 
 
-def _quantile_ms(buckets: list[tuple[float, float]], q: float) -> float | None:
+def _quantile_ms(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
     """Upper bound of the histogram bucket holding quantile ``q`` (Prometheus' convention, no interpolation)."""
     if not buckets or buckets[-1][1] <= 0:
         return None
@@ -229,15 +218,8 @@ def _quantile_ms(buckets: list[tuple[float, float]], q: float) -> float | None:
 
 
 def llm_cache_hit_rate(settings: Settings) -> float | None:
-    return _hit_rate_in(slot_metrics(settings))
-
-
-def _hit_rate_in(text: str) -> float | None:
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "sorte_llm_cache_hit_ratio":
-                return s.value
-    return None
+    snapshot = _snapshot(settings)
+    return snapshot.llm_cache_hit_rate if snapshot else None
 
 
 # -- the commander --------------------------------------------------------------------------
@@ -291,15 +273,21 @@ def paused(settings: Settings) -> bool:
 
 def alerts(settings: Settings, limit: int = 50) -> list[AlertView]:
     """The newest last."""
-    out = []
-    for a in read_alerts(commander_dir(settings.data_dir), limit=limit):
-        fields = {k: v for k, v in a.items() if k not in ("at", "kind", "message")}
-        out.append(
-            AlertView(
-                at=float(a.get("at", 0)), kind=str(a.get("kind", "")), message=str(a.get("message", "")), fields=fields
-            )
-        )
-    return out
+    return [_alert_view(a) for a in read_alerts(commander_dir(settings.data_dir), limit=limit)]
+
+
+def alerts_after(settings: Settings, offset: int | None) -> tuple[list[AlertView], int]:
+    """Alerts written after byte ``offset`` of the alert log and the offset past them, for a pusher
+    that sends each once; ``None`` (its first start) gives none and the log's current end."""
+    found, end = read_after(commander_dir(settings.data_dir), offset)
+    return [_alert_view(a) for a in found], end
+
+
+def _alert_view(a: dict[str, Any]) -> AlertView:
+    fields = {k: v for k, v in a.items() if k not in ("at", "kind", "message")}
+    return AlertView(
+        at=float(a.get("at", 0)), kind=str(a.get("kind", "")), message=str(a.get("message", "")), fields=fields
+    )
 
 
 def overview(settings: Settings) -> Overview:
@@ -316,7 +304,6 @@ def overview(settings: Settings) -> Overview:
             slots = {slot: next((d for d in listed if d.slot == slot), None) for slot in SLOTS}
     is_paused = paused(settings)
     snapshot = _snapshot_of(settings, lease.holder)  # read once for positions, stages and the cache figure
-    metrics = snapshot.get("metrics", "")
     degraded = running and (active is None or lease.holder is None)
     state = "stopped" if not running else "degraded" if degraded else "paused" if is_paused else "trading"
     return Overview(
@@ -328,9 +315,9 @@ def overview(settings: Settings) -> Overview:
         active_slot=lease.holder,
         slots=slots,
         profit=profit(settings),
-        positions=_positions(settings, snapshot.get("last_close", {})),
-        stages=_stages_in(metrics),
-        llm_cache_hit_rate=_hit_rate_in(metrics),
+        positions=_positions(settings, snapshot.last_close if snapshot else {}),
+        stages=_stages_in(snapshot),
+        llm_cache_hit_rate=snapshot.llm_cache_hit_rate if snapshot else None,
         runs_waiting=[v.run_id for v in agent.runs(settings) if v.status == "awaiting_approval"],
         alerts=alerts(settings, limit=10),
     )
@@ -433,7 +420,7 @@ def lessons(
 
 def logs(settings: Settings, lines: int = 30) -> list[str]:
     """The last lines of the structured log `sorte up` writes (``<data_dir>/logs/sorte.jsonl``)."""
-    path = settings.data_dir / LOG_FILE
+    path = paths.log_file(settings.data_dir)
     if not path.exists():
         return []
     with path.open(encoding="utf-8", errors="replace") as fh:

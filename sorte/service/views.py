@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from commander.deployment import Deployment, DeploymentEvent
 from commander.lease import LeaseState
-from commander.models import Deployment, DeploymentEvent
 
 
 class PositionView(BaseModel):

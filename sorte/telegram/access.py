@@ -8,7 +8,7 @@ the bot answer them in a loop), and an audit line per attempt; nothing else, no 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from telegram.ext import ContextTypes
 
 from sorte.config import Settings
 from sorte.errors import SorteError
-from sorte.interpret.text import language as guess_language
+from sorte.interpret.replies import language as guess_language
 from sorte.service import Forbidden, NotFound, Principal, audit, audit_scope
 from sorte.telegram.state import BotState
 from sorte.telegram.texts import action_text, t
@@ -121,7 +121,9 @@ def refuse_viewer(ctx: BotContext, caller: Caller, action: str, **fields: Any) -
 Handler = Callable[[BotContext, Update, ContextTypes.DEFAULT_TYPE, Caller], Awaitable[None]]
 
 
-def guarded(fn: Handler, *, language_from_args: bool = True) -> Callable[..., Awaitable[None]]:
+def guarded(
+    fn: Handler, *, language_from_args: bool = True
+) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
     """Wrap a command: admit the caller, then turn the service's errors into one clear reply."""
 
     async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -20,10 +19,9 @@ from typing import Any
 
 from telegram.error import TelegramError
 
-from commander.alerts import ALERTS_FILE
-from commander.status import commander_dir
 from sorte import service
 from sorte.errors import SorteError
+from sorte.service import AlertView
 from sorte.telegram.access import BotContext, clip, log, send
 from sorte.telegram.approval import send_approval
 from sorte.telegram.texts import t
@@ -38,10 +36,7 @@ class AlertPusher:
         self.sent: dict[int, deque[float]] = {}
         self.seen: dict[tuple[int, str, str], float] = {}  # (chat, kind, message) -> when last sent or held
         self.held: dict[int, Counter[str]] = {}  # alerts over the rate limit, by kind, per chat
-
-    @property
-    def path(self) -> Any:
-        return commander_dir(self.ctx.settings.data_dir) / ALERTS_FILE
+        self._new_offset: int | None = None  # where the alert log is read up to, once this batch is sent
 
     def targets(self) -> list[int]:
         tg = self.ctx.settings.telegram
@@ -54,34 +49,14 @@ class AlertPusher:
                 log.warning("telegram_bad_alert_chat", chat=chat)
         return out
 
-    def read_new(self) -> list[dict[str, Any]]:
-        """Complete lines after the saved offset; the offset moves past them."""
+    def read_new(self) -> list[AlertView]:
+        """What the commander alerted since the saved offset; the offset moves past it once sent."""
         state = self.ctx.state
-        size = self.path.stat().st_size if self.path.exists() else 0
-        if state.alerts_offset is None:  # first start: history is not replayed
-            state.alerts_offset = size
-            return []
-        offset = state.alerts_offset
-        if size < offset:  # the file was truncated or replaced: start it from the top
-            offset = 0
-        if size == offset:
-            if offset != state.alerts_offset:
-                state.alerts_offset = offset
-            return []
-        with self.path.open("rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read(size - offset)
-        end = chunk.rfind(b"\n") + 1  # a line still being written waits for its newline
-        alerts = []
-        for line in chunk[:end].splitlines():
-            try:
-                alert = json.loads(line)
-            except ValueError:
-                log.warning("telegram_bad_alert_line", line=line[:200])
-                continue
-            if isinstance(alert, dict):
-                alerts.append(alert)
-        self._new_offset = offset + end
+        alerts, offset = service.alerts_after(self.ctx.settings, state.alerts_offset)
+        if alerts:
+            self._new_offset = offset
+        elif offset != state.alerts_offset:  # first start, a replaced log, or only bad lines
+            state.alerts_offset = offset
         return alerts
 
     def _room(self, chat: int, now: float) -> bool:
@@ -118,11 +93,11 @@ class AlertPusher:
         alerts = self.read_new()
         tg = self.ctx.settings.telegram
         for alert in alerts:
-            kind, message = str(alert.get("kind", "")), str(alert.get("message", ""))
+            kind, message = alert.kind, alert.message
             for chat in self.targets():
                 if kind in self.ctx.state.mutes(chat):
                     continue
-                if kind in OUTCOME_KINDS and chat in self.ctx.told.get(str(alert.get("run_id")), ()):
+                if kind in OUTCOME_KINDS and chat in self.ctx.told.get(str(alert.fields.get("run_id")), ()):
                     continue  # the chat saw the outcome already (the reply, or the edited approval)
                 now = self.clock()
                 key = (chat, kind, message)
@@ -130,9 +105,9 @@ class AlertPusher:
                     continue
                 self.seen[key] = now
                 lang = self.ctx.state.language(chat) or tg.language
-                if kind == "approval_needed" and alert.get("run_id"):
+                if kind == "approval_needed" and alert.fields.get("run_id"):
                     # a request waiting for a human goes out regardless of the rate limit
-                    count += await self._approval(chat, str(alert["run_id"]), lang, message)
+                    count += await self._approval(chat, str(alert.fields["run_id"]), lang, message)
                     continue
                 if not self._room(chat, now):
                     self.held.setdefault(chat, Counter())[kind] += 1

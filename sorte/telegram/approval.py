@@ -15,9 +15,8 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from sorte import service
-from sorte.agent.models import RunView
 from sorte.errors import SorteError
-from sorte.service import NotFound, audit, audit_scope
+from sorte.service import NotFound, RunView, audit, audit_scope
 from sorte.service.actions import RUN_ID
 from sorte.telegram.access import BadArgument, BotContext, Caller, _quiet, admit, clip, get_context, log, send
 from sorte.telegram.texts import esc, t

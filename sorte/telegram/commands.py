@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from commander.models import DeploymentError
 from sorte import service
 from sorte.config import Settings
 from sorte.service import audit
@@ -316,7 +315,7 @@ async def rollback(ctx: BotContext, update: Update, context: ContextTypes.DEFAUL
     reason = " ".join(args)
     try:
         result = await service.rollback(ctx.settings, caller.principal, to, reason)
-    except DeploymentError as exc:
+    except service.DeploymentError as exc:
         raise BadArgument(t(caller.lang, "failed", message=str(exc))) from None
     await reply(update, caller, t(caller.lang, "rollback_done", message=result.message))
 

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from sorte.agent.models import RunView
 from sorte.config import Settings
 from sorte.service import (
     ActionResult,
@@ -22,6 +21,7 @@ from sorte.service import (
     PositionView,
     Principal,
     ProfitView,
+    RunView,
     StageStats,
     StrategyView,
     TradeView,
@@ -141,7 +141,9 @@ def api_router(settings: Settings, llm: Any = None) -> APIRouter:
     def get_logs(lines: Annotated[int, Query(ge=1, le=2000)] = 30) -> LogsView:
         return LogsView(lines=reading.logs(settings, lines=lines))
 
-    conflict = {409: {"model": ErrorBody, "description": "The run is not waiting for approval"}}
+    conflict: dict[int | str, dict[str, Any]] = {
+        409: {"model": ErrorBody, "description": "The run is not waiting for approval"}
+    }
 
     @router.post("/runs/{run_id}/approve", responses=conflict)
     async def post_approve(

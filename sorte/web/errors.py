@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from commander.models import CommitRejected, DeploymentError, UnknownDeployment
-from sorte.agent.service import AgentError
 from sorte.errors import SorteError
-from sorte.service import Forbidden, NotFound
+from sorte.service import (
+    AgentError,
+    CommitRejected,
+    DeploymentError,
+    Forbidden,
+    NotFound,
+    UnknownDeployment,
+)
 from sorte.web.auth import AuthError
 
 

@@ -59,7 +59,9 @@ def make_templates() -> Jinja2Templates:
 def _local_path(target: str | None, default: str) -> str:
     """A redirect target on this site only (an open redirect would let a link send users elsewhere)."""
     # control characters would split the Location header; a backslash or // would leave the site
-    on_site = bool(target) and target.startswith("/") and not target.startswith("//") and "\\" not in target
+    if not target:
+        return default
+    on_site = target.startswith("/") and not target.startswith("//") and "\\" not in target
     return target if on_site and target.isprintable() and target.isascii() else default
 
 

@@ -25,7 +25,9 @@ from typer.testing import CliRunner
 
 import sorte.editing.apply as apply_module
 from sorte.editing import EditRefused, apply_plan, load_plan, sandboxed
-from sorte.editing.policy import UNSAFE_BUILTINS, PolicyError, check_code
+from sorte.editing.allowlist import UNSAFE_BUILTINS
+from sorte.editing.code_policy import check_code
+from sorte.editing.policy import PolicyError
 from tests.adversarial.canary import CANARY, assert_no_canary, set_canary
 from tests.editing.gitrepo import git, make_repo
 

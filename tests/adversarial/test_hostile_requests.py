@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from commander.status import commander_dir
 from sorte.agent import journal
-from sorte.agent.models import RunView
+from sorte.agent.views import RunView
 from sorte.config import Settings
 from sorte.web import create_app
 from tests.adversarial.canary import CANARY, assert_no_canary, set_canary

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sorte.runtime.models import Ohlcv
 from sorte.runtime.strategy_host import StrategyFault, StrategyHost
+from sorte.runtime.values import Ohlcv
 from tests.adversarial.canary import CANARY, assert_no_canary, set_canary
 
 TEMPLATE = '''\

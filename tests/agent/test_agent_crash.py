@@ -22,7 +22,7 @@ from project_repo import copy_project, git
 from commander import DeploymentHistory
 from commander.status import HISTORY_FILE, commander_dir
 from knowledge import open_store
-from sorte.agent import Decision, service
+from sorte.agent import Decision, runs
 from sorte.agent.journal import read_audit
 from sorte.config import load_settings
 
@@ -86,11 +86,11 @@ def _kill_on_entering(proc: subprocess.Popen[bytes], data_dir: Path, node: str) 
 
 def _finish(config: Path, run_id: str) -> None:
     settings = load_settings(config)
-    resumed = asyncio.run(service.resume_all(settings))  # what starting again does: every unfinished run
+    resumed = asyncio.run(runs.resume_all(settings))  # what starting again does: every unfinished run
     assert [v.run_id for v in resumed] == [run_id]
     view = resumed[0]
     if view.status == "awaiting_approval":
-        view = asyncio.run(service.decide(settings, run_id, Decision(approve=True, by="test")))
+        view = asyncio.run(runs.decide(settings, run_id, Decision(approve=True, by="test")))
     assert view.status == "done" and view.outcome == "merged", (view.outcome, view.reply)
 
 

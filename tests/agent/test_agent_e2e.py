@@ -17,7 +17,7 @@ from project_repo import copy_project, git
 from commander import DeploymentHistory
 from commander.status import HISTORY_FILE, commander_dir
 from knowledge import open_store
-from sorte.agent import Decision, service
+from sorte.agent import Decision, runs
 from sorte.agent.journal import read_audit
 from sorte.config import (
     GitSettings,
@@ -113,17 +113,17 @@ def test_command_to_merged_change_and_deploy_request(settings: Settings, repo: P
     model = Model({"kind": "change", "strategy": "momentum", "language": language, "summary": text}, [STOP_LOSS])
     llm = llm_for(settings, model)
     main_before = git(repo, "rev-parse", "main")
-    view = run(service.ask(settings, text, llm=llm))
+    view = run(runs.ask(settings, text, llm=llm))
     assert view.status == "awaiting_approval", view
     assert view.branch.startswith(f"sorte/{view.run_id}") and view.commit
     assert "stop_loss" in view.diff and view.verdict["gates"]
     assert git(repo, "rev-parse", "main") == main_before, "nothing merged before approval"
-    pending = run(service.pending_approval(settings, view.run_id, llm=llm))
+    pending = run(runs.pending_approval(settings, view.run_id, llm=llm))
     assert pending["summary"] == "momentum.stop_loss: 0.02 → 0.03" and "Verdict" in pending["verdict"]
     assert "momentum.stop_loss: 0.02 → 0.03" in pending["question"], "the approval restates the reading"
     assert model.prompts == [], "the interpreter read the request and the plan without a model"
 
-    done = run(service.decide(settings, view.run_id, Decision(approve=True, by="cli:test"), llm=llm))
+    done = run(runs.decide(settings, view.run_id, Decision(approve=True, by="cli:test"), llm=llm))
     assert done.status == "done" and done.outcome == "merged", done
     assert git(repo, "rev-parse", "main") == done.merged_sha != main_before
     assert "0.03" in git(repo, "show", "main:strategies/momentum.py")
@@ -159,19 +159,19 @@ def test_failed_verdict_is_repaired_on_the_second_attempt(settings: Settings, re
         ],
     }
     model = Model(intent, [NO_REASONS, restore])
-    view = run(service.ask(settings, "simplify momentum's logic, then keep it valid", llm=llm_for(settings, model)))
+    view = run(runs.ask(settings, "simplify momentum's logic, then keep it valid", llm=llm_for(settings, model)))
     assert view.status == "awaiting_approval", view
     assert view.attempts == 2 and view.pass_at["1"] is False, view.pass_at
     assert any("tests: fail" in p for p in model.prompts), "the failures went back to the planner"
-    run(service.decide(settings, view.run_id, Decision(approve=False), llm=llm_for(settings, model)))
-    final = service.run(settings, view.run_id)
+    run(runs.decide(settings, view.run_id, Decision(approve=False), llm=llm_for(settings, model)))
+    final = runs.run(settings, view.run_id)
     assert final.outcome == "rejected"
     lesson = open_store(settings.knowledge, settings.data_dir).get(f"run-{view.run_id}")
     assert lesson is not None and lesson.outcome == "rejected" and lesson.strategy == "momentum"
 
     # The next plan for momentum is shown what this run taught.
     follow = Model(intent, [OS_SYSTEM])
-    run(service.ask(settings, "simplify momentum's logic once more", llm=llm_for(settings, follow)))
+    run(runs.ask(settings, "simplify momentum's logic once more", llm=llm_for(settings, follow)))
     assert any("rejected by the trader" in p for p in follow.prompts if "Sorte's coder" in p)
 
 
@@ -194,7 +194,7 @@ def test_unsafe_request_is_refused_and_nothing_changes(
     intent = {"kind": "change", "strategy": "momentum", "language": "en", "summary": text}
     main_before = git(repo, "rev-parse", "main")
     branches_before = git(repo, "branch", "--list", "sorte/*")
-    view = run(service.ask(settings, text, llm=llm_for(settings, Model(intent, [plan]))))
+    view = run(runs.ask(settings, text, llm=llm_for(settings, Model(intent, [plan]))))
     assert view.status == "done" and view.outcome == "refused", view
     assert "refused" in view.reply and needle in view.reply, view.reply
     assert git(repo, "rev-parse", "main") == main_before
@@ -202,22 +202,27 @@ def test_unsafe_request_is_refused_and_nothing_changes(
 
 
 def test_auto_approve_policy_only_for_passing_parameter_changes_in_paper(settings: Settings) -> None:
-    from sorte.agent.graph import Agent
+    from guardian.verdict import GateResult, Verdict
+    from sorte.agent.nodes.checking import auto_approvable
+    from sorte.agent.state import AgentState
     from sorte.editing.plan import EditPlan
 
+    def state(status: str) -> AgentState:
+        return AgentState(run_id="r", request="r", verdict=Verdict(gates=[GateResult(gate="tests", status=status)]))
+
     auto = settings.model_copy(update={"agent": settings.agent.model_copy(update={"auto_approve": True})})
-    passing = {"verdict": {"overall": "pass"}}
+    passing = state("pass")
     params, code = EditPlan.model_validate(STOP_LOSS), EditPlan.model_validate(NO_REASONS)
-    assert Agent(auto, None)._auto_approvable(params, passing)
-    assert not Agent(settings, None)._auto_approvable(params, passing), "off by default"
-    assert not Agent(auto, None)._auto_approvable(code, passing), "code changes always ask"
-    assert not Agent(auto, None)._auto_approvable(params, {"verdict": {"overall": "inconclusive"}})
+    assert auto_approvable(auto, params, passing)
+    assert not auto_approvable(settings, params, passing), "off by default"
+    assert not auto_approvable(auto, code, passing), "code changes always ask"
+    assert not auto_approvable(auto, params, state("inconclusive"))
     live = auto.model_copy(update={"runtime": auto.runtime.model_copy(update={"mode": "live", "live_trading": True})})
-    assert not Agent(live, None)._auto_approvable(params, passing), "real money always asks"
+    assert not auto_approvable(live, params, passing), "real money always asks"
 
 
 def test_unauthorised_sender_stops_at_receive(settings: Settings) -> None:
-    view = run(service.ask(settings, "raise the stop loss", sender="999", channel="telegram", llm=None))
+    view = run(runs.ask(settings, "raise the stop loss", sender="999", channel="telegram", llm=None))
     assert view.outcome == "unauthorised" and view.status == "done"
     nodes = [r["node"] for r in read_audit(settings.data_dir, view.run_id) if r["event"] == "leave"]
     assert nodes == ["receive", "report"]
@@ -226,18 +231,18 @@ def test_unauthorised_sender_stops_at_receive(settings: Settings) -> None:
 def test_approval_by_message_decides_the_waiting_run(settings: Settings, repo: Path) -> None:
     main_before = git(repo, "rev-parse", "main")
     change = Model({"kind": "change", "strategy": "momentum", "language": "pt", "summary": "stop"}, [STOP_LOSS])
-    waiting = run(service.ask(settings, "aumenta o stop loss do momentum para 3%", llm=llm_for(settings, change)))
+    waiting = run(runs.ask(settings, "aumenta o stop loss do momentum para 3%", llm=llm_for(settings, change)))
     assert waiting.status == "awaiting_approval"
 
     nothing = Model({"kind": "reject", "strategy": None, "language": "pt", "summary": "no"}, [STOP_LOSS])
     other = settings.model_copy(update={"data_dir": settings.data_dir.parent / "other"})
-    answer = run(service.ask(other, "não, rejeita", llm=llm_for(other, nothing)))
+    answer = run(runs.ask(other, "não, rejeita", llm=llm_for(other, nothing)))
     assert answer.reply == "Nenhuma mudança está aguardando aprovação."
 
     approve = Model({"kind": "approve", "strategy": None, "language": "pt", "summary": "yes"}, [STOP_LOSS])
-    answer = run(service.ask(settings, "sim, pode aprovar", llm=llm_for(settings, approve)))
+    answer = run(runs.ask(settings, "sim, pode aprovar", llm=llm_for(settings, approve)))
     assert answer.outcome == "answered" and answer.reply.startswith("Feito"), answer
-    assert service.run(settings, waiting.run_id).outcome == "merged"
+    assert runs.run(settings, waiting.run_id).outcome == "merged"
     assert git(repo, "rev-parse", "main") != main_before
     git(repo, "update-ref", "refs/heads/main", main_before)
     git(repo, "reset", "-q", "--hard", main_before)
@@ -246,11 +251,11 @@ def test_approval_by_message_decides_the_waiting_run(settings: Settings, repo: P
 def test_optimise_turns_the_best_search_candidate_into_a_validated_plan(settings: Settings, repo: Path) -> None:
     intent = {"kind": "optimise", "strategy": "momentum", "language": "en", "summary": "optimise momentum"}
     model = Model(intent, [STOP_LOSS])
-    view = run(service.ask(settings, "optimise momentum's parameters", llm=llm_for(settings, model)))
+    view = run(runs.ask(settings, "optimise momentum's parameters", llm=llm_for(settings, model)))
     assert not any("Sorte's coder" in p for p in model.prompts), "the search, not the model, made the plan"
     assert view.status == "awaiting_approval", view
     assert view.plan_summary.startswith("Optimise momentum:")
     assert {op["op"] for op in view.plan["ops"]} == {"set_param"} and view.verdict["gates"]
     nodes = [r["node"] for r in read_audit(settings.data_dir, view.run_id) if r["event"] == "leave"]
     assert nodes == ["receive", "interpret", "recall", "optimise", "edit", "validate"]
-    run(service.decide(settings, view.run_id, Decision(approve=False), llm=llm_for(settings, model)))
+    run(runs.decide(settings, view.run_id, Decision(approve=False), llm=llm_for(settings, model)))

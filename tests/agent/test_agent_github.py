@@ -14,7 +14,7 @@ import pytest
 from project_repo import git
 from test_agent_e2e import STOP_LOSS, Model, llm_for, repo, settings  # noqa: F401 - fixtures
 
-from sorte.agent import Decision, service
+from sorte.agent import Decision, runs
 from sorte.config import GitHubSettings, Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "github"))
@@ -35,11 +35,11 @@ def test_approved_run_opens_one_pull_request(settings: Settings, repo: Path, tmp
         api.add_repo("acme/strategies")
         gh = GitHubSettings(repo="acme/strategies", token=TOKEN, api_url=api.base_url, remote_url=str(remote))
         settings = settings.model_copy(update={"github": gh})
-        view = asyncio.run(service.ask(settings, "raise momentum's stop loss to 3%", llm=llm_for(settings, model)))
+        view = asyncio.run(runs.ask(settings, "raise momentum's stop loss to 3%", llm=llm_for(settings, model)))
         assert view.status == "awaiting_approval", view
         api.repos["acme/strategies"].add(view.branch)  # GitHub sees the branch once it is pushed
 
-        done = asyncio.run(service.decide(settings, view.run_id, Decision(approve=True), llm=llm_for(settings, model)))
+        done = asyncio.run(runs.decide(settings, view.run_id, Decision(approve=True), llm=llm_for(settings, model)))
         assert done.outcome == "merged" and done.pr_url.endswith("/pull/1"), done
         assert git(remote, "rev-parse", view.branch) == view.commit
         pr = api.pulls["acme/strategies"][0]
@@ -48,9 +48,10 @@ def test_approved_run_opens_one_pull_request(settings: Settings, repo: Path, tmp
         assert TOKEN not in json.dumps(done.model_dump()) and TOKEN not in (repo / ".git" / "config").read_text()
 
         # A resumed publish (the same run again) finds the open pull request instead of a second one.
-        from sorte.agent.graph import _open_pull_request
+        from sorte.agent.nodes.publishing import open_pull_request
+        from sorte.agent.state import AgentState
 
         state = {"run_id": view.run_id, "branch": view.branch, "request": view.request, "plan": view.plan}
         state["verdict"] = view.verdict
-        again = _open_pull_request(settings, state)
+        again = open_pull_request(settings, AgentState.model_validate(state))
         assert again["pr_number"] == 1 and api.posts() == 1

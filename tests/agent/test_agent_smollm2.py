@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_agent_e2e import repo  # noqa: F401 - fixture
 
-from sorte.agent import Decision, service
+from sorte.agent import Decision, runs
 from sorte.agent.journal import read_audit
 from sorte.config import GitSettings, GuardianSettings, Settings
 
@@ -27,12 +27,12 @@ def test_embedded_model_runs_the_graph_to_its_end(repo: Path, tmp_path: Path) ->
         sandbox="docker",
     )
     assert settings.llm.profile == "embedded"
-    view = asyncio.run(service.ask(settings, "raise momentum's stop loss to 3%"))
+    view = asyncio.run(runs.ask(settings, "raise momentum's stop loss to 3%"))
     assert view.status == "awaiting_approval", view
-    view = asyncio.run(service.decide(settings, view.run_id, Decision(approve=False)))
+    view = asyncio.run(runs.decide(settings, view.run_id, Decision(approve=False)))
     assert (view.status, view.outcome) == ("done", "rejected"), view
 
-    unsure = asyncio.run(service.ask(settings, "hmm, and that momentum thing from yesterday?"))
+    unsure = asyncio.run(runs.ask(settings, "hmm, and that momentum thing from yesterday?"))
     assert unsure.status == "done" and unsure.outcome in {"clarify", "answered"}, unsure
     assert unsure.reply and not unsure.branch, "a guess never becomes a change"
     assert read_audit(settings.data_dir, unsure.run_id)[-1]["node"] == "report"

@@ -8,12 +8,13 @@ from pathlib import Path
 from sorte.agent import answers
 from sorte.config import REPO_ROOT, Settings
 from sorte.interpret import build_catalogue
+from sorte.service import reading
 
 
 def test_pnl_before_any_trade_says_so_in_the_message_language(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "var")
-    assert answers.pnl(settings, "pt").startswith("Nenhuma operação ainda")
-    assert answers.pnl(settings, "en").startswith("No trades yet")
+    assert answers.pnl(settings, reading, "pt").startswith("Nenhuma operação ainda")
+    assert answers.pnl(settings, reading, "en").startswith("No trades yet")
 
 
 def test_numbers_are_written_as_each_language_writes_them() -> None:

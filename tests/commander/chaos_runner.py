@@ -36,10 +36,14 @@ from typing import Any
 
 import structlog
 
-from commander.engine import Commander, Handoff, SlotRun
-from commander.models import IN_FLIGHT_STATES
+from commander.deployment import IN_FLIGHT_STATES
+from commander.engine import Commander
+from commander.observer import CommanderObserver
+from commander.protocol import Done, Fault
 from commander.requests import request_deployment
+from commander.runs import Handoff, SlotRun
 from sorte.config import Settings
+from sorte.runtime.values import Bar
 from tests.commander.commander_env import commander_settings
 
 EVENTS_FILE = "chaos-events.jsonl"
@@ -100,10 +104,14 @@ def read_events(data_dir: Path) -> list[dict[str, Any]]:
     return events
 
 
-class ChaosCommander(Commander):
-    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
-        super().__init__(settings)
+class Chaos(CommanderObserver):
+    """Watches the commander through its observer hooks: requests the A/A deployments, kills
+    slots on plan, notes what happened; in reference mode stops new entries on the named steps."""
+
+    def __init__(self, commander: Commander, args: argparse.Namespace) -> None:
+        self.c = commander
         self.args = args
+        settings = commander.settings
         self.events_path = Path(settings.data_dir) / EVENTS_FILE
         self.pauses = set(json.loads(args.pauses)) if args.pauses else set()
         self.commits = [c for c in (args.commits or "").split(",") if c]
@@ -121,86 +129,87 @@ class ChaosCommander(Commander):
 
     def emit(self, kind: str, **data: Any) -> None:
         with self.events_path.open("a") as fh:
-            fh.write(json.dumps({"kind": kind, "t": time.time(), "tick": self.tick, **data}) + "\n")
+            fh.write(json.dumps({"kind": kind, "t": time.time(), "tick": self.c.tick, **data}) + "\n")
 
     def committed(self) -> int:
-        return self.ledger.last_step() + 1
+        return self.c.ledger.last_step() + 1
 
     # -- every step with new entries stopped (a hand-over's first half) -----------------
-    async def _send(self, run: SlotRun, rows: list[list[Any]], *args: Any) -> dict[str, Any]:
-        entries = args[0]
-        reply = await super()._send(run, rows, *args)
-        if not entries and run.role == "active" and reply.get("ev") == "done":
-            seqs = sorted({int(r[1]) for r in rows}) if rows and isinstance(rows[0], list) else []
-            self.emit("pause", cursor=reply["cursor"], seqs=seqs)
-        return reply
+    def on_step_reply(self, run: SlotRun, bars: list[Bar], entries: bool, reply: Done | Fault) -> None:
+        if not entries and run.role == "active" and isinstance(reply, Done):
+            self.emit("pause", cursor=reply.cursor, seqs=sorted({b.seq for b in bars}))
 
-    async def _between_steps(self) -> None:
+    async def before_between_steps(self) -> None:
         if self.args.mode == "reference":
             await self._reference_between()
-            return
-        self._request_next()
-        await super()._between_steps()
-        self._log_handoffs()
-        await self._inject()
+        else:
+            self._request_next()
+
+    async def after_between_steps(self) -> None:
+        if self.args.mode != "reference":
+            self._log_handoffs()
+            await self._inject()
 
     # -- reference -------------------------------------------------------------------------
     async def _reference_between(self) -> None:
-        active = self._active_run()
+        c = self.c
+        active = c.active_run()
         if self.reassign and active is not None:
             # The slot that takes over loads the book from the ledger: so does this one.
-            await self._activate(active, self.lease.current().epoch)
+            await c.handover.activate(active, c.lease.current().epoch)
             self.reassign = False
-        cursor = self.ledger.cursor()
+        cursor = c.ledger.cursor()
         nxt = max(cursor.values()) + 1 if cursor else 0
-        if nxt in self.pauses and self.pending is None:
+        if nxt in self.pauses and c.pending is None:
             ghost = SimpleNamespace(slot="none", deployment=SimpleNamespace(id=0), client=None)
-            self.pending = Handoff(ghost, "promote", "reference pause")  # type: ignore[arg-type]
+            c.pending = Handoff(ghost, "promote", "reference pause")  # type: ignore[arg-type]
             self.reassign = True
 
     # -- chaos -----------------------------------------------------------------------------
     def _request_next(self) -> None:
-        if self.history.in_state(*IN_FLIGHT_STATES) or self.watch is not None or self.pending is not None:
+        c = self.c
+        if c.history.in_state(*IN_FLIGHT_STATES) or c.watch is not None or c.pending is not None:
             return
         if self.committed() >= self.args.ticks - 70:
             return  # no hand-over could finish before the end
-        requested = [d for d in self.history.list(limit=10_000) if d.requested_by == "chaos"]
+        requested = [d for d in c.history.list(limit=10_000) if d.requested_by == "chaos"]
         if len(requested) >= len(self.commits):
             return
         i = len(requested)
         commit = self.commits[i]
-        active = self.history.active()
+        active = c.history.active()
         if i == len(self.commits) - 1 and active is not None:
             commit = active.commit  # the last one: an A/A deployment of the very commit that runs
-        d = request_deployment(self.settings.data_dir, commit, "chaos", f"r{i}")
+        d = request_deployment(c.settings.data_dir, commit, "chaos", f"r{i}")
         self.index_of[d.id] = i
         self.emit("request", deployment=d.id, index=i, commit=commit)
 
     def _log_handoffs(self) -> None:
-        for record in self.handoffs[self.handoffs_logged :]:
+        for record in self.c.handoffs[self.handoffs_logged :]:
             data = record.model_dump()
             self.emit("handoff", handoff=data.pop("kind"), **data)
-        self.handoffs_logged = len(self.handoffs)
+        self.handoffs_logged = len(self.c.handoffs)
 
     async def _inject(self) -> None:
         """Kill a slot at the point the plan of the deployment in flight names, once."""
-        active, cand, watch = self._active_run(), self._candidate(), self.watch
+        c = self.c
+        active, cand, watch = c.active_run(), c.candidate(), c.watch
         watched, self.last_watch = self.last_watch, watch
-        if self.pending is not None and self.pending.kind == "promote":
-            i = self._index(self.pending.to.deployment.id)
+        if c.pending is not None and c.pending.kind == "promote":
+            i = self._index(c.pending.to.deployment.id)
             if self.plan(i) == "candidate_before_handoff":
-                self._kill_once(self.pending.to, "candidate", "before the hand-over")
+                self._kill_once(c.pending.to, "candidate", "before the hand-over")
             elif self.plan(i) == "active_before_handoff" and active is not None:
-                self._kill_once(active, "active", "before the hand-over", self.pending.to.deployment.id)
-        elif cand is not None and self.pending is None:
-            i, k = self._index(cand.deployment.id), self.tick - cand.since_tick
+                self._kill_once(active, "active", "before the hand-over", c.pending.to.deployment.id)
+        elif cand is not None and c.pending is None:
+            i, k = self._index(cand.deployment.id), c.tick - cand.since_tick
             if self.plan(i) == "candidate_shadow" and k >= self.plan_tick(i):
                 self._kill_once(cand, "candidate", "in shadow")
             elif self.plan(i) == "active_shadow" and k >= self.plan_tick(i) and active is not None:
                 self._kill_once(active, "active", "in shadow", cand.deployment.id)
         elif watch is not None and active is not None and active.deployment.id == watch[0]:
             i = self._index(active.deployment.id)
-            if self.plan(i) == "active_watch" and self.tick - watch[1] >= self.plan_tick(i):
+            if self.plan(i) == "active_watch" and c.tick - watch[1] >= self.plan_tick(i):
                 self._kill_once(active, "active", "in the watch")
         elif (
             watch is None
@@ -241,13 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pauses", default="")
     args = parser.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    commander = ChaosCommander(chaos_settings(args.repo, args.data_dir), args)
+    commander = Commander(chaos_settings(args.repo, args.data_dir))
+    chaos = commander.observer = Chaos(commander, args)
 
     def enough(c: Commander) -> bool:
-        return commander.committed() >= args.ticks
+        return chaos.committed() >= args.ticks
 
     report = asyncio.run(commander.run(until=enough))
-    commander.emit("stop", report=report.model_dump(mode="json"))
+    chaos.emit("stop", report=report.model_dump(mode="json"))
     return 0
 
 

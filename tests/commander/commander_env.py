@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from commander.deployment import FINAL_STATES
 from commander.engine import Commander, CommanderReport
 from commander.history import DeploymentHistory
-from commander.models import FINAL_STATES
 from commander.requests import request_deployment
 from commander.status import HISTORY_FILE, commander_dir
 from sorte.config import Settings

@@ -15,7 +15,7 @@ from commander.analysis import (
     pair,
     performance_checks,
 )
-from commander.models import CheckResult
+from commander.deployment import CheckResult
 from sorte.errors import SorteError
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from commander.alerts import read_alerts
-from commander.engine import WATCH_PASSED, Commander
+from commander.engine import Commander
 from commander.lease import Lease
+from commander.pipeline import WATCH_PASSED
 from commander.status import commander_dir
 from tests.commander.commander_env import commander_settings, deploy, head, history, ledger_orders
 from tests.project_repo import branch, copy_project, patch_function
@@ -158,7 +159,7 @@ def test_a_crashed_active_slot_is_restarted_and_misses_no_bar(settings) -> None:
 
     def kill_once(c: Commander) -> bool:
         if c.tick == 20 and not killed:
-            run = c._active_run()
+            run = c.active_run()
             killed.append(run.client.process.proc.pid)
             os.kill(run.client.process.proc.pid, signal.SIGKILL)
         return False
@@ -184,7 +185,7 @@ def _show(repo: Path, sha: str) -> str:
 
 
 def test_rollback_to_an_older_deployment_starts_it_again_in_the_idle_slot(repo, settings) -> None:
-    from commander.service import rollback
+    from commander.operations import rollback
 
     def commented(name: str) -> str:
         text = (repo / "strategies" / "momentum.py").read_text() + f"\n# {name}: same behaviour\n"

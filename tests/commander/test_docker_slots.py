@@ -202,8 +202,8 @@ def test_the_slot_strategy_worker_is_a_container_of_its_own(
 ) -> None:
     """What the slot's strategy code can reach: no variable, not the ledger or lease in the commander
     directory, not the commander's socket; the container has no network and no capability."""
-    from sorte.runtime.models import Ohlcv
     from sorte.runtime.strategy_host import StrategyHost
+    from sorte.runtime.values import Ohlcv
 
     monkeypatch.setenv("SORTE_EXCHANGE__API_SECRET", "canary-in-the-commander")
     worktree = tmp_path / "worktree"

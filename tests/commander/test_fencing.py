@@ -9,7 +9,7 @@ from commander.lease import Lease, LeaseError
 from sorte.config import BrokerSettings
 from sorte.errors import SorteError
 from sorte.runtime.broker import PaperBroker
-from sorte.runtime.models import BUY, SELL, Bar, Order
+from sorte.runtime.values import BUY, SELL, Bar, Order
 
 
 def order(seq: int, side: int = BUY, purpose: str = "open") -> Order:

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from commander.history import DeploymentHistory
-from commander.models import (
+from commander.deployment import (
     TRANSITIONS,
     AnalysisResult,
     CheckResult,
@@ -17,6 +16,7 @@ from commander.models import (
     IllegalTransition,
     UnknownDeployment,
 )
+from commander.history import DeploymentHistory
 from sorte.errors import SorteError
 
 PATH_TO_ACTIVE = ("starting", "shadow", "analysing", "promoting", "active")
@@ -225,3 +225,23 @@ def test_events_recorded_in_order_and_append_only(history):
         history.db.execute("DELETE FROM events")
     with pytest.raises(sqlite3.DatabaseError):
         history.db.execute("UPDATE events SET reason = 'x'")
+
+
+def test_a_history_from_before_event_outcomes_gets_them_from_its_reasons(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with DeploymentHistory(path) as h:
+        first = _activate(h, "aaa", "blue")
+        second = _activate(h, "bbb", "green", epoch=2)
+        h.note(second.id, "post-promotion watch passed")
+        h.rollback(second.id, first.id, "manual", 3)
+    # What a history written before the outcome column looked like: the same events, no column.
+    db = sqlite3.connect(path)
+    db.executescript(
+        "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; ALTER TABLE events DROP COLUMN outcome;"
+    )
+    db.close()
+    with DeploymentHistory(path) as h:
+        assert [e.outcome for e in h.events(second.id) if e.outcome] == ["watch_passed"]
+        assert h.activated_by_rollback(first.id) and not h.activated_by_rollback(second.id)
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            h.db.execute("UPDATE events SET reason = 'x'")

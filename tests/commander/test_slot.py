@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from commander.lease import Lease
-from commander.protocol import bar_row, settings_payload
+from commander.protocol import RoleOp, StepOp, bar_row, settings_payload
 from commander.slot import Slot, fault_kind
 from commander.source import ledger_path, open_source
 from sorte.config import Settings
@@ -43,10 +43,15 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def _step(slot: Slot, tick: int, rows: list[list]) -> dict:
+    """The slot's reply as it goes on the wire."""
+    return (await slot.step(StepOp(tick=tick, bars=rows))).model_dump()
+
+
 async def _drive(slot: Slot, settings: Settings, role: str, epoch: int, steps: list[list[list]], start: int = 1):
-    ready = await slot.set_role({"role": role, "epoch": epoch, "settings": settings_payload(settings)})
-    replies = [await slot.step({"tick": start + i, "bars": rows}) for i, rows in enumerate(steps)]
-    return ready, replies
+    ready = await slot.set_role(RoleOp(role=role, epoch=epoch, settings=settings_payload(settings)))
+    replies = [await _step(slot, start + i, rows) for i, rows in enumerate(steps)]
+    return ready.model_dump(), replies
 
 
 def test_the_active_role_commits_every_step_under_its_epoch(settings, cdir, monkeypatch) -> None:
@@ -85,10 +90,10 @@ def test_after_the_lease_moved_the_old_active_cannot_commit(settings, cdir, monk
     slot = Slot("blue", cdir)
     run(_drive(slot, settings, "active", epoch, steps[:10]))
     lease.transfer("blue", "green", epoch)
-    reply = run(slot.step({"tick": 11, "bars": steps[10]}))
+    reply = run(_step(slot, 11, steps[10]))
     assert reply["ev"] == "fault" and reply["kind"] == "stale_epoch"
     assert set(Ledger(ledger_path(cdir), durable=False).cursor().values()) == {9}
-    assert run(slot.step({"tick": 12, "bars": steps[11]}))["kind"] == "broken"
+    assert run(_step(slot, 12, steps[11]))["kind"] == "broken"
 
 
 def test_a_gap_in_the_bar_sequence_is_a_fault(settings, cdir, monkeypatch) -> None:

@@ -9,15 +9,18 @@ from types import SimpleNamespace
 from commander.alerts import read_alerts
 from commander.slot_report import STORM_FALLBACKS, SlotReporter, snapshot_path
 from sorte.runtime.metrics import RuntimeMetrics
-from sorte.runtime.models import Bar
+from sorte.runtime.values import Bar
 
 
 class FakeRuntime(SimpleNamespace):
-    """The three things the reporter reads from a runtime: the risk vetoes, the equity, the metrics."""
+    """What the reporter reads from a runtime: the risk vetoes, the equity, the metrics, the
+    cascade's figures."""
 
     def __init__(self) -> None:
         super().__init__(executor=SimpleNamespace(risk=SimpleNamespace(vetoes={})), metrics=RuntimeMetrics())
         self.broker = SimpleNamespace(equity=lambda: 10_000.0)
+        self.stage_figures = lambda: []
+        self.llm_cache_hit_rate = lambda: None
 
 
 def bar(symbol: str, seq: int, close: float) -> Bar:

@@ -10,8 +10,8 @@ from gitrepo import git, make_repo
 from typer.testing import CliRunner
 
 from sorte.config import Settings
-from sorte.editing import gitops, service
-from sorte.editing.gitops import GitOpsError
+from sorte.editing import branches, gitops, run_worktrees
+from sorte.editing.git_records import RUN_ID_RE, GitOpsError
 
 pytest.importorskip("sorte.editing.apply")
 from sorte.editing.plan import EditPlan, EditRefused  # noqa: E402
@@ -47,7 +47,7 @@ def branch_names(repo: Path) -> list[str]:
 
 
 def test_edit_commits_one_plan_on_a_run_branch(cfg, repo):
-    out = service.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
+    out = branches.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
     assert out.branch == "sorte/r1-aumenta-o-stop-loss-do-momentum-para-3" and out.kept and not out.dry_run
     assert out.changed == ["strategies/cascade.py", "strategies/momentum.py"]
     assert '+        "default": 0.03,' in out.diff and "+MIN_CONFIDENCE = 0.8" in out.diff
@@ -59,43 +59,43 @@ def test_edit_commits_one_plan_on_a_run_branch(cfg, repo):
 
 
 def test_rerunning_the_same_plan_and_run_id_adds_nothing(cfg, repo):
-    first = service.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
-    again = service.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
+    first = branches.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
+    again = branches.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
     assert again.commit == first.commit and again.diff == "" and again.branch == first.branch
     assert git(repo, "rev-list", "--count", f"main..{first.branch}").strip() == "1"
     assert branch_names(repo) == [first.branch]
     follow_up = plan(
         summary="Even wider", ops=[{"op": "set_param", "strategy": "momentum", "name": "stop_loss", "value": 0.04}]
     )
-    out = service.edit_on_branch(cfg, follow_up, "and 4%", run_id="r1")
+    out = branches.edit_on_branch(cfg, follow_up, "and 4%", run_id="r1")
     assert out.commit != first.commit
     assert git(repo, "rev-list", "--count", f"main..{first.branch}").strip() == "2"
 
 
 def test_dry_run_writes_and_commits_nothing(cfg, repo):
-    out = service.edit_on_branch(cfg, plan(), REQUEST, run_id="dry", dry_run=True)
+    out = branches.edit_on_branch(cfg, plan(), REQUEST, run_id="dry", dry_run=True)
     assert out.commit is None and out.dry_run and not out.kept and "+MIN_CONFIDENCE = 0.8" in out.diff
-    assert branch_names(repo) == [] and gitops.find_run(repo, "dry") is None
+    assert branch_names(repo) == [] and run_worktrees.find_run(repo, "dry") is None
     assert not (cfg.data_dir / "worktrees" / "dry").exists()
 
 
 def test_refused_plan_leaves_no_trace(cfg, repo):
     bad = plan(ops=[*PLAN["ops"], {"op": "set_param", "strategy": "momentum", "name": "stop_loss", "value": 9.0}])
     with pytest.raises(EditRefused, match="operation 3"):
-        service.edit_on_branch(cfg, bad, REQUEST, run_id="bad")
-    assert branch_names(repo) == [] and gitops.find_run(repo, "bad") is None
+        branches.edit_on_branch(cfg, bad, REQUEST, run_id="bad")
+    assert branch_names(repo) == [] and run_worktrees.find_run(repo, "bad") is None
     assert not (cfg.data_dir / "worktrees" / "bad").exists()
     # refused on an existing run: its branch and commits stay as they were
-    first = service.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
+    first = branches.edit_on_branch(cfg, plan(), REQUEST, run_id="r1")
     with pytest.raises(EditRefused):
-        service.edit_on_branch(cfg, bad, REQUEST, run_id="r1")
+        branches.edit_on_branch(cfg, bad, REQUEST, run_id="r1")
     assert git(repo, "rev-parse", first.branch).strip() == first.commit
     assert git(repo, "-C", str(cfg.data_dir / "worktrees" / "r1"), "status", "--porcelain").strip() == ""
 
 
 def test_plan_that_changes_nothing_keeps_no_branch(cfg, repo):
     noop = plan(ops=[{"op": "set_min_confidence", "value": 0.75}])
-    out = service.edit_on_branch(cfg, noop, "same as now")
+    out = branches.edit_on_branch(cfg, noop, "same as now")
     assert out.commit is None and not out.kept and branch_names(repo) == []
 
 
@@ -103,7 +103,7 @@ def test_concurrent_edits_of_one_run_id_make_one_branch_and_one_commit(cfg, repo
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(4) as pool:
-        outs = list(pool.map(lambda i: service.edit_on_branch(cfg, plan(), REQUEST, run_id="same"), range(4)))
+        outs = list(pool.map(lambda i: branches.edit_on_branch(cfg, plan(), REQUEST, run_id="same"), range(4)))
     assert len({o.commit for o in outs}) == 1 and branch_names(repo) == [outs[0].branch]
     assert git(repo, "rev-list", "--count", f"main..{outs[0].branch}").strip() == "1"
 
@@ -114,27 +114,27 @@ def test_identity_base_and_merge_mode_come_from_the_git_settings(cfg, repo):
     git(repo, "branch", "trunk")
     section = GitSettings(author_name="Bot", author_email="bot@example.com", base_branch="trunk", merge_mode="merge")
     custom = cfg.model_copy(update={"git": section})
-    out = service.edit_on_branch(custom, plan(), REQUEST, run_id="r1")
+    out = branches.edit_on_branch(custom, plan(), REQUEST, run_id="r1")
     assert git(repo, "log", "-1", "--format=%an <%ae>", out.commit).strip() == "Bot <bot@example.com>"
-    merged = service.merge(custom, "r1")
+    merged = branches.merge(custom, "r1")
     assert git(repo, "rev-parse", "trunk").strip() == merged != out.commit  # a merge commit on trunk
     assert git(repo, "log", "-1", "--format=%an", "main").strip() == "Trader"
-    assert service.git_config(cfg).identity == gitops.GitIdentity("Sorte", "sorte@localhost")
+    assert branches.git_config(cfg).identity == gitops.GitIdentity("Sorte", "sorte@localhost")
 
 
 def test_generated_run_ids_are_valid_and_distinct():
-    ids = {service.new_run_id() for _ in range(20)}
-    assert len(ids) == 20 and all(gitops.RUN_ID_RE.match(i) for i in ids)
+    ids = {branches.new_run_id() for _ in range(20)}
+    assert len(ids) == 20 and all(RUN_ID_RE.match(i) for i in ids)
 
 
 def test_service_branches_merge_abandon(cfg, repo):
-    a = service.edit_on_branch(cfg, plan(), REQUEST, run_id="a")
-    service.edit_on_branch(cfg, plan(ops=[{"op": "set_min_confidence", "value": 0.7}]), "b", run_id="b")
-    assert service.merge(cfg, "a") == a.commit
-    service.abandon(cfg, "b")
-    assert {i.run_id: i.state for i in service.branches(cfg)} == {"a": "merged", "b": "abandoned"}
+    a = branches.edit_on_branch(cfg, plan(), REQUEST, run_id="a")
+    branches.edit_on_branch(cfg, plan(ops=[{"op": "set_min_confidence", "value": 0.7}]), "b", run_id="b")
+    assert branches.merge(cfg, "a") == a.commit
+    branches.abandon(cfg, "b")
+    assert {i.run_id: i.state for i in branches.branches(cfg)} == {"a": "merged", "b": "abandoned"}
     with pytest.raises(GitOpsError):
-        service.merge(cfg, "b")
+        branches.merge(cfg, "b")
 
 
 # -- CLI ---------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ import sorte.editing.apply as apply_module
 from sandbox.confined import namespaces_available
 from sorte.config import REPO_ROOT
 from sorte.editing import EditRefused, apply_plan, load_plan, sandboxed
-from sorte.editing.policy import PolicyError, check_code
+from sorte.editing.code_policy import check_code
+from sorte.editing.policy import PolicyError
 
 MOM = "strategies/momentum.py"
 

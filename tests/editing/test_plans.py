@@ -13,7 +13,7 @@ from gitrepo import git
 from pydantic import ValidationError
 
 from sorte.config import Settings
-from sorte.editing import EditPlan, EditRefused, apply_plan, load_plan, service
+from sorte.editing import EditPlan, EditRefused, apply_plan, branches, load_plan
 from sorte.runtime.cascade import build_cascade, read_cascade
 from sorte.runtime.strategy import NOT_STRATEGIES, load_strategy, read_param_specs
 
@@ -299,7 +299,9 @@ def test_invalid_plan_through_the_git_service_leaves_no_trace(
     raw, index, reason = INVALID[name]
     before = _git_state(git_tree)
     with pytest.raises(EditRefused) as info:
-        service.edit_on_branch(settings, load_plan(json.dumps(raw)), "a refused request", run_id=name.replace("_", "-"))
+        branches.edit_on_branch(
+            settings, load_plan(json.dumps(raw)), "a refused request", run_id=name.replace("_", "-")
+        )
     if index is not None:
         assert info.value.op_index == index
     if reason is not None:
@@ -412,15 +414,15 @@ def test_add_strategy_is_listed_and_loads(tree: Path) -> None:
 
 
 def test_protected_file_change_is_detected_and_rolled_back(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sorte.editing.apply as apply_module
+    import sorte.editing.workspace as workspace_module
 
-    real_write = apply_module._atomic_write
+    real_write = workspace_module.atomic_write
 
     def sneaky(path: Path, text: str) -> None:
         real_write(path, text)
         (tree / "guardian/rules.yaml").write_text("rules: [weakened]\n")
 
-    monkeypatch.setattr(apply_module, "_atomic_write", sneaky)
+    monkeypatch.setattr(workspace_module, "atomic_write", sneaky)
     original = (tree / MOM).read_text()
     with pytest.raises(EditRefused, match="protected files changed: guardian/rules.yaml"):
         _apply_json(VALID["stop_loss"], tree)

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from sorte.config import REPO_ROOT
 from sorte.editing import EditPlan, EditRefused, SetParam, apply_plan
-from sorte.editing.policy import PolicyError, build_manifest, check_code, check_manifest, check_path
+from sorte.editing.code_policy import check_code
+from sorte.editing.policy import PolicyError, build_manifest, check_manifest, check_path
 from sorte.runtime.strategy import ParamSpec, available_strategies, read_param_specs
 
 STRATEGIES = REPO_ROOT / "strategies"
@@ -273,7 +274,7 @@ def test_any_out_of_bounds_value_is_refused(shared_tree: Path, edit: tuple) -> N
 
 
 def _modules_and_symbols() -> list[tuple[str, str]]:
-    from sorte.editing.policy import STRATEGY_MODULES, TEST_MODULES
+    from sorte.editing.allowlist import STRATEGY_MODULES, TEST_MODULES
 
     listed = {**STRATEGY_MODULES, **TEST_MODULES}
     return [(module, symbol) for module, symbols in sorted(listed.items()) for symbol in sorted(symbols)]
@@ -285,7 +286,7 @@ def test_every_listed_symbol_exists_and_no_listed_symbol_is_an_unlisted_module()
     import importlib
     import types
 
-    from sorte.editing.policy import STRATEGY_MODULES, TEST_MODULES
+    from sorte.editing.allowlist import STRATEGY_MODULES, TEST_MODULES
 
     listed = set(STRATEGY_MODULES) | set(TEST_MODULES)
     for module, symbol in _modules_and_symbols():

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from sorte.cli.main import app
 from sorte.config import Settings
-from sorte.editing import service
+from sorte.editing import branches
 from sorte.editing.plan import EditPlan
 from tests.guardian.git_trees import Link, commit
 
@@ -88,7 +88,7 @@ def test_a_tree_that_cannot_be_built_is_one_line_exit_2(env: Path, monkeypatch: 
 def test_validates_an_edit_run_by_its_id(env: Path, repo: Path, settings: Settings) -> None:
     require_docker()
     edit_settings = settings.model_copy(update={"strategies_dir": repo / "strategies", "data_dir": env})
-    outcome = service.edit_on_branch(edit_settings, EditPlan.model_validate(PLAN), "stop loss 3%", None, False)
+    outcome = branches.edit_on_branch(edit_settings, EditPlan.model_validate(PLAN), "stop loss 3%", None, False)
     assert outcome.commit
 
     result = invoke(outcome.run_id, "--format", "json", "--sandbox", "docker")

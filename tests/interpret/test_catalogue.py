@@ -19,12 +19,12 @@ from sorte.runtime.strategy import read_param_specs
 
 
 def test_default_settings_see_the_shipped_strategies_everywhere() -> None:
-    from sorte.agent.graph import _strategies
+    from sorte.agent.nodes.planning import strategies
 
     settings = Settings()  # no override of any path
     assert paths.repo_root(settings) == REPO_ROOT
     assert paths.strategies_dir(settings) == REPO_ROOT / "strategies"
-    assert _strategies(settings) == ["breakout", "mean_reversion", "momentum"]
+    assert strategies(settings) == ["breakout", "mean_reversion", "momentum"]
     assert set(build_catalogue(paths.repo_root(settings)).strategies) == {"breakout", "mean_reversion", "momentum"}
 
 

@@ -25,8 +25,8 @@ from sandbox import (
     get_backend,
     owned_containers,
 )
+from sandbox.contract import MIB
 from sandbox.docker_backend import docker_client
-from sandbox.models import MIB
 
 pytestmark = pytest.mark.docker
 

@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 
 import sandbox
 from sandbox import LocalSandbox, SandboxLimits, SandboxResult, get_backend
+from sandbox.contract import MIB
 from sandbox.local_backend import interpreter_under_tmp
-from sandbox.models import MIB
 
 # With its private /tmp the local backend would hide an interpreter installed under /tmp (a
 # checkout in /tmp): there it runs on the shared /tmp, which these isolation tests reject.

@@ -9,7 +9,7 @@ import pytest
 
 import sandbox.local_backend as local_backend
 from sandbox import LocalSandbox, SandboxLimits
-from sandbox.models import MIB, OUT_TOKEN, SANDBOX_OUTPUT_DIR
+from sandbox.contract import MIB, OUT_TOKEN, SANDBOX_OUTPUT_DIR
 
 WRITE = (
     "import pathlib, sys\n"

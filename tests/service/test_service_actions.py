@@ -8,10 +8,10 @@ import json
 import pytest
 
 import sorte.service as service
-from commander.models import DeploymentError
+from commander.deployment import DeploymentError
 from commander.status import commander_dir
-from sorte.agent.models import RunView
-from sorte.agent.service import AgentError, _notify
+from sorte.agent.runs import AgentError, _notify
+from sorte.agent.views import RunView
 from sorte.config import Settings, TelegramSettings
 from sorte.service.access import Principal
 

@@ -25,9 +25,9 @@ from sorte.runtime import demo
 from sorte.runtime.backtest import run_backtest
 from sorte.runtime.cascade import build_cascade, read_cascade, single_strategy_cascade
 from sorte.runtime.data import to_ohlcv
-from sorte.runtime.models import Ohlcv
 from sorte.runtime.strategy import available_strategies, read_description, read_param_specs
 from sorte.runtime.strategy_host import RemoteStrategy, StrategyHost
+from sorte.runtime.values import Ohlcv
 
 STRATEGIES = REPO_ROOT / "strategies"
 NAMES = available_strategies(STRATEGIES)

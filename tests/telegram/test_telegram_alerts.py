@@ -13,7 +13,7 @@ from telegram_harness import OPERATOR, VIEWER, RunningBot, add_alert, bot_settin
 from commander.alerts import ALERTS_FILE
 from commander.status import commander_dir
 from sorte.agent import journal
-from sorte.agent.models import RunView
+from sorte.agent.views import RunView
 from sorte.config import Settings
 from sorte.telegram import build_application
 from sorte.telegram.alerts import AlertPusher

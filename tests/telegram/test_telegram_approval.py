@@ -15,7 +15,7 @@ from telegram_harness import OPERATOR, STRANGER, VIEWER, RunningBot, add_alert, 
 
 from sorte import service
 from sorte.agent import journal
-from sorte.agent.models import RunView
+from sorte.agent.views import RunView
 from sorte.config import (
     GitSettings,
     GuardianSettings,

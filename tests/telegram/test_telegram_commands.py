@@ -11,7 +11,7 @@ from fake_telegram_api import FakeTelegram
 from telegram_harness import GROUP, OPERATOR, STRANGER, VIEWER, RunningBot, audit_lines, bot_settings, wait_for
 
 from sorte.agent import journal
-from sorte.agent.models import RunView
+from sorte.agent.views import RunView
 from sorte.config import Settings
 from sorte.runtime.control import read_control
 from sorte.telegram.state import STATE_FILE

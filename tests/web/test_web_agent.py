@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sorte.agent import service as agent
+from sorte.agent import runs as agent
 from sorte.config import (
     GitSettings,
     GuardianSettings,

@@ -9,7 +9,7 @@ import json
 import pytest
 from pydantic import TypeAdapter
 
-from sorte.agent.models import RunView
+from sorte.agent.views import RunView
 from sorte.config import Settings
 from sorte.runtime.control import read_control
 from sorte.service import (

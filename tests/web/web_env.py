@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sorte.agent import journal
-from sorte.agent.models import RunView
+from sorte.agent.views import RunView
 from sorte.config import Settings
 from sorte.web import create_app
 

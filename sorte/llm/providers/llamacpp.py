@@ -50,11 +50,11 @@ def _extra_buffers(allowed: bool) -> Iterator[None]:
     from llama_cpp import llama_cpp as lib
 
     original = lib.llama_model_default_params
-    if allowed or "use_extra_bufts" not in dict(lib.llama_model_params._fields_):
+    if allowed or "use_extra_bufts" not in {field[0] for field in lib.llama_model_params._fields_}:
         yield
         return
 
-    def without_extra_buffers():  # type: ignore[no-untyped-def]
+    def without_extra_buffers() -> Any:
         params = original()
         params.use_extra_bufts = False
         return params

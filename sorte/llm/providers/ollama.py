@@ -10,6 +10,7 @@ client cannot read (not JSON, cut short, not Ollama's shape) -> LLMUnavailable."
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -71,7 +72,7 @@ class OllamaProvider:
             ) from None
         finally:
             await _close(getattr(chat, "_async_client", None))
-        usage = answer.usage_metadata or {}
+        usage: Mapping[str, Any] = answer.usage_metadata or {}
         return Completion(str(answer.content), usage.get("input_tokens"), usage.get("output_tokens"))
 
     async def health(self) -> Health:

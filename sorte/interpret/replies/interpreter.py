@@ -1,10 +1,10 @@
-"""What the interpreter says back, in the message's own language."""
+"""What the interpreter says back: its restated reading, its questions and its refusals."""
 
 from __future__ import annotations
 
-from sorte.interpret.text import Language
+from sorte.interpret.replies.detect import Language
 
-TEXTS: dict[str, dict[Language, str]] = {
+INTERPRETER: dict[str, dict[Language, str]] = {
     "restated": {
         "en": "I read: {reading}.",
         "pt": "Entendi: {reading}.",
@@ -130,7 +130,3 @@ TEXTS: dict[str, dict[Language, str]] = {
         "pt": "A cascata precisa de pelo menos um estágio de estratégia ligado: desligá-lo pararia todas as operações.",
     },
 }
-
-
-def text(key: str, language: Language, **values: object) -> str:
-    return TEXTS[key][language].format(**values)

@@ -1,21 +1,17 @@
-"""LLM cascade stages: prompt templates from ``strategies/prompts.py``, a market summary of
-the bar, a validated verdict, and the deterministic technical-analysis score whenever the
-model fails (timeout, error, invalid output) so the runtime keeps trading."""
+"""The LLM stages' prompts: templates from ``strategies/prompts.py`` (read without importing
+it, placeholders checked) filled with a market summary of the bar."""
 
 from __future__ import annotations
 
 import string
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from sorte.errors import CascadeError
 from sorte.indicators import rolling_std, rsi, sma
 from sorte.literals import read_literals
-from sorte.llm.client import LLM
-from sorte.runtime.models import Ohlcv
+from sorte.runtime.values import Ohlcv
 
 PLACEHOLDERS = {
     "symbol",
@@ -32,16 +28,6 @@ PLACEHOLDERS = {
     "previous",
 }
 SUMMARY_LOOKBACK = 60
-
-
-class StageVerdict(BaseModel):
-    score: float = Field(ge=0, le=1, description="How strongly this stage supports trading the side")
-    side: Literal["BUY", "SELL", "HOLD"]
-    reason: str = Field(max_length=160)
-
-
-class FinalVerdict(StageVerdict):
-    hold_seconds: float = Field(ge=0, le=3600, description="Minimum seconds the position stays open")
 
 
 def read_prompts(path: Path) -> tuple[str, dict[str, str]]:
@@ -106,54 +92,3 @@ def market_summary(bars: Ohlcv, symbol: str, side: int, previous: str = "") -> d
 
 def render(system: str, template: str, summary: dict[str, str]) -> list[dict[str, str]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": template.format(**summary)}]
-
-
-def verdict_score(verdict: StageVerdict, proposed: int) -> tuple[float, int]:
-    """The stage's score for the proposed side and the side it names (0 for HOLD).
-
-    A verdict for the other side scores ``1 - score`` for the proposed one."""
-    named = {"BUY": 1, "SELL": -1}.get(verdict.side, 0)
-    if proposed and named and named != proposed:
-        return 1.0 - verdict.score, named
-    return verdict.score, named
-
-
-class LLMJudge:
-    """Asks one role about the last bar of a window, with one stage's prompt template."""
-
-    lookback = SUMMARY_LOOKBACK + 1
-
-    def __init__(self, llm: LLM, stage: str, role: str, system: str, template: str, final: bool) -> None:
-        self.llm, self.stage, self.role = llm, stage, role
-        self.system, self.template = system, template
-        self.schema: type[StageVerdict] = FinalVerdict if final else StageVerdict
-
-    async def __call__(self, bars: Ohlcv, symbol: str, proposed: int, previous: str) -> tuple:
-        summary = market_summary(bars, symbol, proposed, previous)
-        answer = await self.llm.ask(
-            self.role,
-            render(self.system, self.template, summary),
-            self.schema,
-            stage=self.stage,
-            symbol=symbol,
-            bar_ts=float(bars.ts[-1]) if len(bars.ts) else None,
-        )
-        verdict = answer.value
-        score, side = verdict_score(verdict, proposed)
-        hold = verdict.hold_seconds if isinstance(verdict, FinalVerdict) else None
-        return score, side, f"{verdict.reason} [{answer.backend}:{answer.model}]", hold
-
-
-def build_judges(llm: LLM, prompts_file: Path, stages: list[tuple[str, str, str | None]]) -> dict[str, LLMJudge]:
-    """A judge per (stage name, role, prompt name); the prompt name defaults to the stage's."""
-    system, prompts = read_prompts(prompts_file)
-    judges = {}
-    for name, role, prompt in stages:
-        key = prompt or name
-        if key not in prompts:
-            raise CascadeError(
-                f"cascade stage {name!r}: no prompt {key!r} in {prompts_file.name} (has: {', '.join(sorted(prompts))})"
-            )
-        llm.settings.role(role)  # unknown roles fail here, before the runtime starts
-        judges[name] = LLMJudge(llm, name, role, system, prompts[key], final=key == "final")
-    return judges

@@ -1,4 +1,4 @@
-"""The decision cascade: ordered stages that score a bar and discard it early.
+"""Running the cascade: ordered stages that score a bar and discard it early.
 
 The same stage functions run in two shapes that give identical decisions:
 ``evaluate_batch`` over a whole history (backtests) and ``evaluate_last`` over a trailing
@@ -9,228 +9,21 @@ are documented in ``strategies/cascade.py``.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import numpy as np
-import structlog
-from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from sorte.config import clamp_hold
-from sorte.errors import CascadeError, StrategyError
-from sorte.indicators import clip01, label, rolling_std, rsi, sma
-from sorte.literals import read_literals
-from sorte.runtime.models import Decision, Ohlcv, StageResult
-from sorte.runtime.strategy import Alias, Strategy, load_strategy
-
-log = structlog.get_logger("sorte.cascade")
-
-
-class StageDef(BaseModel):
-    model_config = {"extra": "forbid"}
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    kind: Literal["strategy", "technical", "llm"]
-    threshold: float = Field(ge=0, le=1)
-    weight: float = Field(1.0, gt=0, le=100)
-    enabled: bool = True
-    strategy: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    role: str | None = None
-    prompt: str | None = None
-    aliases: list[Alias] = Field(default_factory=list, max_length=24)
-
-    @model_validator(mode="after")
-    def _kind_fields(self) -> StageDef:
-        if self.kind == "strategy" and not self.strategy:
-            raise ValueError("a strategy stage needs a 'strategy' name")
-        if self.kind == "llm" and not self.role:
-            raise ValueError("an llm stage needs a 'role'")
-        return self
-
-
-class CascadeDefinition(BaseModel):
-    model_config = {"extra": "forbid"}
-
-    min_confidence: float = Field(0.75, ge=0, le=1)
-    stages: list[StageDef]
-
-    @model_validator(mode="after")
-    def _consistent(self) -> CascadeDefinition:
-        names = [s.name for s in self.stages]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate stage names: {', '.join(dupes)}")
-        enabled = [s for s in self.stages if s.enabled]
-        if not enabled:
-            raise ValueError("no stage is enabled")
-        if not any(s.kind == "strategy" for s in enabled):
-            raise ValueError("no enabled strategy stage: nothing can propose a side")
-        return self
-
-    @property
-    def enabled_stages(self) -> list[StageDef]:
-        return [s for s in self.stages if s.enabled]
-
-
-def read_cascade(path: Path) -> CascadeDefinition:
-    """Read MIN_CONFIDENCE and STAGES from the cascade file's literals, without importing it."""
-    if not path.is_file():
-        raise CascadeError(f"cascade definition {path} does not exist")
-    found = read_literals(path, {"MIN_CONFIDENCE", "STAGES"}, CascadeError)
-    if "STAGES" not in found:
-        raise CascadeError(f"{path.name}: no top-level STAGES list")
-    return parse_cascade(
-        {"min_confidence": found.get("MIN_CONFIDENCE", 0.75), "stages": found["STAGES"]},
-        path.name,
-    )
-
-
-def parse_cascade(raw: Any, source: str = "cascade") -> CascadeDefinition:
-    try:
-        return CascadeDefinition.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "definition"
-        raise CascadeError(f"invalid cascade in {source}: {where}: {err['msg']}") from None
-
-
-@dataclass(slots=True)
-class StageOutput:
-    score: np.ndarray
-    side: np.ndarray
-    reason: np.ndarray
-    hold: np.ndarray | None = None  # seconds, from a final LLM stage (NaN where it gave none)
-
-
-class Stage(Protocol):
-    name: str
-    threshold: float
-    weight: float
-
-    def lookback(self) -> int: ...
-
-    def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput: ...
-
-
-class StrategyStage:
-    def __init__(self, definition: StageDef, strategy: Strategy) -> None:
-        self.name, self.threshold, self.weight = definition.name, definition.threshold, definition.weight
-        self.strategy = strategy
-
-    def lookback(self) -> int:
-        return self.strategy.lookback()
-
-    def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput:
-        score, side, reason = self.strategy.signals(bars)
-        return StageOutput(np.asarray(score, float), np.asarray(side, np.int8), np.asarray(reason))
-
-
-def technical_bullishness(close: np.ndarray) -> np.ndarray:
-    """0 (bearish) .. 1 (bullish): mean of RSI, MACD-histogram and Bollinger %b signals.
-
-    MACD here is built from simple averages so that every input stays window-exact.
-    """
-    r = rsi(close, 14) / 100.0
-    macd = sma(close, 12) - sma(close, 26)
-    hist = macd - sma(macd, 9)
-    scale = rolling_std(close, 26)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        macd_signal = 0.5 + 0.5 * np.tanh(hist / scale * 4.0)
-        mid, sd = sma(close, 20), rolling_std(close, 20)
-        pct_b = clip01((close - (mid - 2 * sd)) / (4 * sd))
-    return (r + macd_signal + pct_b) / 3.0
-
-
-TECHNICAL_LOOKBACK = 26 + 9 + 1
-
-
-class TechnicalStage:
-    """Deterministic technical analysis: how much RSI, MACD and %b agree with the side."""
-
-    kind = "technical"
-
-    def __init__(self, definition: StageDef) -> None:
-        self.name, self.threshold, self.weight = definition.name, definition.threshold, definition.weight
-
-    def lookback(self) -> int:
-        return TECHNICAL_LOOKBACK
-
-    def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput:
-        bull = np.nan_to_num(technical_bullishness(bars.close), nan=0.5)
-        score = np.where(proposed > 0, bull, np.where(proposed < 0, 1.0 - bull, 0.5))
-        reason = label(proposed != 0, "technical agreement", proposed == 0, "no side to confirm")
-        return StageOutput(score, np.zeros(len(score), np.int8), reason)
-
-
-class LLMStage(TechnicalStage):
-    """A language-model stage. ``judge`` asks the model about one bar; without a judge, or
-    when the model times out, fails or answers invalidly, the stage answers with the
-    deterministic technical-analysis score, says so in the log, and the runtime trades on."""
-
-    kind = "llm"
-
-    def __init__(self, definition: StageDef, judge: Judge | None = None) -> None:
-        super().__init__(definition)
-        self.role, self.prompt = definition.role, definition.prompt
-        self.judge = judge
-        self.fallbacks = 0
-        self.answered = 0
-
-    def lookback(self) -> int:
-        return max(TECHNICAL_LOOKBACK, self.judge.lookback if self.judge else 0)
-
-    def evaluate(self, bars: Ohlcv, proposed: np.ndarray) -> StageOutput:
-        """Technical fallback for every bar (the judge is asked per bar by the cascade)."""
-        out = super().evaluate(bars, proposed)
-        if self.judge is None:
-            self.fallbacks += 1
-            log.debug("llm_stage", stage=self.name, fallback="technical-analysis", reason="no-llm-configured")
-            out.reason = np.where(proposed != 0, "technical-analysis fallback (no LLM configured)", out.reason)
-        return out
-
-    async def judge_last(self, bars: Ohlcv, symbol: str, proposed: int, previous: str) -> tuple:
-        """(score, side, reason, hold) of the last bar: the model's, or the fallback's."""
-        assert self.judge is not None
-        try:
-            verdict = await self.judge(bars, symbol, proposed, previous)
-        except Exception as exc:  # noqa: BLE001 - any model failure must leave the runtime trading
-            self.fallbacks += 1
-            reason = getattr(exc, "reason", None) or type(exc).__name__  # the LLM layer's cause: timeout...
-            # a replay miss is listed in the replay error at the end, not one warning per bar
-            emit = log.debug if reason == "not_cached" else log.warning
-            emit(f"[LLM] stage={self.name} fallback=technical-analysis reason={reason}", error=str(exc))
-            out = super().evaluate(bars, np.full(len(bars), proposed, np.int8))
-            return float(out.score[-1]), 0, f"technical-analysis fallback ({reason})", None
-        self.answered += 1
-        return verdict
-
-
-class Judge(Protocol):
-    """Asks a model about the last bar of ``bars``: (score, side, reason, hold seconds or None)."""
-
-    lookback: int
-
-    async def __call__(self, bars: Ohlcv, symbol: str, proposed: int, previous: str) -> tuple: ...
-
-
-@dataclass
-class StageStats:
-    evaluated: int = 0
-    passed: int = 0
-    seconds: float = 0.0
-
-    @property
-    def pass_rate(self) -> float:
-        return self.passed / self.evaluated if self.evaluated else 0.0
-
-    @property
-    def mean_latency_s(self) -> float:
-        return self.seconds / self.evaluated if self.evaluated else 0.0
+from sorte.runtime.cascade.definition import CascadeDefinition
+from sorte.runtime.cascade.llm_stages import LLMStage
+from sorte.runtime.cascade.stages import Stage, StageOutput, StrategyStage
+from sorte.runtime.cascade.stats import StageStats
+from sorte.runtime.strategy import Strategy
+from sorte.runtime.strategy_host import RemoteStrategy, StrategyHost
+from sorte.runtime.values import Decision, Ohlcv, StageResult
 
 
 @dataclass
@@ -278,7 +71,11 @@ def run_sync(coro: Any) -> Any:
 
 class Cascade:
     def __init__(
-        self, definition: CascadeDefinition, stages: list[Stage], host: Any = None, owns_host: bool = False
+        self,
+        definition: CascadeDefinition,
+        stages: list[Stage],
+        host: StrategyHost | None = None,
+        owns_host: bool = False,
     ) -> None:
         self.definition = definition
         self.stages = stages
@@ -290,7 +87,7 @@ class Cascade:
         self.stats = {s.name: StageStats() for s in stages}
 
     @property
-    def strategies(self) -> list[Strategy]:
+    def strategies(self) -> list[Strategy | RemoteStrategy]:
         return [s.strategy for s in self.stages if isinstance(s, StrategyStage)]
 
     def close(self) -> None:
@@ -307,26 +104,34 @@ class Cascade:
         Returns each window's share of the trips' wall time (a trip's time split evenly over
         the windows it served), which the runtime adds to each symbol's decision latency."""
         cost = [0.0] * len(windows)
-        stages = [s for s in self.stages if isinstance(s, StrategyStage) and hasattr(s.strategy, "ready")]
-        if self.host is None or not stages or not windows:
+        # (threshold, strategy) of the stages whose strategy runs in the worker
+        remote = [
+            (s.threshold, s.strategy)
+            for s in self.stages
+            if isinstance(s, StrategyStage) and isinstance(s.strategy, RemoteStrategy)
+        ]
+        if self.host is None or not remote or not windows:
             return cost
-        first, later = stages[0], stages[1:]
-        self._fetch([first], windows, list(range(len(windows))), cost)
+        (threshold, first), later = remote[0], [strategy for _, strategy in remote[1:]]
+        self._fetch(self.host, [first], windows, list(range(len(windows))), cost)
         if later:
-            through = [i for i, w in enumerate(windows) if first.strategy.ready[id(w)][1][0][-1] >= first.threshold]
-            self._fetch(later, [windows[i] for i in through], through, cost)
+            through = [i for i, w in enumerate(windows) if first.ready[id(w)][1][0][-1] >= threshold]
+            self._fetch(self.host, later, [windows[i] for i in through], through, cost)
         return cost
 
-    def _fetch(self, stages: list[StrategyStage], windows: list[Ohlcv], which: list[int], cost: list[float]) -> None:
+    @staticmethod
+    def _fetch(
+        host: StrategyHost, strategies: list[RemoteStrategy], windows: list[Ohlcv], which: list[int], cost: list[float]
+    ) -> None:
         if not windows:
             return
         t0 = time.perf_counter()
-        answers = self.host.signals(windows, [s.strategy.key for s in stages])
+        answers = host.signals(windows, [s.key for s in strategies])
         share = (time.perf_counter() - t0) / len(windows)
         for i in which:
             cost[i] += share
-        for j, stage in enumerate(stages):
-            stage.strategy.ready = {id(w): (w, row[j]) for w, row in zip(windows, answers, strict=True)}
+        for j, strategy in enumerate(strategies):
+            strategy.ready = {id(w): (w, row[j]) for w, row in zip(windows, answers, strict=True)}
 
     def evaluate_batch(self, bars: Ohlcv, symbol: str = "") -> BatchSignals:
         n = len(bars)
@@ -334,7 +139,8 @@ class Cascade:
         proposer = np.full(n, -1, np.int16)
         alive = np.ones(n, bool)
         weighted = np.zeros(n)
-        outputs, passed_masks = [], []
+        outputs: list[StageOutput] = []
+        passed_masks: list[np.ndarray] = []
         for i, stage in enumerate(self.stages):
             t0 = time.perf_counter()
             out = stage.evaluate(bars, proposed)
@@ -577,63 +383,3 @@ def _with_llm_hold(d: Decision, hold: np.ndarray | None, idx: int) -> Decision:
     if hold is not None and np.isfinite(hold[idx]):
         d.hold_s = clamp_hold(float(hold[idx]))
     return d
-
-
-def build_cascade(
-    definition: CascadeDefinition, strategies_dir: Path, llm: Any = None, host: Any = None, owns_host: bool = False
-) -> Cascade:
-    """Stages from a definition. With an LLM client (``sorte.llm.client.LLM``) the llm stages
-    ask their model; without one they answer with the technical-analysis fallback.
-
-    With a ``host`` (``sorte.runtime.strategy_host.StrategyHost`` over ``strategies_dir``) the
-    strategy stages' code runs in its confined worker; without one it is imported into this
-    process, which only trusted code (a sandbox's own process, the test suite) may do."""
-    judges = {}
-    llm_stages = [(s.name, s.role or "", s.prompt) for s in definition.enabled_stages if s.kind == "llm"]
-    if llm is not None and llm_stages:
-        from sorte.runtime.llm_stages import build_judges
-
-        judges = build_judges(llm, strategies_dir / "prompts.py", llm_stages)
-    stages: list[Stage] = []
-    for sd in definition.enabled_stages:
-        if sd.kind == "strategy":
-            try:
-                if host is not None:
-                    strategy = host.strategy(sd.strategy or "", sd.params)
-                else:
-                    strategy = load_strategy(sd.strategy or "", strategies_dir, sd.params)
-            except StrategyError as exc:
-                raise CascadeError(f"cascade stage {sd.name!r}: {exc}") from None
-            stages.append(StrategyStage(sd, strategy))
-        elif sd.kind == "technical":
-            stages.append(TechnicalStage(sd))
-        else:
-            stages.append(LLMStage(sd, judges.get(sd.name)))
-    return Cascade(definition, stages, host, owns_host)
-
-
-def single_strategy_cascade(
-    name: str,
-    strategies_dir: Path,
-    params: dict[str, Any] | None = None,
-    min_confidence: float = 0.0,
-    threshold: float = 0.0,
-    host: Any = None,
-) -> Cascade:
-    """A one-stage cascade around one strategy, used by ``sorte backtest STRATEGY``."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise StrategyError(f"invalid strategy name {name!r}")
-    definition = parse_cascade(
-        {
-            "min_confidence": min_confidence,
-            "stages": [
-                {"name": name, "kind": "strategy", "strategy": name, "threshold": threshold, "params": params or {}}
-            ],
-        },
-        f"strategy {name}",
-    )
-    return build_cascade(definition, strategies_dir, host=host)
-
-
-def load_cascade(strategies_dir: Path, llm: Any = None, host: Any = None) -> Cascade:
-    return build_cascade(read_cascade(strategies_dir / "cascade.py"), strategies_dir, llm, host)
