@@ -108,7 +108,7 @@ def test_no_component_imports_upward_sideways_or_around_the_service_layer() -> N
 @pytest.mark.parametrize(
     ("module", "source", "expected"),
     [
-        ("sorte.runtime.engine", "from sorte.agent import service\n", "on a higher layer"),
+        ("sorte.runtime.engine", "from sorte.agent import runs\n", "on a higher layer"),
         ("commander.engine", "def f():\n    import guardian.validate\n", "on the same layer"),
         ("sorte.telegram.bot", "from commander.deployment import DeploymentError\n", "goes through sorte.service"),
         ("sorte.llm.client", "from sorte import runtime\n", "on a higher layer"),
