@@ -35,6 +35,7 @@ from sorte.settings.llm import (
     RoleSettings,
     RoleTarget,
 )
+from sorte.settings.market import MarketSettings
 from sorte.settings.trading import BrokerSettings, ExchangeSettings, RiskSettings, RuntimeSettings
 
 # The component settings live in sorte.settings; callers import them from here, with Settings.
@@ -58,6 +59,7 @@ __all__ = [
     "GuardianSettings",
     "KnowledgeSettings",
     "LLMSettings",
+    "MarketSettings",
     "ProviderSettings",
     "RiskSettings",
     "Role",
@@ -95,6 +97,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     risk: RiskSettings = RiskSettings()
     exchange: ExchangeSettings = ExchangeSettings()
+    market: MarketSettings = Field(default_factory=MarketSettings)
     llm: LLMSettings = LLMSettings()
     git: GitSettings = GitSettings()
     guardian: GuardianSettings = GuardianSettings()

@@ -114,3 +114,15 @@ def agent_checkpoints(data_dir: Path | str) -> Path:
 def log_file(data_dir: Path | str) -> Path:
     """The structured log `sorte up` writes."""
     return Path(data_dir) / "logs" / "sorte.jsonl"
+
+
+def market_dir(data_dir: Path | str) -> Path:
+    """The market-data service's shared candle caches, one SQLite file per source."""
+    return Path(data_dir) / "market"
+
+
+def candle_cache(data_dir: Path | str, source: str) -> Path:
+    """The candle cache of one source (an exchange id such as ``binance``)."""
+    if not source or not source.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"invalid market source {source!r}: use an exchange id such as 'binance'")
+    return market_dir(data_dir) / f"{source}.db"

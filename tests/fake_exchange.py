@@ -7,6 +7,12 @@ signature of private calls like the real exchange, and records every request. Sw
 simulate the failures a live runtime meets: a symbol missing from the exchange, the server
 down, answers slower than the client's timeout, malformed JSON, transient 5xx errors.
 
+``start_stream`` adds Binance's spot WebSocket market streams (``wss://stream.binance.com/ws``):
+a client SUBSCRIBEs to ``<symbol>@kline_<interval>`` and receives ``kline`` events as the
+exchange's clock moves on: each closed candle's final snapshot (``"x": true``), then the new
+candle's first one. ``drop_streams`` cuts every socket mid-stream; ``down`` takes the whole
+exchange down (REST answers 503, sockets are cut and refused) until it is set back.
+
 The exchange has its own clock (``now_ms``) that tests move forward; the last candle
 returned by ``klines`` is the in-progress one, as on the real exchange.
 """
@@ -23,6 +29,7 @@ import math
 import socket
 import threading
 from collections import defaultdict
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -54,14 +61,20 @@ class FakeClock:
 
 
 class FakeBinance:
-    def __init__(self, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), interval_s: int = 60, bars: int = 50):
+    def __init__(
+        self,
+        symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"),
+        interval_s: int = 60,
+        bars: int = 50,
+        future: int = 200,
+    ):
         self.interval_ms = interval_s * 1000
         self.symbols = list(symbols)
         self.lock = threading.RLock()
         self.now_ms = START_MS + bars * self.interval_ms + self.interval_ms // 2  # mid-way through bar ``bars``
         self.candles: dict[str, dict[int, list[float]]] = {market_id(s): {} for s in symbols}
         for k, sym in enumerate(self.symbols):
-            for i in range(bars + 200):
+            for i in range(bars + future):
                 self.candles[market_id(sym)][START_MS + i * self.interval_ms] = self._candle(i, 100.0 * (k + 1))
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.orders: dict[str, dict[str, Any]] = {}  # by client order id
@@ -78,6 +91,8 @@ class FakeBinance:
         self._connections: set[socket.socket] = set()
         self.server: ThreadingHTTPServer | None = None
         self.clock = FakeClock(self)
+        self.down = False  # the whole exchange is unreachable: REST answers 503, sockets are refused
+        self.stream: KlineStream | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> FakeBinance:
@@ -87,8 +102,29 @@ class FakeBinance:
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
+    def start_stream(self) -> FakeBinance:
+        """Serve the WebSocket kline streams too (at ``ws_url``)."""
+        self.stream = KlineStream(self).start()
+        return self
+
+    @property
+    def ws_url(self) -> str:
+        assert self.stream is not None
+        return f"ws://127.0.0.1:{self.stream.port}"
+
+    def drop_streams(self) -> int:
+        """Cut every WebSocket connection, as a network failure does; returns how many."""
+        return self.stream.drop() if self.stream is not None else 0
+
+    def set_down(self, down: bool) -> None:
+        self.down = down
+        if down:
+            self.drop_streams()
+
     def stop(self) -> None:
         """Take the server down: from now on connections are refused."""
+        if self.stream is not None:
+            self.stream.stop()
         self._stopping.set()  # wake handlers sleeping in a simulated delay
         if self.server is not None:
             self.server.shutdown()
@@ -115,7 +151,20 @@ class FakeBinance:
 
     def advance(self, bars: int = 1) -> None:
         with self.lock:
+            first = self.current_index()
             self.now_ms += bars * self.interval_ms
+            last = self.current_index()
+        if self.stream is not None and not self.down and last > first:
+            self.stream.publish(range(first, last + 1))
+
+    def kline(self, mid: str, t: int) -> list[Any]:
+        """Candle ``t`` of market ``mid`` as Binance's REST ``klines`` row: partial while the
+        candle is in progress, as the exchange shows it."""
+        o, h, lo, close, v = self.candles[mid][t]
+        if t + self.interval_ms > self.now_ms:  # in progress: only part of the bar has traded
+            h, lo, close, v = max(o, close), min(o, close), (o + close) / 2, v / 3
+        end, text = t + self.interval_ms - 1, [f"{x:.8f}" for x in (o, h, lo, close, v, v * close)]
+        return [t, *text[:5], end, text[5], 10, "0", "0", "0"]
 
     def bar_open_ms(self, index: int) -> int:
         return START_MS + index * self.interval_ms
@@ -277,6 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
             delay = ex.delays[key].pop(0) if ex.delays[key] else 0.0
             error = ex.errors[key].pop(0) if ex.errors[key] else 0
             malformed = ex.malformed.get(key)
+        if ex.down:
+            error = 503
         if error:  # the request never reached the matching engine
             return self._send(error, "<html><body>503 Service Temporarily Unavailable</body></html>")
         if parts.path.startswith("/api/v3/") and "signature" in params and not self._signed(raw):
@@ -342,27 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
             end = int(p.get("endTime", ex.now_ms))
             times = sorted(t for t in series if start <= t <= min(end, ex.now_ms))
             times = times[:limit] if "startTime" in p else times[-limit:]
-            return 200, [self._kline(t, series[t]) for t in times]
-
-    def _kline(self, t: int, c: list[float]) -> list[Any]:
-        ex = self.exchange
-        o, h, lo, close, v = c
-        if t + ex.interval_ms > ex.now_ms:  # in progress: only part of the bar has traded
-            h, lo, close, v = max(o, close), min(o, close), (o + close) / 2, v / 3
-        return [
-            t,
-            f"{o:.8f}",
-            f"{h:.8f}",
-            f"{lo:.8f}",
-            f"{close:.8f}",
-            f"{v:.8f}",
-            t + ex.interval_ms - 1,
-            f"{v * close:.8f}",
-            10,
-            "0",
-            "0",
-            "0",
-        ]
+            return 200, [ex.kline(p["symbol"], t) for t in times]
 
     def _my_trades(self, p: dict[str, str]) -> list[dict[str, Any]]:
         ex = self.exchange
@@ -452,3 +483,105 @@ def _symbol_info(symbol: str) -> dict[str, Any]:
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
+
+
+class KlineStream:
+    """Binance's spot market streams over WebSocket (``/ws/<n>``), served by ``websockets`` on
+    its own event loop in a thread: SUBSCRIBE/UNSUBSCRIBE by id, ``kline`` events."""
+
+    def __init__(self, exchange: FakeBinance) -> None:
+        self.exchange = exchange
+        self.loop = asyncio.new_event_loop()
+        self.subscriptions: dict[Any, set[str]] = {}  # connection -> stream names
+        self.connections = 0  # accepted so far: a reconnect shows up here
+        self.sent = 0  # kline events sent
+        self.muted: set[int] = set()  # candle indices whose events are lost on the way
+        self._server: Any = None
+
+    def start(self) -> KlineStream:
+        from websockets.asyncio.server import serve
+
+        async def open_server() -> None:
+            self._server = await serve(self._serve, "127.0.0.1", 0, process_request=self._refuse_when_down)
+
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(open_server(), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self._server.close()
+            await self._server.wait_closed()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    @property
+    def port(self) -> int:
+        return self._server.sockets[0].getsockname()[1]
+
+    def subscribed(self) -> set[str]:
+        return {name for names in list(self.subscriptions.values()) for name in names}
+
+    def drop(self) -> int:
+        def abort() -> int:
+            for connection in list(self.subscriptions):
+                connection.transport.abort()  # no close frame: the network just fails
+            dropped = len(self.subscriptions)
+            self.subscriptions.clear()
+            return dropped
+
+        async def run() -> int:
+            return abort()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def publish(self, indices: range) -> None:
+        """The events of the candles ``indices`` (all closed but the last, in progress)."""
+        ex = self.exchange
+        events = []
+        with ex.lock:
+            for mid in ex.candles:
+                for i in indices:
+                    t = ex.bar_open_ms(i)
+                    if t in ex.candles[mid] and i not in self.muted:
+                        events.append((f"{mid.lower()}@kline_1m", self._event(mid, t)))
+        asyncio.run_coroutine_threadsafe(self._send(events), self.loop).result(10)
+
+    def _event(self, mid: str, t: int) -> str:
+        ex = self.exchange
+        row = ex.kline(mid, t)
+        kline = dict(zip(("t", "o", "h", "l", "c", "v", "T", "q"), row[:8], strict=True))
+        kline.update(s=mid, i="1m", f=1, L=10, n=10, x=t + ex.interval_ms <= ex.now_ms, V="0", Q="0", B="0")
+        return json.dumps({"e": "kline", "E": ex.now_ms, "s": mid, "k": kline})
+
+    async def _send(self, events: list[tuple[str, str]]) -> None:
+        for connection, names in list(self.subscriptions.items()):
+            for name, event in events:
+                if name in names:
+                    with contextlib.suppress(Exception):  # a connection cut meanwhile
+                        await connection.send(event)
+                        self.sent += 1
+
+    def _refuse_when_down(self, connection: Any, request: Any) -> Any:
+        if self.exchange.down:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "exchange down\n")
+        return None
+
+    async def _serve(self, connection: Any) -> None:
+        self.connections += 1
+        self.subscriptions[connection] = set()
+        try:
+            async for raw in connection:
+                message = json.loads(raw)
+                names = self.subscriptions.setdefault(connection, set())
+                if message.get("method") == "SUBSCRIBE":
+                    names.update(message.get("params", []))
+                elif message.get("method") == "UNSUBSCRIBE":
+                    names.difference_update(message.get("params", []))
+                await connection.send(json.dumps({"result": None, "id": message.get("id")}))
+        except Exception:  # a dropped connection ends here
+            pass
+        finally:
+            self.subscriptions.pop(connection, None)

@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"knowledge", "sandbox", "sorte.github"},
     {"sorte.llm"},
     {"sorte.runtime", "strategies"},
+    {"sorte.market"},
     {"sorte.editing"},
     {"guardian", "sorte.interpret", "commander"},
     {"sorte.agent"},

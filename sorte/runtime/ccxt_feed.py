@@ -55,12 +55,19 @@ class ExchangeError(DataError):
     """The exchange could not be reached, was too slow, or answered something unusable."""
 
 
-def exchange_class(name: str, asynchronous: bool) -> type:
-    """The ccxt class of exchange ``name``; a ConfigError naming the problem otherwise."""
+def exchange_class(name: str, asynchronous: bool, streaming: bool = False) -> type:
+    """The ccxt class of exchange ``name``; a ConfigError naming the problem otherwise.
+    ``streaming`` asks for ccxt.pro's class (REST and WebSocket in one client) where ccxt.pro
+    has the exchange, else the plain async one (which then has no ``watchOHLCV``)."""
     if name not in ccxt.exchanges:
         close = [e for e in ccxt.exchanges if e.startswith(name[:3].lower())][:5]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(f"unknown exchange {name!r}: ccxt has no such exchange{hint}")
+    if streaming:
+        import ccxt.pro as ccxt_pro  # only the market-data service needs the WebSocket layer
+
+        if name in ccxt_pro.exchanges:
+            return getattr(ccxt_pro, name)
     return getattr(ccxt_async if asynchronous else ccxt, name)
 
 
@@ -71,9 +78,11 @@ def create_exchange(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     credentials: bool = False,
     rate_limit: bool = True,
+    streaming: bool = False,
 ) -> Any:
-    """A ccxt client for ``settings.name``, spot only, pointed at ``settings.base_url`` if set.
-    Credentials are only handed over when asked for (the feed never needs them)."""
+    """A ccxt client for ``settings.name``, spot only, pointed at ``settings.base_url`` (and its
+    WebSocket endpoints at ``settings.ws_url``) if set. Credentials are only handed over when
+    asked for (the feed never needs them); ``streaming`` gives ccxt.pro's client."""
     config: dict[str, Any] = {
         "timeout": int(timeout_s * 1000),
         "enableRateLimit": rate_limit,
@@ -82,9 +91,11 @@ def create_exchange(
     if credentials:
         config["apiKey"] = settings.api_key.get_secret_value() if settings.api_key else ""
         config["secret"] = settings.api_secret.get_secret_value() if settings.api_secret else ""
-    exchange = exchange_class(settings.name, asynchronous)(config)
+    exchange = exchange_class(settings.name, asynchronous, streaming)(config)
     if settings.base_url:
         redirect_urls(exchange.urls["api"], settings.base_url.rstrip("/"))
+    if settings.ws_url and isinstance(exchange.urls["api"].get("ws"), dict | str):
+        redirect_urls(exchange.urls["api"]["ws"], settings.ws_url.rstrip("/"))
     return exchange
 
 
@@ -115,6 +126,91 @@ def parse_timeframe(name: str) -> float:
     return seconds
 
 
+def seq_of(open_ms: float, interval_s: float) -> int:
+    """A candle's sequence number: its open time in intervals, the same across restarts."""
+    return int((open_ms / 1000) // interval_s)
+
+
+def closed_candles(rows: list[list[float]], now_s: float, interval_s: float, grace_s: float) -> list[list[float]]:
+    """Drop the in-progress candle: the last one unless its end is safely past ``now_s``."""
+    if rows and (rows[-1][0] / 1000 + interval_s + grace_s) > now_s:
+        return rows[:-1]
+    return rows
+
+
+def rows_to_ohlcv(rows: list[list[float]], interval_s: float) -> Ohlcv:
+    """Candle rows ``[open_ms, o, h, l, c, v]`` as the runtime's column arrays."""
+    cols = np.array(rows, dtype=float).reshape(-1, 6).T
+    return Ohlcv(cols[0] / 1000, cols[1], cols[2], cols[3], cols[4], cols[5], interval_s=interval_s)
+
+
+class ExchangeCalls:
+    """Calls to one exchange client: each with a timeout and bounded retries with backoff on
+    network failures, answers checked, and what still fails turned into one clear line."""
+
+    def __init__(
+        self, exchange: Any, name: str, where: str, *, timeout_s: float, attempts: int, backoff_s: float
+    ) -> None:
+        self.exchange, self.name, self.where = exchange, name, where
+        self.timeout_s, self.attempts, self.backoff_s = timeout_s, max(1, attempts), backoff_s
+
+    async def load_markets(self, symbols: list[str], timeframe: str) -> None:
+        """Load the markets; a clear error if a symbol or the timeframe is not offered."""
+        markets = await self.call("loading markets", self.exchange.load_markets)
+        if not isinstance(markets, dict) or not markets:
+            raise ExchangeError(f"malformed answer from {self.where} while loading markets: no markets listed")
+        for sym in symbols:
+            if sym not in markets:
+                known = ", ".join(sorted(markets)[:5])
+                raise DataError(f"unknown symbol {sym!r} on {self.where} ({len(markets)} markets, e.g. {known})")
+        if self.exchange.timeframes and timeframe not in self.exchange.timeframes:
+            raise ConfigError(f"timeframe {timeframe!r} is not offered by {self.name}")
+
+    async def candles(self, symbol: str, timeframe: str, since: int | None, limit: int) -> list[list[float]]:
+        what = f"candles of {symbol}"
+        rows = await self.call(what, self.exchange.fetch_ohlcv, symbol, timeframe, since, limit)
+        return self.validate(rows, what)
+
+    def validate(self, rows: Any, what: str) -> list[list[float]]:
+        """ccxt turns unparsable JSON into rows of None: catch that (and worse) here."""
+        if not isinstance(rows, list):
+            raise ExchangeError(f"malformed answer from {self.where} for {what}: expected a list of candles")
+        clean: dict[int, list[float]] = {}
+        for i, row in enumerate(rows):
+            try:
+                values = [float(v) for v in row[:6]]
+            except (TypeError, ValueError, IndexError):
+                values = []
+            if len(values) != 6 or not all(math.isfinite(v) for v in values) or values[2] < values[3]:
+                raise ExchangeError(f"malformed answer from {self.where} for {what}: candle {i} is {row!r:.80}")
+            clean[int(values[0])] = values
+        return [clean[t] for t in sorted(clean)]
+
+    async def call(self, what: str, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` with a timeout, retrying network failures with exponential backoff."""
+        reason = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                # ccxt enforces ``timeout_s`` itself; this outer guard only stops a hang.
+                return await asyncio.wait_for(fn(*args), self.timeout_s * 2 + 1)
+            except (TimeoutError, ccxt.RequestTimeout):
+                reason = f"did not answer within {self.timeout_s:g} s"
+            except ccxt.BadSymbol as exc:
+                raise DataError(f"unknown symbol on {self.where} ({what}): {one_line(exc)}") from None
+            except ccxt.BadResponse as exc:
+                raise ExchangeError(f"malformed answer from {self.where} for {what}: {one_line(exc)}") from None
+            except ccxt.OperationFailed as exc:  # network errors and transient server failures
+                reason = f"is unreachable: {one_line(exc)}"
+            except ccxt.BaseError as exc:
+                raise ExchangeError(f"{self.where} refused {what}: {one_line(exc)}") from None
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+                raise ExchangeError(f"malformed answer from {self.where} for {what}: {one_line(exc)}") from None
+            log.warning("exchange_retry", exchange=self.name, call=what, attempt=attempt, reason=reason)
+            if attempt < self.attempts:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+        raise ExchangeError(f"exchange {self.where} {reason} ({what}; gave up after {self.attempts} attempts)")
+
+
 class CcxtPollingFeed:
     """Polls ``fetch_ohlcv`` of all symbols concurrently and emits closed candles as bars."""
 
@@ -143,6 +239,9 @@ class CcxtPollingFeed:
         self.where = f"{ex.name} at {ex.base_url}" if ex.base_url else ex.name
         self.clock = clock or WallClock()
         self.timeout_s, self.attempts, self.backoff_s = timeout_s, max(1, attempts), backoff_s
+        self.calls = ExchangeCalls(
+            self.exchange, ex.name, self.where, timeout_s=timeout_s, attempts=attempts, backoff_s=backoff_s
+        )
         self.grace_s, self.min_poll_s = grace_s, min_poll_s
         self._last: dict[str, int] = {}  # last emitted (or resumed-from) sequence number per symbol
         self._queue: dict[str, deque[Bar]] = {s: deque() for s in self.symbols}
@@ -184,7 +283,7 @@ class CcxtPollingFeed:
                 break
             rows.extend(page)
             since = int(page[-1][0]) + interval_ms
-        return self._to_ohlcv(rows[-n:] if n > 0 else [])
+        return rows_to_ohlcv(rows[-n:] if n > 0 else [], self._interval_s)
 
     # -- extras used by the live session -------------------------------------------------
     async def prime(self) -> dict[str, int]:
@@ -197,7 +296,7 @@ class CcxtPollingFeed:
         await self.exchange.close()
 
     def seq_of(self, open_ms: float) -> int:
-        return int((open_ms / 1000) // self._interval_s)
+        return seq_of(open_ms, self._interval_s)
 
     # -- polling -------------------------------------------------------------------------
     async def _poll(self, force: bool = False) -> None:
@@ -232,10 +331,7 @@ class CcxtPollingFeed:
         log.warning("feed_gap", symbol=symbol, expected_seq=expected, got_seq=got, missing_bars=got - expected)
 
     def _closed(self, rows: list[list[float]]) -> list[list[float]]:
-        """Drop the in-progress candle: the last one unless its end is safely past."""
-        if rows and (rows[-1][0] / 1000 + self._interval_s + self.grace_s) > self.clock.now():
-            return rows[:-1]
-        return rows
+        return closed_candles(rows, self.clock.now(), self._interval_s, self.grace_s)
 
     def _pop_earliest(self) -> list[Bar]:
         heads = [q[0].ts for q in self._queue.values() if q]
@@ -246,63 +342,9 @@ class CcxtPollingFeed:
 
     # -- exchange calls ------------------------------------------------------------------
     async def _ensure_markets(self) -> None:
-        if self._markets_ready:
-            return
-        markets = await self._call("loading markets", self.exchange.load_markets)
-        if not isinstance(markets, dict) or not markets:
-            raise ExchangeError(f"malformed answer from {self.where} while loading markets: no markets listed")
-        for sym in self.symbols:
-            if sym not in markets:
-                known = ", ".join(sorted(markets)[:5])
-                raise DataError(f"unknown symbol {sym!r} on {self.where} ({len(markets)} markets, e.g. {known})")
-        if self.exchange.timeframes and self.timeframe not in self.exchange.timeframes:
-            raise ConfigError(f"timeframe {self.timeframe!r} is not offered by {self.name}")
-        self._markets_ready = True
+        if not self._markets_ready:
+            await self.calls.load_markets(self.symbols, self.timeframe)
+            self._markets_ready = True
 
     async def _fetch(self, symbol: str, since: int | None, limit: int) -> list[list[float]]:
-        what = f"candles of {symbol}"
-        rows = await self._call(what, self.exchange.fetch_ohlcv, symbol, self.timeframe, since, limit)
-        return self._validate(rows, what)
-
-    def _validate(self, rows: Any, what: str) -> list[list[float]]:
-        """ccxt turns unparsable JSON into rows of None: catch that (and worse) here."""
-        if not isinstance(rows, list):
-            raise ExchangeError(f"malformed answer from {self.where} for {what}: expected a list of candles")
-        clean: dict[int, list[float]] = {}
-        for i, row in enumerate(rows):
-            try:
-                values = [float(v) for v in row[:6]]
-            except (TypeError, ValueError, IndexError):
-                values = []
-            if len(values) != 6 or not all(math.isfinite(v) for v in values) or values[2] < values[3]:
-                raise ExchangeError(f"malformed answer from {self.where} for {what}: candle {i} is {row!r:.80}")
-            clean[int(values[0])] = values
-        return [clean[t] for t in sorted(clean)]
-
-    async def _call(self, what: str, fn: Any, *args: Any) -> Any:
-        """``fn(*args)`` with a timeout, retrying network failures with exponential backoff."""
-        reason = ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                # ccxt enforces ``timeout_s`` itself; this outer guard only stops a hang.
-                return await asyncio.wait_for(fn(*args), self.timeout_s * 2 + 1)
-            except (TimeoutError, ccxt.RequestTimeout):
-                reason = f"did not answer within {self.timeout_s:g} s"
-            except ccxt.BadSymbol as exc:
-                raise DataError(f"unknown symbol on {self.where} ({what}): {one_line(exc)}") from None
-            except ccxt.BadResponse as exc:
-                raise ExchangeError(f"malformed answer from {self.where} for {what}: {one_line(exc)}") from None
-            except ccxt.OperationFailed as exc:  # network errors and transient server failures
-                reason = f"is unreachable: {one_line(exc)}"
-            except ccxt.BaseError as exc:
-                raise ExchangeError(f"{self.where} refused {what}: {one_line(exc)}") from None
-            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-                raise ExchangeError(f"malformed answer from {self.where} for {what}: {one_line(exc)}") from None
-            log.warning("exchange_retry", exchange=self.name, call=what, attempt=attempt, reason=reason)
-            if attempt < self.attempts:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-        raise ExchangeError(f"exchange {self.where} {reason} ({what}; gave up after {self.attempts} attempts)")
-
-    def _to_ohlcv(self, rows: list[list[float]]) -> Ohlcv:
-        cols = np.array(rows, dtype=float).reshape(-1, 6).T
-        return Ohlcv(cols[0] / 1000, cols[1], cols[2], cols[3], cols[4], cols[5], interval_s=self._interval_s)
+        return await self.calls.candles(symbol, self.timeframe, since, limit)

@@ -40,6 +40,7 @@ class ExchangeSettings(BaseModel):
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
     base_url: str | None = Field(None, description="Override the exchange API URL (tests)")
+    ws_url: str | None = Field(None, description="Override the exchange WebSocket URL (tests)")
     timeframe: str = "1m"
 
 

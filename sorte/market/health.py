@@ -1,0 +1,46 @@
+"""What a collector reports about its feed: the models the status page, ``sorte status`` and
+Telegram show, and the alerts it raises. Kept current by the collector; ages are computed at
+the time of the snapshot, on the exchange's clock."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Mode = Literal["starting", "websocket", "polling", "stopped"]
+
+
+class SymbolHealth(BaseModel):
+    symbol: str
+    last_seq: int | None = Field(None, description="Sequence number of the last emitted bar")
+    last_bar_ts: float | None = Field(None, description="Open time (epoch s) of the last emitted bar")
+    last_bar_age_s: float | None = Field(None, description="Seconds since the last emitted bar closed")
+    lag_s: float | None = Field(None, description="Close of the last emitted bar to its emission, in seconds")
+    stale: bool = False
+
+
+class FeedHealth(BaseModel):
+    source: str
+    timeframe: str
+    mode: Mode
+    symbols: list[SymbolHealth]
+    lag_s: float | None = Field(None, description="Largest lag of any symbol's last bar")
+    clock_offset_s: float = Field(0.0, description="Exchange clock minus local clock, applied to every decision")
+    reconnects: int = Field(0, description="WebSocket connections lost or refused")
+    poll_failures: int = Field(0, description="REST catch-ups that failed after their retries")
+    backfilled_candles: int = Field(0, description="Closed candles emitted from REST (polling and backfill)")
+    streamed_candles: int = Field(0, description="Closed candles emitted from the WebSocket")
+    gaps: int = Field(0, description="Candles the exchange no longer had when they were backfilled")
+    stale_symbols: list[str] = Field(default_factory=list)
+    entries_allowed: bool = Field(True, description="False while any symbol is stale: no new entries on old prices")
+
+
+class MarketAlert(BaseModel):
+    """Raised once when a symbol goes stale, and once again when it recovers."""
+
+    kind: Literal["stale", "recovered"]
+    source: str
+    symbol: str
+    message: str
+    at: float = Field(description="Exchange time (epoch s) of the alert")
