@@ -156,12 +156,9 @@ def merge(repo_root: Path, run_id: str, mode: MergeMode = "ff", *, identity: Git
     refused before anything changes."""
     if mode not in ("ff", "merge"):
         raise GitOpsError(f"unknown merge mode {mode!r} (ff or merge)")
-    repo = open_repo(repo_root)
-    branch, state = require_run(repo, run_id)
+    repo, branch, state, base, base_sha, tip = _run_heads(repo_root, run_id)
     if state != "open":
         raise GitOpsError(f"run {run_id} is {state}; only open runs merge")
-    base = run_config(repo, run_id, "base") or "main"
-    base_sha, tip = ref_sha(repo, f"refs/heads/{base}"), ref_sha(repo, f"refs/heads/{branch}")
     if not base_sha or not tip:
         raise GitOpsError(f"run {run_id}: branch {branch if not tip else base} is missing")
     if try_git(repo, "merge-base", "--is-ancestor", tip, base_sha)[0] == 0:
@@ -173,9 +170,21 @@ def merge(repo_root: Path, run_id: str, mode: MergeMode = "ff", *, identity: Git
         new = _fast_forward(repo, run_id, base, base_sha, tip, checkout)
     else:
         new = _merge_commit(repo, run_id, branch, base, base_sha, tip, checkout, identity)
-    set_run_config(repo, run_id, state="merged", mergedSha=new)
-    remove_worktree(repo, Path(run_config(repo, run_id, "path") or ""))
+    _record_merged(repo, run_id, new)
     return new
+
+
+def _run_heads(repo_root: Path, run_id: str) -> tuple[git.Repo, str, str, str, str | None, str | None]:
+    """The run's repository, branch, state, base branch, and the base's and the run's tips."""
+    repo = open_repo(repo_root)
+    branch, state = require_run(repo, run_id)
+    base = run_config(repo, run_id, "base") or "main"
+    return repo, branch, state, base, ref_sha(repo, f"refs/heads/{base}"), ref_sha(repo, f"refs/heads/{branch}")
+
+
+def _record_merged(repo: git.Repo, run_id: str, sha: str) -> None:
+    set_run_config(repo, run_id, state="merged", mergedSha=sha)
+    remove_worktree(repo, Path(run_config(repo, run_id, "path") or ""))
 
 
 def merged_sha(repo_root: Path, run_id: str) -> str | None:
@@ -191,12 +200,9 @@ def finish_interrupted_merge(repo_root: Path, run_id: str) -> str | None:
 
     The ref move is the merge's one atomic step, so a run whose commits the base already contains
     was merged: a resumed run then carries on instead of failing on "nothing to merge"."""
-    repo = open_repo(repo_root)
-    branch, state = require_run(repo, run_id)
+    repo, _, state, _, base_sha, tip = _run_heads(repo_root, run_id)
     if state != "open":
         return None
-    base = run_config(repo, run_id, "base") or "main"
-    base_sha, tip = ref_sha(repo, f"refs/heads/{base}"), ref_sha(repo, f"refs/heads/{branch}")
     started = run_config(repo, run_id, "baseSha")
     if not base_sha or not tip or tip == started:
         return None
@@ -208,8 +214,7 @@ def finish_interrupted_merge(repo_root: Path, run_id: str) -> str | None:
     merged = tip
     if later and run_git(repo, "rev-parse", f"{later[-1]}^1").strip() != tip:
         merged = later[-1]
-    set_run_config(repo, run_id, state="merged", mergedSha=merged)
-    remove_worktree(repo, Path(run_config(repo, run_id, "path") or ""))
+    _record_merged(repo, run_id, merged)
     return merged
 
 
