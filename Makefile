@@ -26,6 +26,7 @@ bench: install-test                 ## benchmarks, figures go to bench/results/
 	$(PY) bench/lesson_recall.py
 	$(PY) bench/agent_run.py
 	$(PY) bench/commander.py
+	$(PY) bench/pairs_select.py
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

@@ -49,12 +49,18 @@ from commander.state import CommanderState
 from commander.status import HISTORY_FILE
 from commander.step_loop import StepLoop
 from commander.worktree import resolve_commit
+from sorte import paths
+from sorte.market import MarketAlert, write_health
 from sorte.runtime.ledger import open_owned
 
 log = structlog.get_logger("sorte.commander")
 
 
+HEALTH_EVERY_S = 1.0
+
+
 class Commander(CommanderState):
+    _health_written = -HEALTH_EVERY_S
     _closed = False  # run has ended: the report keeps what the history said then
     _final_active: Deployment | None = None
 
@@ -104,7 +110,9 @@ class Commander(CommanderState):
                     await self.step_loop.step(batch)
                     self.observer.on_step(self.tick, time.monotonic() - t0)
                     done += 1
-                await self.step_loop.pause(self.cs.batch_interval_s)
+                self._write_feed_health()
+                if not self.feed.live:  # a live feed is paced by the market itself
+                    await self.step_loop.pause(self.cs.batch_interval_s)
             return self.report()
         finally:
             await self._shutdown()
@@ -115,12 +123,30 @@ class Commander(CommanderState):
         self.inbox = Inbox(self.dir)
         self.alerts = Alerts(self.dir)
 
-        def finished(cursor: dict[str, int]) -> bool:  # a finished replay starts over
-            return bool(cursor) and all(cursor.get(s, -1) >= len(self.feed.series[s]) - 1 for s in self.feed.symbols)
+        # A finished replay starts over; a live feed never finishes.
+        self.ledger = open_owned(ledger_path(self.dir), self.fingerprint, False, "feed", self.feed.finished)
+        self.feed.route_alerts(self._market_alert)
 
-        self.ledger = open_owned(ledger_path(self.dir), self.fingerprint, False, "feed", finished)
+    def _market_alert(self, alert: MarketAlert) -> None:
+        """A symbol gone stale (no entries on it) or back: to the alert log, hence Telegram."""
+        self.alerts.emit(f"feed_{alert.kind}", alert.message, tick=self.tick, symbol=alert.symbol)
+
+    def _write_feed_health(self, force: bool = False) -> None:
+        """The feed as the front-ends show it, at most once a second (a full disk is logged)."""
+        now = time.monotonic()
+        if not force and now - self._health_written < HEALTH_EVERY_S:
+            return
+        self._health_written = now
+        try:
+            write_health(paths.feed_health(self.dir), self.feed.health())
+        except OSError as exc:
+            log.warning("feed_health_not_written", reason=str(exc))
 
     async def _shutdown(self) -> None:
+        with contextlib.suppress(Exception):  # a collector that failed has nothing left to release
+            await self.feed.close()
+        if hasattr(self, "alerts"):
+            self._write_feed_health(force=True)  # the last figures, as the feed stopped
         if self.starting is not None:
             self.starting.cancel()
             with contextlib.suppress(BaseException):
@@ -171,6 +197,7 @@ class Commander(CommanderState):
         cursor = self.ledger.cursor()
         self.feed.seek(cursor)
         self.feed_last = dict(cursor)
+        await self.feed.open()  # a live feed prefetches the lookback: the slots start warm
         run = await self.slot_runs.start(active, "active", epoch)
         await self.slot_runs.catch_up(run)
         for d in self.history.in_state("warm"):

@@ -2,7 +2,7 @@
 over a Unix socket (the same for local processes and Docker containers), each a model here.
 
 Commander -> slot (``op``), each answered by exactly one message:
-    role   ``RoleOp``  -> ``Ready`` | ``Fault``
+    role   ``RoleOp``  -> ``Ready`` | ``Fault``  (``warmup``: a live feed's history)
     step   ``StepOp``  -> ``Done`` | ``Fault``  (``feed_gap``: the commander saw the gap in
                                                  its feed and reported it)
     stop   ``StopOp``  -> ``Bye``
@@ -37,11 +37,19 @@ class Message(BaseModel):
 
 
 # -- commander -> slot ---------------------------------------------------------------------
+class Warmup(BaseModel):
+    """A live feed's history for a slot's warm-up: it never asks the exchange itself."""
+
+    interval_s: float
+    bars: dict[str, list[list[float]]]  # symbol -> [seq, ts, open, high, low, close, volume], oldest first
+
+
 class RoleOp(Message):
     op: Literal["role"] = "role"
     role: Role
     epoch: int = 0
     settings: dict[str, Any]  # ``settings_payload``
+    warmup: Warmup | None = None  # on a live feed: the history before the last bar sent
 
 
 class StepOp(Message):

@@ -43,7 +43,7 @@ from commander.protocol import (
     row_bar,
 )
 from commander.slot_report import SlotReporter
-from commander.source import PushedFeed, ledger_path, open_source
+from commander.source import PushedFeed, WarmupHistory, ledger_path, replay_source
 from sorte import paths
 from sorte.config import Settings
 from sorte.runtime.assembly import configured_cascade, strategy_host
@@ -120,7 +120,7 @@ class Slot:
         self.reporter = SlotReporter(commander_dir, name)
         self.commander_dir = commander_dir
         self.settings: Settings | None = None
-        self.source: ReplayFeed | None = None
+        self.source: ReplayFeed | WarmupHistory | None = None
         self.runtime: Runtime | None = None
         self.role: Role | None = None
         self.epoch = 0
@@ -137,6 +137,10 @@ class Slot:
             await asyncio.to_thread(self._configure, msg.settings)
         settings = self.settings
         assert settings is not None  # configured just above
+        if msg.warmup is not None:  # a live feed: the history up to the last bar the commander sent
+            self.source = WarmupHistory(msg.warmup)
+        if self.source is None:
+            raise ValueError(f"the {settings.runtime.feed} feed's history comes with the role, and none came")
         role, epoch = msg.role, msg.epoch
         self._close_runtime()
         metrics = RuntimeMetrics()
@@ -162,7 +166,8 @@ class Slot:
         if self.strategy_socket is not None:
             payload["runtime"] = {**payload.get("runtime", {}), "strategy_worker_socket": str(self.strategy_socket)}
         self.settings = Settings.model_validate(payload)
-        self.source, _ = open_source(self.settings)
+        # A live feed's history comes from the commander: a slot never reaches the exchange.
+        self.source = replay_source(self.settings) if self.settings.runtime.feed == "replay" else None
 
     def _build(self, role: str, epoch: int, cascade: Cascade, metrics: RuntimeMetrics) -> Runtime:
         settings, source = self.settings, self.source

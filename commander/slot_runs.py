@@ -21,7 +21,8 @@ class SlotRuns:
         self.s = state
 
     def role_op(self, role: Role, epoch: int) -> RoleOp:
-        return RoleOp(role=role, epoch=epoch, settings=settings_payload(self.s.settings))
+        warmup = self.s.feed.warmup(self.s.feed_last)
+        return RoleOp(role=role, epoch=epoch, settings=settings_payload(self.s.settings), warmup=warmup)
 
     async def launch(self, d: Deployment) -> SlotClient:
         s = self.s

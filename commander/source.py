@@ -1,32 +1,149 @@
-"""Where the commander's bars come from, built the same way in the commander (which reads
-the next batches) and in every slot (which reads the history a cascade window needs).
+"""Where the commander's bars come from: the replay of files (or the bundled demo market), or
+the live market through one ``sorte.market`` collector the commander owns.
 
-Both slots therefore see the same sequence-numbered bars: the commander sends them, and a
-slot only ever looks up bars before the ones it was sent."""
+Every slot receives the same sequence-numbered bars: the commander reads the next batch and
+sends it to all of them, so shadow analysis compares like with like on live data too. A slot
+never reaches the exchange: on a replay it rebuilds the same replay from the same files for
+the history its cascade window needs; on a live feed the commander sends that history (the
+``Warmup``) with the slot's role.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
+
+from commander.protocol import Warmup
 from sorte import paths
 from sorte.config import Settings
 from sorte.errors import ConfigError
+from sorte.market import Collector, FeedHealth, MarketAlert, SymbolHealth
+from sorte.market.feed import MarketFeed
 from sorte.runtime.assembly import demo_frames, feed_fingerprint, load_frames
-from sorte.runtime.clock import SimClock
+from sorte.runtime.clock import Clock, SimClock
 from sorte.runtime.feed import ReplayFeed
 from sorte.runtime.values import Bar, Ohlcv
 
+WARMUP_EXTRA = 64  # bars beyond the prefetch sent to a slot: a restarted slot may lag a few steps
 
-def open_source(settings: Settings) -> tuple[ReplayFeed, str]:
-    """The replay feed of the configured files (or the bundled demo market) and its fingerprint."""
-    if settings.runtime.feed != "replay":
-        raise ConfigError(
-            "the commander runs on the replay feed for now (runtime.feed=replay); "
-            "`sorte run --live` runs a single runtime on live exchange data"
+
+class Source(Protocol):
+    """The runtime's ``Feed`` plus what the commander asks of its source."""
+
+    symbols: list[str]
+    live: bool
+    fingerprint: str  # the ledger belongs to one source: another one is refused
+
+    async def next_batch(self) -> list[Bar] | None: ...
+    def seek(self, cursor: dict[str, int]) -> None: ...
+    async def open(self) -> None: ...
+    def interval_s(self, symbol: str) -> float: ...
+    async def history(self, symbol: str, before_seq: int, n: int) -> Ohlcv: ...
+    def finished(self, cursor: dict[str, int]) -> bool: ...
+    def fresh(self, bars: list[Bar]) -> bool: ...
+    def health(self) -> FeedHealth: ...
+    def warmup(self, last: dict[str, int]) -> Warmup | None: ...
+    def route_alerts(self, handler: Callable[[MarketAlert], None]) -> None: ...
+    async def close(self) -> None: ...
+
+
+class ReplaySource(ReplayFeed):
+    """A replay: finished when every symbol's last bar was processed (it then starts over)."""
+
+    def __init__(self, frames: dict, fingerprint: str) -> None:
+        super().__init__(frames, SimClock())
+        self.fingerprint = fingerprint
+
+    def finished(self, cursor: dict[str, int]) -> bool:
+        return bool(cursor) and all(cursor.get(s, -1) >= len(self.series[s]) - 1 for s in self.symbols)
+
+    async def open(self) -> None:
+        """The frames are loaded already."""
+
+    def fresh(self, bars: list[Bar]) -> bool:
+        return True
+
+    def health(self) -> FeedHealth:
+        symbols = [SymbolHealth(symbol=s, last_seq=self.pos[s] - 1 if self.pos[s] else None) for s in self.symbols]
+        interval = self.interval_s(self.symbols[0]) if self.symbols else 0.0
+        return FeedHealth(
+            source="replay", timeframe=timeframe_name(interval), mode="replay", symbols=symbols, at=time.time()
         )
+
+    def warmup(self, last: dict[str, int]) -> Warmup | None:
+        return None  # a slot replays the same files itself
+
+    def route_alerts(self, handler: Callable[[MarketAlert], None]) -> None:
+        """A replay raises no market alerts."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class LiveSource(MarketFeed):
+    """The live market: one collector for every slot; the ledger belongs to the source and
+    timeframe (symbols may change between runs)."""
+
+    def __init__(self, collector: Collector) -> None:
+        super().__init__(collector)
+        self.fingerprint = f"market:{collector.source}:{collector.timeframe}"
+        self.warmup_bars = collector.market.prefetch_bars + WARMUP_EXTRA
+
+    def finished(self, cursor: dict[str, int]) -> bool:
+        return False
+
+    def warmup(self, last: dict[str, int]) -> Warmup | None:
+        """Each symbol's newest cached bars up to the last one sent: a slot's warm-up."""
+        seq = self.collector.emitter.seq
+        bars = {}
+        for symbol in self.symbols:
+            w = self.collector.history(symbol, self.warmup_bars, last[symbol] + 1 if symbol in last else None)
+            bars[symbol] = [
+                [seq([w.ts[i] * 1000]), *(float(col[i]) for col in (w.ts, w.open, w.high, w.low, w.close, w.volume))]
+                for i in range(len(w))
+            ]
+        return Warmup(interval_s=self.collector.interval_s, bars=bars)
+
+    def route_alerts(self, handler: Callable[[MarketAlert], None]) -> None:
+        self.collector.on_alert = handler
+
+
+def timeframe_name(seconds: float) -> str:
+    """'1m', '4h', '1d' for a bar of ``seconds`` (what a replay's files are spaced by)."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def open_source(settings: Settings, clock: Clock | None = None) -> Source:
+    """The configured feed: ``replay`` (the files, or the demo market) or a live market
+    (``ccxt``, ``b3``) through a collector. Fails here on a bad configuration."""
+    if settings.runtime.mode == "live":
+        raise ConfigError(
+            "the commander trades paper only for now (runtime.mode=paper); "
+            "`sorte run` runs a single live runtime with runtime.mode=live and runtime.live_trading=true"
+        )
+    feed = settings.runtime.feed
+    if feed == "replay":
+        return replay_source(settings)
+    if not settings.runtime.symbols:
+        raise ConfigError(
+            f"the {feed} feed needs symbols: pass --symbols BTC/USDT,ETH/USDT or set runtime.symbols in the config"
+        )
+    if settings.runtime.data:
+        raise ConfigError("runtime.data replays files; it does not combine with a live feed (runtime.feed=replay)")
+    return LiveSource(Collector(settings, clock=clock))
+
+
+def replay_source(settings: Settings) -> ReplaySource:
     files = settings.runtime.data
     frames = load_frames(files) if files else demo_frames(settings)
-    return ReplayFeed(frames, SimClock()), feed_fingerprint(frames)
+    return ReplaySource(frames, feed_fingerprint(frames))
 
 
 def ledger_path(commander_dir: Path) -> Path:
@@ -34,12 +151,30 @@ def ledger_path(commander_dir: Path) -> Path:
     return paths.commander_ledger(commander_dir)
 
 
+class WarmupHistory:
+    """A slot's history on a live feed: the bars the commander sent with the role."""
+
+    def __init__(self, warmup: Warmup) -> None:
+        self.symbols = sorted(warmup.bars)
+        self._interval_s = warmup.interval_s
+        self.rows = {s: sorted(rows, key=lambda r: r[0]) for s, rows in warmup.bars.items()}
+
+    def interval_s(self, symbol: str) -> float:
+        return self._interval_s
+
+    async def history(self, symbol: str, before_seq: int, n: int) -> Ohlcv:
+        rows = [r for r in self.rows.get(symbol, []) if r[0] < before_seq][-n:] if n > 0 else []
+        ts, o, h, lo, c, v = np.array(rows, dtype=float).reshape(-1, 7).T[1:]
+        return Ohlcv(ts, o, h, lo, c, v, interval_s=self._interval_s)
+
+
 class PushedFeed:
-    """A slot's feed: bars are pushed by the commander; history comes from the source."""
+    """A slot's feed: bars are pushed by the commander; history comes from the replay or the
+    commander's warm-up."""
 
     live = False
 
-    def __init__(self, source: ReplayFeed) -> None:
+    def __init__(self, source: ReplayFeed | WarmupHistory) -> None:
         self.source = source
         self.symbols = list(source.symbols)
 

@@ -18,7 +18,7 @@ from commander.lease import Lease
 from commander.observer import CommanderObserver
 from commander.runs import SAMPLES_KEPT, Handoff, HandoffRecord, RollbackRecord, SlotRun
 from commander.slots import SlotClient
-from commander.source import open_source
+from commander.source import Source, open_source
 from commander.status import commander_dir
 from sorte import paths
 from sorte.config import Settings
@@ -40,6 +40,7 @@ class CommanderState:
         repo_root: Path | None = None,
         backend: SlotBackend | None = None,
         observer: CommanderObserver | None = None,
+        source: Source | None = None,
     ) -> None:
         self.settings = settings
         self.cs = settings.commander
@@ -48,7 +49,8 @@ class CommanderState:
         self.backend = backend or make_backend(self.cs.backend, self.dir, _slot_mounts(settings))
         self.observer = observer or CommanderObserver()
         self.lock = CommanderLock(self.dir)
-        self.feed, self.fingerprint = open_source(settings)
+        self.feed = source or open_source(settings)
+        self.fingerprint = self.feed.fingerprint
         self.slots: dict[str, SlotRun] = {}
         self.tick = 0
         self.recent: deque[tuple[int, list[Bar]]] = deque(maxlen=SAMPLES_KEPT)

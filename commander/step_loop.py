@@ -30,8 +30,9 @@ class StepLoop:
         rows = [bar_row(b) for b in bars]
         runs = list(s.slots.values())
         stopping = s.pending is not None  # a hand-over: the active slot takes no new entries in this step
+        fresh = s.feed.fresh(bars)  # no entries on old prices (a catch-up, a backfill), in every slot alike
         replies = await asyncio.gather(
-            *(self.send(run, bars, rows, not (stopping and run.role == "active"), feed_gap) for run in runs)
+            *(self.send(run, bars, rows, fresh and not (stopping and run.role == "active"), feed_gap) for run in runs)
         )
         for run, reply in zip(runs, replies, strict=True):
             if isinstance(reply, Done):

@@ -35,7 +35,7 @@ from sorte.settings.llm import (
     RoleSettings,
     RoleTarget,
 )
-from sorte.settings.market import MarketSettings
+from sorte.settings.market import MarketSettings, PairsSettings
 from sorte.settings.trading import BrokerSettings, ExchangeSettings, RiskSettings, RuntimeSettings
 
 # The component settings live in sorte.settings; callers import them from here, with Settings.
@@ -60,6 +60,7 @@ __all__ = [
     "KnowledgeSettings",
     "LLMSettings",
     "MarketSettings",
+    "PairsSettings",
     "ProviderSettings",
     "RiskSettings",
     "Role",

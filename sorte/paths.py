@@ -88,6 +88,11 @@ def slot_snapshot(folder: Path | str, slot: str) -> Path:
     return Path(folder) / f"snapshot-{slot}.json"
 
 
+def feed_health(folder: Path | str) -> Path:
+    """The commander's feed as the front-ends show it (``sorte.market.FeedHealth``)."""
+    return Path(folder) / "feed.json"
+
+
 def agent_dir(data_dir: Path | str) -> Path:
     """The agent's checkpoints, audit log, run views and deploy requests."""
     return Path(data_dir) / "agent"
@@ -126,3 +131,8 @@ def candle_cache(data_dir: Path | str, source: str) -> Path:
     if not source or not source.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"invalid market source {source!r}: use an exchange id such as 'binance'")
     return market_dir(data_dir) / f"{source}.db"
+
+
+def pairs_file(data_dir: Path | str) -> Path:
+    """The pair selector's last selection (``sorte.market.pairs``), as ``sorte pairs`` shows it."""
+    return market_dir(data_dir) / "pairs.json"

@@ -15,6 +15,13 @@ exchange down (REST answers 503, sockets are cut and refused) until it is set ba
 
 The exchange has its own clock (``now_ms``) that tests move forward; the last candle
 returned by ``klines`` is the in-progress one, as on the real exchange.
+
+``GET /api/v3/ticker/24hr`` (what ccxt's ``fetch_tickers`` and ``fetch_ticker`` call on spot,
+bid and ask included, so no ``bookTicker``) answers every listed symbol, or the ``symbol=`` /
+``symbols=["A","B"]`` ones. A symbol's ticker is derived from its candles of the last 24 h on
+the exchange's clock; ``set_ticker`` overrides any field (a volume, a spread, a field missing),
+and ``add_symbols`` lists many more symbols at once (2,000 is cheap) with given tickers and no
+candles.
 """
 
 from __future__ import annotations
@@ -93,6 +100,7 @@ class FakeBinance:
         self.clock = FakeClock(self)
         self.down = False  # the whole exchange is unreachable: REST answers 503, sockets are refused
         self.stream: KlineStream | None = None
+        self.ticker_fields: dict[str, dict[str, Any]] = {}  # symbol -> ticker fields set by the test
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> FakeBinance:
@@ -185,6 +193,72 @@ class FakeBinance:
     def last_price(self, mid: str) -> float:
         opened = [t for t in self.candles[mid] if t <= self.now_ms]
         return self.candles[mid][max(opened)][3]
+
+    # -- 24 h tickers ------------------------------------------------------------------
+    def set_ticker(self, symbol: str, **fields: Any) -> None:
+        """Override fields of a symbol's 24 h ticker: ``last``, ``open``, ``high``, ``low``,
+        ``base_volume``, ``quote_volume``, ``bid``, ``ask``, ``spread_pct`` (bid and ask around
+        ``last``: ``(ask - bid) / ask`` in %), ``change_pct``. ``None`` leaves the field out."""
+        with self.lock:
+            self.ticker_fields.setdefault(symbol, {}).update(fields)
+
+    def add_symbols(self, tickers: dict[str, dict[str, Any]]) -> None:
+        """List more symbols, each with the ticker fields given (as ``set_ticker`` takes them)
+        and no candles: its klines are empty."""
+        with self.lock:
+            listed = set(self.symbols)
+            for symbol, fields in tickers.items():
+                if symbol not in listed:
+                    self.symbols.append(symbol)
+                    listed.add(symbol)
+                self.candles.setdefault(market_id(symbol), {})
+                self.ticker_fields.setdefault(symbol, {}).update(fields)
+
+    def ticker_values(self, symbol: str) -> dict[str, Any]:
+        """The symbol's 24 h figures: from its candles of the last 24 h, then the overrides."""
+        mid = market_id(symbol)
+        rows = [self.kline(mid, t) for t in sorted(self.candles[mid]) if self.now_ms - 86_400_000 < t <= self.now_ms]
+        values: dict[str, Any] = {"spread_pct": 0.02}
+        if rows:
+            values.update(
+                open=float(rows[0][1]),
+                high=max(float(r[2]) for r in rows),
+                low=min(float(r[3]) for r in rows),
+                last=float(rows[-1][4]),
+                base_volume=sum(float(r[5]) for r in rows),
+                quote_volume=sum(float(r[7]) for r in rows),
+            )
+        values.update(self.ticker_fields.get(symbol, {}))
+        last, spread = values.get("last"), values.get("spread_pct")
+        if last is not None and spread is not None:
+            values.setdefault("ask", last * (1 + spread / 200))
+            if values["ask"] is not None:
+                values.setdefault("bid", values["ask"] * (1 - spread / 100))
+        if last is not None and values.get("open"):
+            values.setdefault("change_pct", (last - values["open"]) / values["open"] * 100)
+        return values
+
+    def ticker(self, symbol: str) -> dict[str, Any]:
+        """Binance's ``ticker/24hr`` entry of one symbol (fields set to None are left out)."""
+        v = self.ticker_values(symbol)
+        binance = {
+            "lastPrice": v.get("last"),
+            "openPrice": v.get("open"),
+            "highPrice": v.get("high"),
+            "lowPrice": v.get("low"),
+            "bidPrice": v.get("bid"),
+            "askPrice": v.get("ask"),
+            "volume": v.get("base_volume"),
+            "quoteVolume": v.get("quote_volume"),
+            "priceChangePercent": v.get("change_pct"),
+        }
+        entry: dict[str, Any] = {"symbol": market_id(symbol)}
+        entry.update({k: f"{x:.8f}" for k, x in binance.items() if x is not None})
+        if "lastPrice" in entry and "openPrice" in entry:
+            entry["priceChange"] = f"{v['last'] - v['open']:.8f}"
+        entry.update(bidQty="1.00000000", askQty="1.00000000", count=100)
+        entry.update(openTime=self.now_ms - 86_400_000, closeTime=self.now_ms)
+        return entry
 
     # -- orders ------------------------------------------------------------------------
     def posted_orders(self) -> list[dict[str, str]]:
@@ -361,6 +435,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("GET", "/api/v3/time"): lambda: (200, {"serverTime": ex.now_ms}),
             ("GET", "/api/v3/exchangeInfo"): lambda: (200, self._exchange_info()),
             ("GET", "/api/v3/klines"): lambda: self._klines(p),
+            ("GET", "/api/v3/ticker/24hr"): lambda: self._tickers(p),
             ("POST", "/api/v3/order"): lambda: ex.place(p),
             ("GET", "/api/v3/order"): lambda: ex.query(p),
             ("DELETE", "/api/v3/order"): lambda: ex.cancel(p),
@@ -394,6 +469,25 @@ class _Handler(BaseHTTPRequestHandler):
             times = sorted(t for t in series if start <= t <= min(end, ex.now_ms))
             times = times[:limit] if "startTime" in p else times[-limit:]
             return 200, [ex.kline(p["symbol"], t) for t in times]
+
+    def _tickers(self, p: dict[str, str]) -> tuple[int, Any]:
+        """All listed symbols, or ``symbol=X`` (one object), or ``symbols=["X","Y"]`` (a list)."""
+        ex = self.exchange
+        with ex.lock:
+            listed = {market_id(s): s for s in ex.symbols if s not in ex.missing}
+            if "symbol" in p:
+                if p["symbol"] not in listed:
+                    return 400, {"code": -1121, "msg": "Invalid symbol."}
+                return 200, ex.ticker(listed[p["symbol"]])
+            if "symbols" in p:
+                try:
+                    wanted = json.loads(p["symbols"])
+                except ValueError:
+                    return 400, {"code": -1100, "msg": "Illegal characters found in parameter 'symbols'."}
+                if not isinstance(wanted, list) or any(w not in listed for w in wanted):
+                    return 400, {"code": -1121, "msg": "Invalid symbol."}
+                return 200, [ex.ticker(listed[w]) for w in wanted]
+            return 200, [ex.ticker(s) for s in listed.values()]
 
     def _my_trades(self, p: dict[str, str]) -> list[dict[str, Any]]:
         ex = self.exchange

@@ -121,6 +121,9 @@ def test_up_serves_trades_stops_on_ctrl_c_and_resumes(env: dict[str, str], tmp_p
     overview = httpx.get(f"{url}/api/v1/overview", timeout=10).json()
     assert overview["commander_running"] and overview["health"] == "trading", overview
     assert overview["active"]["state"] == "active" and overview["lease"]["holder"] == overview["active_slot"]
+    feed = overview["feed"]  # the replay's health, as the commander wrote it
+    assert feed["source"] == "replay" and feed["mode"] == "replay" and len(feed["symbols"]) == 4, feed
+    assert all(s["last_seq"] is not None for s in feed["symbols"]) and feed["current"], feed
     assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
     assert "sorte_stage" in httpx.get(f"{url}/metrics", timeout=10).text  # the active slot's own metrics
 
@@ -152,7 +155,7 @@ def test_up_refuses_a_bad_configuration_and_starts_nothing(env: dict[str, str], 
     bad = {**env, "SORTE_RUNTIME__FEED": "ccxt"}
     proc = up_once(bad)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "replay" in proc.stderr
+    assert "the ccxt feed needs symbols: pass --symbols" in proc.stderr
     assert not (commander_dir(tmp_path / "var") / "ledger.db").exists()
 
 
@@ -209,3 +212,35 @@ def test_a_taken_port_stops_everything_with_an_error(env: dict[str, str], tmp_pa
     assert not commander_running(commander_dir(tmp_path / "var"))
     slots = subprocess.run(["pgrep", "-f", f"commander.slot.*{tmp_path}"], capture_output=True, text=True)
     assert slots.stdout.strip() == "", "slot processes left behind"
+
+
+def test_up_trades_a_live_market_through_the_commander(env: dict[str, str], tmp_path: Path) -> None:
+    """`sorte up --feed ccxt --symbols ...` on the local fake Binance (REST and WebSocket), whose
+    clock runs ten candles a second: the only settings given are where the exchange is."""
+    from sorte import paths
+    from sorte.market import read_health
+    from tests.fake_exchange import FakeBinance
+
+    fake = FakeBinance(("BTC/USDT", "ETH/USDT"), bars=400, future=4000).start().start_stream()
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.1):
+            fake.advance(1)
+
+    live = {**env, "SORTE_EXCHANGE__BASE_URL": fake.url, "SORTE_EXCHANGE__WS_URL": fake.ws_url}
+    try:
+        up = Up(live, "--feed", "ccxt", "--symbols", "BTC/USDT,ETH/USDT", "--max-ticks", "15")
+        up.wait_for("paper trading on binance 1m candles of BTC/USDT, ETH/USDT", timeout=60)
+        threading.Thread(target=tick, daemon=True).start()
+        out = up.finish(timeout=120)
+    finally:
+        stop.set()
+        fake.stop()
+    assert up.proc.returncode == 0, out
+    assert "stopped cleanly after 15 steps" in out
+    assert len(steps(tmp_path / "var")) >= 15
+    health = read_health(paths.feed_health(commander_dir(tmp_path / "var")))
+    assert health is not None and health.source == "binance" and health.streamed_candles >= 15
+    assert "/api/v3/klines" in {path for _, path, _ in fake.requests}  # the lookback was prefetched over REST
+    assert not fake.posted_orders()  # paper trading: nothing reached the exchange

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sorte.cli.edit import ConfigOpt, _fail, _settings
+from sorte.cli.feed_options import FeedOpt, SymbolsOpt, with_feed
 from sorte.errors import SorteError
 
 console = Console()
@@ -36,12 +37,14 @@ def commander_cmd(
     max_ticks: int | None = typer.Option(None, "--max-ticks", help="Stop after this many steps"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No deployment events, only the summary"),
     config: Path | None = ConfigOpt,
+    feed: str | None = FeedOpt,
+    symbols: str | None = SymbolsOpt,
 ) -> None:
     """Run the commander in the foreground: the active slot trades, candidates run in shadow (Ctrl-C stops)."""
     from commander.operations import serve
 
     try:
-        settings = _settings(config)
+        settings = with_feed(_settings(config), feed, symbols)
     except SorteError as exc:
         _fail(exc)
     last = 0.0

@@ -20,6 +20,7 @@ from sorte.cli.book import positions_cmd, profit_cmd, trades_cmd
 from sorte.cli.deploy import commander_cmd, deploy_cmd, rollback_cmd
 from sorte.cli.edit import branches_app, edit_cmd
 from sorte.cli.lessons import lessons_cmd
+from sorte.cli.pairs import pairs_cmd
 from sorte.cli.status import status_cmd
 from sorte.cli.up import up_cmd
 from sorte.cli.validate import validate_cmd
@@ -338,6 +339,7 @@ app.add_typer(runs_app, name="runs")
 app.command("commander")(commander_cmd)
 app.command("deploy")(deploy_cmd)
 app.command("rollback")(rollback_cmd)
+app.command("pairs")(pairs_cmd)
 
 
 def _duration(seconds: float) -> str:

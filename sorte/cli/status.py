@@ -1,8 +1,11 @@
-"""``sorte status``: the commander's lease, slots and deployments."""
+"""``sorte status``: the commander's lease, slots and deployments, and the market feed."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -10,6 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from sorte.errors import SorteError
+
+if TYPE_CHECKING:
+    from sorte.service import FeedView
 
 console = Console()
 
@@ -25,16 +31,21 @@ def status_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file"),
 ) -> None:
-    """Show the order-writer lease, the blue and green slots, and the current and previous deployments."""
+    """Show the order-writer lease, the blue and green slots, the current and previous deployments
+    and the market feed."""
     from commander.status import status
     from sorte.cli.edit import _fail, _settings
+    from sorte.service import feed
 
     try:
-        report = status(_settings(config).data_dir)
+        settings = _settings(config)
+        report = status(settings.data_dir)
+        view = feed(settings)
     except SorteError as exc:
         _fail(exc)
     if as_json:
-        console.file.write(report.model_dump_json(indent=2) + "\n")
+        data = {**report.model_dump(mode="json"), "feed": view.model_dump(mode="json") if view else None}
+        console.file.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return
     lease = report.lease
     holder = f"{lease.holder} at epoch {lease.epoch}" if lease.holder else f"free (epoch {lease.epoch})"
@@ -51,3 +62,33 @@ def status_cmd(
     for alert in report.alerts:
         text = escape(f"{alert.get('kind')}: {alert.get('message')}")
         console.print(f"[yellow]alert[/] {text}", highlight=False)
+    _print_feed(view)
+
+
+def _print_feed(view: FeedView | None) -> None:
+    from sorte.service import seconds_text
+
+    if view is None:
+        console.print("[bold]feed[/]: none yet (the commander writes it once it runs)", highlight=False)
+        return
+    colour = {"live": "green", "stale": "red", "old": "yellow"}[view.state]
+    console.print(f"[bold]feed[/]: [{colour}]{escape(view.summary)}[/]", highlight=False)
+    console.print(
+        f"[bold]feed figures[/]: snapshot {seconds_text(view.snapshot_age_s)} ago, "
+        f"clock offset {view.clock_offset_s:+.3f} s, {view.poll_failures} failed polls, "
+        f"{view.gaps} gaps, new entries {'allowed' if view.entries_allowed else 'blocked'}",
+        highlight=False,
+    )
+    table = Table(
+        "symbol", "last bar (UTC)", "age", "lag", "stale", title=escape(f"feed {view.source} {view.timeframe}")
+    )
+    for s in view.symbols:
+        stale = "[red]stale[/]" if s.stale else "no"
+        table.add_row(
+            escape(s.symbol), _when(s.last_bar_ts), seconds_text(s.last_bar_age_s), seconds_text(s.lag_s), stale
+        )
+    console.print(table)
+
+
+def _when(epoch: float | None) -> str:
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))

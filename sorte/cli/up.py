@@ -1,4 +1,4 @@
-"""``sorte up``: the commander on the replay feed, the status page, the agent and the Telegram bot."""
+"""``sorte up``: the commander on its feed, the status page, the agent and the Telegram bot."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from sorte.cli.feed_options import FeedOpt, SymbolsOpt, describe_feed, with_feed
 from sorte.errors import SorteError
 
 console = Console(stderr=True, soft_wrap=True)  # whole lines: logs and tests read them
@@ -32,22 +33,24 @@ def up_cmd(
     exit_when_done: bool = typer.Option(False, "--exit-when-done", help="Stop when the replay ends"),
     max_ticks: int | None = typer.Option(None, "--max-ticks", min=1, hidden=True, help="Stop after N steps (tests)"),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file"),
+    feed: str | None = FeedOpt,
+    symbols: str | None = SymbolsOpt,
 ) -> None:
-    """Start Sorte: trading through the commander (paper, replay), the status page, the agent, Telegram."""
+    """Start Sorte: the commander trading (paper; a replay or a live market), the page, the agent, Telegram."""
     from sorte.cli.edit import _fail
     from sorte.config import load_settings
     from sorte.logging import setup_logging
     from sorte.up import ComponentFailed, log_file, up
 
     try:
-        settings = load_settings(config)
+        settings = with_feed(load_settings(config), feed, symbols)
         pace = interval if interval is not None else (settings.commander.batch_interval_s or 1.0)
         update: dict[str, Any] = {"commander": settings.commander.model_copy(update={"batch_interval_s": pace})}
         if port is not None:
             update["web"] = settings.web.model_copy(update={"port": port})
         settings = settings.model_copy(update=update)
         setup_logging(settings.log_level, settings.log_format, file=log_file(settings), console_level="warning")
-        _say(f"data: {settings.data_dir.resolve()} · logs: {log_file(settings)} · paper trading on the replay feed")
+        _say(f"data: {settings.data_dir.resolve()} · logs: {log_file(settings)} · {describe_feed(settings)}")
 
         async def main():
             stop = asyncio.Event()

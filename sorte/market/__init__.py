@@ -8,6 +8,6 @@ the collector (the commander) hands its bars to the slots."""
 
 from sorte.market.cache import CandleCache
 from sorte.market.collector import Collector
-from sorte.market.health import FeedHealth, MarketAlert, SymbolHealth
+from sorte.market.health import FeedHealth, MarketAlert, SymbolHealth, read_health, write_health
 
-__all__ = ["CandleCache", "Collector", "FeedHealth", "MarketAlert", "SymbolHealth"]
+__all__ = ["CandleCache", "Collector", "FeedHealth", "MarketAlert", "SymbolHealth", "read_health", "write_health"]

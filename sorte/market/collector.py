@@ -1,17 +1,22 @@
-"""A collector: one per source (an exchange id), for a list of symbols and one timeframe.
+"""A collector: one per source, for a list of symbols and one timeframe.
 
-At start it loads the markets, measures the exchange's clock offset and prefetches each
-symbol's lookback into the shared candle cache. It then streams closed candles over the
-exchange's WebSocket (ccxt's unified ``watch_ohlcv``) where ccxt offers one, and polls REST
-otherwise, or after ``websocket_failures`` failed connections in a row (trying the socket
+The source (the venue, ``sorte.market.venue``) follows ``runtime.feed``: a crypto exchange
+through ccxt (the exchange id names the source), or B3 through brapi (``b3``,
+``sorte.market.b3``). At start it loads the markets, measures the venue's clock offset and
+prefetches each symbol's lookback into the shared candle cache. It then streams closed candles
+over the exchange's WebSocket (ccxt's unified ``watch_ohlcv``) where ccxt offers one, and polls
+REST otherwise, or after ``websocket_failures`` failed connections in a row (trying the socket
 again every ``websocket_retry_s``). Whatever the path, every candle goes through one
 emitter: closed candles only, each once, in order, as sequence-numbered ``Bar``s, cached
 before they are handed out. After any lost connection or failed poll every missed candle is
 backfilled from REST before a newer one is emitted.
 
-A symbol with no new closed candle for ``stale_intervals`` intervals is stale: the alert
-callback is called once (and once again when it recovers) and ``entries_allowed`` is false
-until it does. Nothing is ever made up in the meantime: no bar leaves without a candle.
+The venue's calendar says when candles are due: always on a crypto exchange; during B3's
+sessions only, whose candles are numbered without gaps across nights, weekends and holidays.
+A symbol with no new closed candle for ``stale_intervals`` intervals of market time is stale:
+the alert callback is called once (and once again when it recovers) and ``entries_allowed`` is
+false until it does; a closed market is never stale. Nothing is ever made up in the meantime:
+no bar leaves without a candle.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from sorte.market.health import FeedHealth, MarketAlert, Mode
 from sorte.market.rest import RestCandles
 from sorte.market.stream import websocket_session
 from sorte.market.timing import ExchangeClock, backoff_s
+from sorte.market.venue import CcxtVenue, Venue
 from sorte.paths import candle_cache
-from sorte.runtime.ccxt_feed import ExchangeCalls, ExchangeError, create_exchange, one_line, parse_timeframe
+from sorte.runtime.ccxt_feed import ExchangeError, one_line
 from sorte.runtime.ccxt_feed import rows_to_ohlcv as _rows_to_ohlcv
 from sorte.runtime.clock import Clock, WallClock
 from sorte.runtime.values import Bar, Ohlcv
@@ -41,6 +47,15 @@ from sorte.runtime.values import Bar, Ohlcv
 log = structlog.get_logger("sorte.market")
 
 AlertHandler = Callable[[MarketAlert], None]
+
+
+def open_venue(settings: Settings) -> Venue:
+    """The source ``runtime.feed`` names: B3 through brapi for ``b3``, else the ccxt exchange."""
+    if settings.runtime.feed == "b3":
+        from sorte.market.b3.brapi import B3Venue  # httpx and the B3 calendar: only when asked for
+
+        return B3Venue(settings)
+    return CcxtVenue(settings)
 
 
 class Collector:
@@ -55,20 +70,16 @@ class Collector:
         self.symbols = sorted(set(symbols if symbols is not None else settings.runtime.symbols))
         if not self.symbols:
             raise ConfigError("a market collector needs symbols: set runtime.symbols (e.g. ['BTC/USDT'])")
-        ex, self.market = settings.exchange, settings.market
-        self.source, self.timeframe = ex.name, ex.timeframe
-        self.interval_s = parse_timeframe(ex.timeframe)
-        timeout = self.market.request_timeout_s
-        self.exchange = create_exchange(ex, asynchronous=True, timeout_s=timeout, streaming=True)
-        where = f"{ex.name} at {ex.base_url}" if ex.base_url else ex.name
-        backoff = self.market.reconnect_backoff_s
-        self.calls = ExchangeCalls(
-            self.exchange, ex.name, where, timeout_s=timeout, attempts=self.market.request_attempts, backoff_s=backoff
-        )
-        self.clock = ExchangeClock(clock or WallClock(), self.calls)
-        self.cache = CandleCache(candle_cache(settings.data_dir, ex.name))
-        self.emitter = Emitter(self.source, self.timeframe, self.interval_s, self.cache)
-        self.rest = RestCandles(self.calls, self.emitter, self.cache, self.clock, self.market.grace_s)
+        self.market = settings.market
+        self.venue = open_venue(settings)
+        self.source, self.timeframe = self.venue.name, self.venue.timeframe
+        self.calendar = self.venue.calendar
+        self.interval_s = self.calendar.interval_s
+        self.clock = ExchangeClock(clock or WallClock(), self.venue)
+        self.cache = CandleCache(candle_cache(settings.data_dir, self.source))
+        self.emitter = Emitter(self.source, self.timeframe, self.calendar, self.cache)
+        grace = self.market.grace_s + self.venue.delay_s
+        self.rest = RestCandles(self.venue, self.emitter, self.cache, self.clock, grace)
         self.states = {s: SymbolState(s) for s in self.symbols}
         self.on_alert = on_alert
         self.mode: Mode = "starting"
@@ -84,7 +95,7 @@ class Collector:
     async def start(self, cursor: dict[str, int] | None = None) -> None:
         """Load the markets, measure the clock and prefetch every symbol's lookback. Bars then
         start after ``cursor[symbol]`` (a resume), else after the newest closed candle."""
-        await self.calls.load_markets(self.symbols, self.timeframe)
+        await self.venue.load_symbols(self.symbols)
         await self.clock.sync()
         for symbol, state in self.states.items():
             if cursor and symbol in cursor:
@@ -110,22 +121,30 @@ class Collector:
             self.mode = "stopped"
 
     async def close(self) -> None:
-        await self.exchange.close()
+        await self.venue.close()
         self.cache.close()
 
     def streams(self) -> bool:
-        """Whether the WebSocket is used: asked for, and offered by ccxt for this exchange."""
-        return self.market.websocket and bool(self.exchange.has.get("watchOHLCV"))
+        """Whether the WebSocket is used: asked for, and offered by the venue (ccxt.pro)."""
+        return self.market.websocket and self.venue.streams()
 
     def entries_allowed(self, symbol: str | None = None) -> bool:
         """False while ``symbol`` (any symbol, if None) is stale: no entries on old prices."""
         states = [self.states[symbol]] if symbol is not None else self.states.values()
         return not any(s.stale for s in states)
 
+    def recent(self, bar: Bar) -> bool:
+        """Whether ``bar`` closed at most ``stale_intervals`` intervals of market time ago (a night
+        or a weekend in between does not count, the venue's delay does not either): recent
+        enough for new entries."""
+        behind = self.calendar.behind(bar.seq, self.clock.now() - self.venue.delay_s)
+        return behind <= self.market.stale_intervals
+
     def history(self, symbol: str, n: int, before_seq: int | None = None) -> Ohlcv:
         """The ``n`` newest cached candles of ``symbol`` before ``before_seq`` (warm-up)."""
-        end = None if before_seq is None else before_seq * self.emitter.interval_ms
-        return _rows_to_ohlcv(self.cache.last(symbol, self.timeframe, n, end), self.interval_s)
+        end = None if before_seq is None else self.calendar.open_ms(before_seq)
+        rows = self.rest.on_calendar(self.cache.last(symbol, self.timeframe, n, end))
+        return _rows_to_ohlcv(rows, self.interval_s)
 
     def health(self) -> FeedHealth:
         now = self.clock.now()
@@ -146,6 +165,7 @@ class Collector:
             gaps=c.gaps,
             stale_symbols=[s.symbol for s in symbols if s.stale],
             entries_allowed=self.entries_allowed(),
+            at=time.time(),
         )
 
     # -- what the stream and the polls call ----------------------------------------------
@@ -175,13 +195,17 @@ class Collector:
     def check_stale(self, state: SymbolState) -> None:
         """Mark the symbol stale (or recovered) and alert once on each change."""
         now = self.clock.now()
-        age = self.emitter.age_s(state, now)
-        stale = age is not None and age > self.market.stale_intervals * self.interval_s
+        behind = self.emitter.behind(state, now - self.venue.delay_s)
+        stale = behind is not None and behind > self.market.stale_intervals
         if stale == state.stale:
             return
         state.stale = stale
         if stale:
-            message = f"no new {self.timeframe} candle of {state.symbol} on {self.source} for {age:.0f} s: no entries"
+            assert behind is not None
+            late_s = behind * self.interval_s  # market time: a night in between does not count
+            message = (
+                f"no new {self.timeframe} candle of {state.symbol} on {self.source} for {late_s:.0f} s: no entries"
+            )
         else:
             message = f"{state.symbol} on {self.source} is live again (last bar seq {state.last_seq})"
         alert = MarketAlert(
@@ -195,8 +219,13 @@ class Collector:
     async def _run_polling(self, until: float) -> None:
         self.mode = "polling"
         while time.monotonic() < until:
-            await asyncio.gather(*(self.catch_up(s) for s in self.states.values()))
+            await asyncio.gather(*(self.catch_up(s) for s in self.states.values() if self._poll_now(s)))
             await asyncio.sleep(self.market.poll_interval_s)
+
+    def _poll_now(self, state: SymbolState) -> bool:
+        """Whether this poll asks REST for the symbol: always, unless the venue counts requests
+        (brapi); then only while a candle is due (never while the market is closed)."""
+        return not self.venue.poll_when_due or self.rest.due(state)
 
     async def _run_websocket(self) -> None:
         """Sessions until ``websocket_failures`` connections in a row delivered nothing."""

@@ -2,8 +2,9 @@
 handed out, and counted for the feed's health.
 
 Exactly once and in order hold by construction: a symbol's bars leave here only with a
-sequence number above the last one emitted (``seq = open // interval``, as in the runtime's
-live feed), so a candle seen twice (the stream and a backfill, a restart) is dropped, and a
+sequence number above the last one emitted (the venue's calendar numbers candles: ``open //
+interval`` on a market that never closes, as in the runtime's live feed; session candles only on
+one that does), so a candle seen twice (the stream and a backfill, a restart) is dropped, and a
 candle is written to the cache before subscribers see it, so a restart does not refetch it.
 """
 
@@ -17,7 +18,7 @@ import structlog
 
 from sorte.market.cache import CandleCache, Row
 from sorte.market.health import SymbolHealth
-from sorte.runtime.ccxt_feed import seq_of
+from sorte.market.venue import Calendar
 from sorte.runtime.values import Bar
 
 log = structlog.get_logger("sorte.market")
@@ -44,9 +45,9 @@ class Counters:
 
 
 class Emitter:
-    def __init__(self, source: str, timeframe: str, interval_s: float, cache: CandleCache) -> None:
-        self.source, self.timeframe, self.interval_s = source, timeframe, interval_s
-        self.interval_ms = int(interval_s * 1000)
+    def __init__(self, source: str, timeframe: str, calendar: Calendar, cache: CandleCache) -> None:
+        self.source, self.timeframe, self.calendar = source, timeframe, calendar
+        self.interval_s, self.interval_ms = calendar.interval_s, calendar.interval_ms
         self.cache = cache
         self.counters = Counters()
         self._queues: list[asyncio.Queue[Bar]] = []
@@ -58,7 +59,7 @@ class Emitter:
         return queue
 
     def seq(self, row: Row) -> int:
-        return seq_of(row[0], self.interval_s)
+        return self.calendar.seq(row[0])
 
     def emit(self, state: SymbolState, rows: list[Row], via: Via, now: float) -> int:
         """Emit the closed candles of ``rows`` newer than the last bar; returns how many.
@@ -76,7 +77,7 @@ class Emitter:
             for queue in self._queues:
                 queue.put_nowait(bar)
             state.last_seq = seq
-        last_close_s = (fresh[-1][0] + self.interval_ms) / 1000
+        last_close_s = self.calendar.close_ms(self.seq(fresh[-1])) / 1000
         state.emitted_at, state.lag_s, state.due_since = now, max(0.0, now - last_close_s), None
         if via == "websocket":
             self.counters.streamed += len(fresh)
@@ -94,11 +95,17 @@ class Emitter:
         """Seconds since the symbol's last bar closed, on the exchange's clock."""
         if state.last_seq is None:
             return None
-        return now - (state.last_seq + 1) * self.interval_s
+        return now - self.calendar.close_ms(state.last_seq) / 1000
+
+    def behind(self, state: SymbolState, now: float) -> float | None:
+        """Candles closed since the symbol's last bar, market hours only (the stale measure)."""
+        if state.last_seq is None:
+            return None
+        return self.calendar.behind(state.last_seq, now)
 
     def health(self, state: SymbolState, now: float) -> SymbolHealth:
         age = self.age_s(state, now)
-        last_ts = None if state.last_seq is None else state.last_seq * self.interval_s
+        last_ts = None if state.last_seq is None else self.calendar.open_ms(state.last_seq) / 1000
         return SymbolHealth(
             symbol=state.symbol,
             last_seq=state.last_seq,

@@ -4,11 +4,13 @@ the time of the snapshot, on the exchange's clock."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-Mode = Literal["starting", "websocket", "polling", "stopped"]
+Mode = Literal["starting", "websocket", "polling", "replay", "stopped"]
 
 
 class SymbolHealth(BaseModel):
@@ -34,6 +36,7 @@ class FeedHealth(BaseModel):
     gaps: int = Field(0, description="Candles the exchange no longer had when they were backfilled")
     stale_symbols: list[str] = Field(default_factory=list)
     entries_allowed: bool = Field(True, description="False while any symbol is stale: no new entries on old prices")
+    at: float | None = Field(None, description="Local wall time (epoch s) of this snapshot: ages grow from here")
 
 
 class MarketAlert(BaseModel):
@@ -44,3 +47,18 @@ class MarketAlert(BaseModel):
     symbol: str
     message: str
     at: float = Field(description="Exchange time (epoch s) of the alert")
+
+
+def write_health(path: Path, health: FeedHealth) -> None:
+    """Replace the health file at once: a reader never sees half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(health.model_dump_json())
+    os.replace(tmp, path)
+
+
+def read_health(path: Path) -> FeedHealth | None:
+    """The last health written, or None when there is none (or it cannot be read)."""
+    try:
+        return FeedHealth.model_validate_json(path.read_text())
+    except (OSError, ValueError, ValidationError):
+        return None

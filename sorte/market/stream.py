@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sorte.market.cache import Row
+from sorte.market.venue import CcxtVenue
 
 if TYPE_CHECKING:  # the collector drives the session; imported for the type only
     from sorte.market.collector import Collector
@@ -47,11 +48,13 @@ async def websocket_session(collector: Collector) -> None:
 
 
 async def _watch(collector: Collector, symbol: str, pending: dict[str, Row]) -> None:
-    exchange, what = collector.exchange, f"streamed candles of {symbol}"
+    venue, what = collector.venue, f"streamed candles of {symbol}"
+    if not isinstance(venue, CcxtVenue):
+        raise TypeError(f"{venue.where} has no WebSocket")
     while True:
-        raw = await exchange.watch_ohlcv(symbol, collector.timeframe)
+        raw = await venue.exchange.watch_ohlcv(symbol, collector.timeframe)
         collector.session_alive = True
-        closed = take_closed(pending, symbol, collector.calls.validate(raw, what))
+        closed = take_closed(pending, symbol, venue.calls.validate(raw, what))
         for row in closed:
             await collector.accept_streamed(symbol, row)
 

@@ -2,7 +2,8 @@
 
 Whether a candle is closed is decided on the exchange's clock: a local clock a minute fast
 would take the in-progress candle for closed, one a minute slow would hold every bar back.
-The offset is measured with ``fetch_time`` (half the round trip attributed to each way)."""
+The offset is measured with the venue's time endpoint (ccxt's ``fetch_time``), half the round
+trip attributed to each way; a venue without one keeps the local clock."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 
 import structlog
 
-from sorte.runtime.ccxt_feed import ExchangeCalls
+from sorte.market.venue import Venue
 from sorte.runtime.clock import Clock
 
 log = structlog.get_logger("sorte.market")
@@ -20,10 +21,11 @@ log = structlog.get_logger("sorte.market")
 class ExchangeClock:
     """The local clock plus the measured offset of the exchange's clock."""
 
-    def __init__(self, local: Clock, calls: ExchangeCalls) -> None:
-        self.local, self.calls = local, calls
+    def __init__(self, local: Clock, venue: Venue) -> None:
+        self.local, self.venue = local, venue
         self.offset_s = 0.0
         self._synced_at = -math.inf  # monotonic time of the last measurement
+        self._unmeasured_told = False
 
     def now(self) -> float:
         return self.local.now() + self.offset_s
@@ -34,14 +36,16 @@ class ExchangeClock:
     async def sync(self) -> float:
         """Measure the offset; an exchange without a time endpoint keeps the local clock."""
         self._synced_at = time.monotonic()
-        if not self.calls.exchange.has.get("fetchTime"):
-            log.info("exchange_clock_unmeasured", exchange=self.calls.name, reason="no fetchTime")
-            return self.offset_s
         before = self.local.now()
-        server_ms = await self.calls.call("the exchange time", self.calls.exchange.fetch_time)
+        server_ms = await self.venue.server_time_ms()
         after = self.local.now()
+        if server_ms is None:
+            if not self._unmeasured_told:
+                log.info("exchange_clock_unmeasured", exchange=self.venue.name, reason="no time endpoint")
+                self._unmeasured_told = True
+            return self.offset_s
         self.offset_s = float(server_ms) / 1000 - (before + after) / 2
-        log.info("exchange_clock", exchange=self.calls.name, offset_s=round(self.offset_s, 3))
+        log.info("exchange_clock", exchange=self.venue.name, offset_s=round(self.offset_s, 3))
         return self.offset_s
 
 

@@ -2,7 +2,8 @@
 
 Nothing here writes. The book comes from the commander's shared ledger when a commander has
 traded, else from `sorte run`'s paper ledger; the cascade figures come from the snapshot the
-active slot writes after its steps (``<commander dir>/snapshot-<slot>.json``)."""
+active slot writes after its steps (``<commander dir>/snapshot-<slot>.json``); the market feed
+from the health the commander keeps (``<commander dir>/feed.json``), its ages advanced to now."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from sorte import paths
 from sorte.agent import runs as agent
 from sorte.agent.views import RunView
 from sorte.config import Settings
-from sorte.errors import SorteError
+from sorte.errors import ConfigError, SorteError
+from sorte.market import FeedHealth, read_health
+from sorte.runtime.ccxt_feed import parse_timeframe
 from sorte.runtime.control import read_control
 from sorte.runtime.ledger import Ledger
 from sorte.runtime.values import BUY
@@ -33,6 +36,7 @@ from sorte.service.views import (
     AlertView,
     DeploymentView,
     EquityPoint,
+    FeedView,
     Health,
     LessonView,
     Overview,
@@ -41,10 +45,13 @@ from sorte.service.views import (
     StageStats,
     StrategyParam,
     StrategyView,
+    SymbolFeedView,
     TradeView,
+    seconds_text,
 )
 
 SNAPSHOT_STALE_S = 120.0  # an older slot snapshot is not shown as current
+FEED_STALE_INTERVALS = 3  # a feed snapshot older than this many bar intervals (and SNAPSHOT_STALE_S) is old
 
 
 class NotFound(SorteError):
@@ -290,6 +297,96 @@ def _alert_view(a: dict[str, Any]) -> AlertView:
     )
 
 
+# -- the market feed --------------------------------------------------------------------------
+def feed(settings: Settings, now: float | None = None) -> FeedView | None:
+    """The commander's feed health (``<commander dir>/feed.json``) with every age advanced to now;
+    None before a commander wrote one, or while it cannot be read."""
+    folder = commander_dir(settings.data_dir)
+    return _feed_view(folder, commander_running(folder), time.time() if now is None else now)
+
+
+def _feed_view(folder: Path, running: bool, now: float) -> FeedView | None:
+    path = paths.feed_health(folder)
+    health = read_health(path)
+    if health is None:
+        return None
+    at = health.at
+    if at is None:  # written by a collector that did not stamp it: the file's time will do
+        try:
+            at = path.stat().st_mtime
+        except OSError:
+            return None
+    since = max(now - at, 0.0)  # a snapshot "from the future" (clock stepped back) is simply new
+    symbols = [
+        SymbolFeedView(
+            symbol=s.symbol,
+            last_seq=s.last_seq,
+            last_bar_ts=s.last_bar_ts,
+            last_bar_age_s=None if s.last_bar_age_s is None else s.last_bar_age_s + since,
+            lag_s=s.lag_s,
+            stale=s.stale,
+        )
+        for s in health.symbols
+    ]
+    ages = [s.last_bar_age_s for s in symbols if s.last_bar_age_s is not None]
+    oldest = max(ages) if ages else None
+    current = running and since <= max(FEED_STALE_INTERVALS * _interval_s(health.timeframe), SNAPSHOT_STALE_S)
+    return FeedView(
+        source=health.source,
+        timeframe=health.timeframe,
+        mode=health.mode,
+        symbols=symbols,
+        oldest_bar_age_s=oldest,
+        lag_s=health.lag_s,
+        clock_offset_s=health.clock_offset_s,
+        reconnects=health.reconnects,
+        poll_failures=health.poll_failures,
+        backfilled_candles=health.backfilled_candles,
+        streamed_candles=health.streamed_candles,
+        gaps=health.gaps,
+        stale_symbols=list(health.stale_symbols),
+        entries_allowed=health.entries_allowed,
+        at=at,
+        snapshot_age_s=since,
+        commander_running=running,
+        current=current,
+        state="old" if not current else "stale" if health.stale_symbols or not health.entries_allowed else "live",
+        summary=_feed_summary(health, oldest, at, since, running, current),
+    )
+
+
+def _interval_s(timeframe: str) -> float:
+    """Seconds of one bar of ``timeframe`` ('1m', '4h'); a minute when it cannot be told."""
+    try:
+        return parse_timeframe(timeframe)
+    except ConfigError:
+        return 60.0
+
+
+def _feed_summary(
+    health: FeedHealth, oldest: float | None, at: float, since: float, running: bool, current: bool
+) -> str:
+    mode = "" if health.mode == health.source else f" {health.mode}"
+    parts = [
+        f"{health.source} {health.timeframe}{mode}",
+        f"{len(health.symbols)} symbol{'' if len(health.symbols) == 1 else 's'}",
+        f"last bar {seconds_text(oldest)} ago" if oldest is not None else "no bar yet",
+        f"lag {seconds_text(health.lag_s)}",
+        f"{health.reconnects} reconnect{'' if health.reconnects == 1 else 's'}",
+        f"{health.backfilled_candles} backfilled, {health.streamed_candles} streamed candles",
+    ]
+    if health.stale_symbols:
+        parts.append(f"stale: {', '.join(health.stale_symbols)}")
+    if not health.entries_allowed:
+        parts.append("new entries blocked")
+    line = ", ".join(parts)
+    if current:
+        return line
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+    why = "commander not running" if not running else f"not updated for {seconds_text(since)}"
+    return f"as of {stamp}, {why}: {line}"
+
+
 def overview(settings: Settings) -> Overview:
     folder = commander_dir(settings.data_dir)
     running = commander_running(folder)
@@ -320,6 +417,7 @@ def overview(settings: Settings) -> Overview:
         llm_cache_hit_rate=snapshot.llm_cache_hit_rate if snapshot else None,
         runs_waiting=[v.run_id for v in agent.runs(settings) if v.status == "awaiting_approval"],
         alerts=alerts(settings, limit=10),
+        feed=_feed_view(folder, running, time.time()),
     )
 
 

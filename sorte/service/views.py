@@ -118,6 +118,42 @@ class Health(BaseModel):
     checks: dict[str, str] = Field(description="check -> 'ok' or what is wrong")
 
 
+class SymbolFeedView(BaseModel):
+    symbol: str
+    last_seq: int | None = Field(None, description="Sequence number of the last bar")
+    last_bar_ts: float | None = Field(None, description="Open time (epoch s) of the last bar")
+    last_bar_age_s: float | None = Field(None, description="Seconds since the last bar closed, advanced to now")
+    lag_s: float | None = Field(None, description="Close of the last bar to its emission, in seconds")
+    stale: bool = False
+
+
+class FeedView(BaseModel):
+    """The commander's market feed as its last health snapshot tells it, ages advanced to now."""
+
+    source: str = Field(description="The exchange id, or 'replay'")
+    timeframe: str
+    mode: str = Field(description="starting, websocket, polling, replay or stopped")
+    symbols: list[SymbolFeedView]
+    oldest_bar_age_s: float | None = Field(None, description="The largest last-bar age of any symbol, now")
+    lag_s: float | None = Field(None, description="Largest lag of any symbol's last bar")
+    clock_offset_s: float = Field(0.0, description="Exchange clock minus local clock")
+    reconnects: int = 0
+    poll_failures: int = 0
+    backfilled_candles: int = 0
+    streamed_candles: int = 0
+    gaps: int = 0
+    stale_symbols: list[str] = Field(default_factory=list)
+    entries_allowed: bool = True
+    at: float = Field(description="Local wall time (epoch s) of the snapshot")
+    snapshot_age_s: float = Field(description="Seconds since the snapshot was written")
+    commander_running: bool
+    current: bool = Field(description="False when the commander is not running or the snapshot is old")
+    state: Literal["live", "stale", "old"] = Field(
+        description="live: current, no symbol stale; stale: some symbol is (no new entries); old: not current"
+    )
+    summary: str = Field(description="One line: what the page, the CLI and the bot show first")
+
+
 class Overview(BaseModel):
     commander_running: bool
     health: Literal["trading", "paused", "degraded", "stopped"]
@@ -132,6 +168,7 @@ class Overview(BaseModel):
     llm_cache_hit_rate: float | None = Field(None, description="None when the active cascade has no LLM stage")
     runs_waiting: list[str] = Field(default_factory=list, description="Agent runs waiting for approval")
     alerts: list[AlertView] = Field(default_factory=list)
+    feed: FeedView | None = Field(None, description="The market feed; None before a commander wrote its health")
 
 
 class ActionResult(BaseModel):
@@ -139,3 +176,18 @@ class ActionResult(BaseModel):
     action: str
     message: str
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+def seconds_text(seconds: float | None) -> str:
+    """A duration for people: '42 s', '7 min', '3.5 h', '2.0 d'; '-' for none."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

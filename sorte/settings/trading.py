@@ -48,7 +48,9 @@ class RuntimeSettings(BaseModel):
     model_config = {"extra": "forbid"}  # a typo in a key is an error, not a silent default
     mode: Literal["paper", "live"] = "paper"
     live_trading: bool = Field(False, description="Must be true, with credentials, before any real order is sent")
-    feed: Literal["replay", "ccxt"] = "replay"
+    feed: Literal["replay", "ccxt", "b3"] = Field(
+        "replay", description="replay (files or the demo market), ccxt (a crypto exchange) or b3 (brapi)"
+    )
     data: list[Path] = Field(default_factory=list, description="Replay files (CSV/Parquet); empty = bundled demo")
     symbols: list[str] = Field(default_factory=list, description="Symbols for the ccxt feed")
     speed: float = Field(0.0, ge=0, description="Replay speed: 0 = as fast as possible")

@@ -22,6 +22,7 @@ from sorte.telegram.texts import esc, t
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_LIST = 50
+FEED_SYMBOLS = 8  # symbols /status names; the count says how many there are
 
 
 # -- arguments ----------------------------------------------------------------------------------
@@ -103,8 +104,35 @@ async def status(ctx: BotContext, update: Update, context: ContextTypes.DEFAULT_
             profit=profit,
             positions=len(o.positions),
             waiting=", ".join(o.runs_waiting) or "-",
+            feed=_feed_text(o.feed, lang),
         ),
     )
+
+
+def _feed_text(f: service.FeedView | None, lang: str) -> str:
+    """The feed's lines of /status; none before a commander wrote its health."""
+    if f is None:
+        return ""
+    age = f.oldest_bar_age_s
+    text = t(
+        lang,
+        "feed_line",
+        what=f"{f.source} {f.timeframe}" + ("" if f.mode == f.source else f" {f.mode}"),
+        count=len(f.symbols),
+        symbols=" ".join(s.symbol for s in f.symbols[:FEED_SYMBOLS]) + (" …" if len(f.symbols) > FEED_SYMBOLS else ""),
+        last_bar=t(lang, "feed_no_bar") if age is None else t(lang, "feed_last_bar", age=service.seconds_text(age)),
+        lag=service.seconds_text(f.lag_s),
+        reconnects=f.reconnects,
+        backfilled=f.backfilled_candles,
+        streamed=f.streamed_candles,
+        offset=f.clock_offset_s,
+    )
+    if f.stale_symbols or not f.entries_allowed:
+        text += t(lang, "feed_stale", symbols=", ".join(f.stale_symbols) or "-")
+    if not f.current:
+        key = "feed_old_silent" if f.commander_running else "feed_old_stopped"
+        text += t(lang, key, when=_when(f.at), age=service.seconds_text(f.snapshot_age_s))
+    return text
 
 
 async def positions(ctx: BotContext, update: Update, context: ContextTypes.DEFAULT_TYPE, caller: Caller) -> None:

@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from sorte.config import Settings
 from sorte.errors import SorteError
-from sorte.service import ActionResult, actions, audit, reading
+from sorte.service import ActionResult, actions, audit, reading, seconds_text
 from sorte.web.api import MAX_REASON, RUN_ID
 from sorte.web.auth import COOKIE, check_action_session, check_read, logged_in, session_value, token_matches
 from sorte.web.charts import equity_svg
@@ -51,7 +51,7 @@ def _safe_link(url: str) -> str | None:
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES))
     env = templates.env
-    env.filters.update(when=_when, pct=_pct, ms=_ms, safe_link=_safe_link)
+    env.filters.update(when=_when, pct=_pct, ms=_ms, age=seconds_text, safe_link=_safe_link)
     env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, default=str)
     return templates
 

@@ -25,13 +25,12 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def cdir(settings: Settings) -> Path:
     path = settings.data_dir / "commander"
-    feed, fingerprint = open_source(settings)
-    open_owned(ledger_path(path), fingerprint, False, "feed").close()
+    open_owned(ledger_path(path), open_source(settings).fingerprint, False, "feed").close()
     return path
 
 
 def batches(settings: Settings, n: int) -> list[list[list]]:
-    feed, _ = open_source(settings)
+    feed = open_source(settings)
 
     async def take() -> list[list[list]]:
         return [[bar_row(b) for b in await feed.next_batch()] for _ in range(n)]

@@ -129,9 +129,9 @@ BOT: dict[str, dict[Language, str]] = {
     },
     "status": {
         "en": "<b>Sorte</b>: {health}{paused}\nCommander: {commander}\nActive: {active}\nSlot holding the lease: "
-        "{slot}\n{profit}\nOpen positions: {positions}\nRuns waiting for approval: {waiting}",
+        "{slot}\n{profit}\nOpen positions: {positions}\nRuns waiting for approval: {waiting}{feed}",
         "pt": "<b>Sorte</b>: {health}{paused}\nComandante: {commander}\nAtiva: {active}\nSlot com o lease: {slot}\n"
-        "{profit}\nPosições abertas: {positions}\nExecuções à espera de aprovação: {waiting}",
+        "{profit}\nPosições abertas: {positions}\nExecuções à espera de aprovação: {waiting}{feed}",
     },
     "running": {"en": "running", "pt": "a correr"},
     "not_running": {"en": "not running", "pt": "parado"},
@@ -141,6 +141,27 @@ BOT: dict[str, dict[Language, str]] = {
         "pt": "Património {equity:.2f} ({ret:+.2f}%), realizado {realised:+.2f}, taxas {fees:.2f}",
     },
     "no_profit": {"en": "No trading yet.", "pt": "Ainda sem negociação."},
+    "feed_line": {
+        "en": "\nFeed: {what}, {count} symbols ({symbols}), {last_bar}, lag {lag}, {reconnects} reconnects, "
+        "{backfilled} backfilled and {streamed} streamed candles, clock offset {offset:+.2f} s",
+        "pt": "\nDados de mercado: {what}, {count} símbolos ({symbols}), {last_bar}, atraso {lag}, "
+        "{reconnects} religações, {backfilled} velas recuperadas e {streamed} recebidas em stream, "
+        "desvio do relógio {offset:+.2f} s",
+    },
+    "feed_last_bar": {"en": "last bar {age} ago", "pt": "última barra há {age}"},
+    "feed_no_bar": {"en": "no bar yet", "pt": "ainda sem barras"},
+    "feed_stale": {
+        "en": "\n⚠ Stale: {symbols}; new entries blocked",
+        "pt": "\n⚠ Sem dados novos: {symbols}; novas entradas bloqueadas",
+    },
+    "feed_old_stopped": {
+        "en": "\n(as of {when} UTC, commander not running)",
+        "pt": "\n(às {when} UTC, comandante parado)",
+    },
+    "feed_old_silent": {
+        "en": "\n(as of {when} UTC, not updated for {age})",
+        "pt": "\n(às {when} UTC, sem atualização há {age})",
+    },
     "profit": {
         "en": "<b>Profit</b>\nStart {initial:.2f} → equity {equity:.2f} ({ret:+.2f}%)\nRealised {realised:+.2f}, "
         "fees {fees:.2f}\nClosed trades {closed}, wins {wins} ({win_rate})\nMax drawdown {dd:.2f}%\nSteps {steps}",
