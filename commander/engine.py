@@ -41,6 +41,7 @@ from commander.handover import Handover
 from commander.history import DeploymentHistory
 from commander.inbox import Inbox
 from commander.lease import Lease
+from commander.pairs import PairRotation, pair_selector
 from commander.pipeline import Pipeline
 from commander.runs import CommanderReport
 from commander.slot_runs import SlotRuns
@@ -81,6 +82,13 @@ class Commander(CommanderState):
     def step_loop(self) -> StepLoop:
         return StepLoop(self, self.slot_runs, self.handover)
 
+    @cached_property
+    def pairs(self) -> PairRotation | None:
+        """The pair selection, on a live feed with market.pairs.enabled."""
+        if not (self.feed.live and self.settings.market.pairs.enabled):
+            return None
+        return PairRotation(self, pair_selector(self.settings, self.feed))
+
     # -- life ------------------------------------------------------------------------------
     def stop(self) -> None:
         """Finish the step in flight, stop the slots, return from ``run``."""
@@ -98,6 +106,8 @@ class Commander(CommanderState):
             while not self.stopping.is_set():
                 await self.observer.before_between_steps()
                 await self.pipeline.between_steps()
+                if self.pairs is not None:
+                    await self.pairs.between_steps()
                 await self.observer.after_between_steps()
                 if (until is not None and until(self)) or (max_ticks is not None and done >= max_ticks):
                     break
@@ -145,6 +155,9 @@ class Commander(CommanderState):
     async def _shutdown(self) -> None:
         with contextlib.suppress(Exception):  # a collector that failed has nothing left to release
             await self.feed.close()
+        if "pairs" in self.__dict__ and self.pairs is not None:
+            with contextlib.suppress(Exception):
+                await self.pairs.close()
         if hasattr(self, "alerts"):
             self._write_feed_health(force=True)  # the last figures, as the feed stopped
         if self.starting is not None:

@@ -58,6 +58,7 @@ class StepOp(Message):
     bars: list[list[Any]]  # ``bar_row`` each
     entries: bool = True  # False: a hand-over's last step on the active slot, no new entries
     feed_gap: bool = False
+    warmup: Warmup | None = None  # symbols whose first bar is in this step: their history before it
 
 
 class StopOp(Message):

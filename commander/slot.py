@@ -151,6 +151,8 @@ class Slot:
         await self.runtime.resume()
         self.role, self.epoch = role, epoch
         self.last_seq = dict(self.runtime.cursor)
+        if isinstance(self.source, WarmupHistory):  # a live feed: symbols not traded yet start warm too
+            await self._warm(self.source, [s for s in self.source.symbols if s not in self.runtime.cursor])
         self.equity = self.runtime.broker.equity()
         self.fallbacks = self._fallbacks()
         if role == "active":
@@ -209,6 +211,8 @@ class Slot:
         if self.runtime is None or self.role is None:
             return Fault(tick=tick, kind="no_role", detail="a step arrived before a role")
         bars = [row_bar(r) for r in msg.bars]
+        if msg.warmup is not None:  # symbols joining the feed (pair selection): warm, and a new sequence
+            await self._warm(WarmupHistory(msg.warmup), sorted(msg.warmup.bars))
         gap = "" if msg.feed_gap else self._gap(bars)  # a gap the commander saw in its feed
         if gap:
             self.broken = gap
@@ -248,6 +252,13 @@ class Slot:
             t_recv=t_recv,
             t=time.monotonic(),
         )
+
+    async def _warm(self, history: WarmupHistory, symbols: list[str]) -> None:
+        assert self.runtime is not None
+        for symbol in symbols:
+            window = await history.history(symbol, 2**62, self.runtime.cascade.window)
+            self.runtime.add_symbol(symbol, window)
+            self.last_seq.pop(symbol, None)
 
     def _report(self, write: Any) -> None:
         """The front-ends' snapshot and alerts: a full disk there must not stop trading."""

@@ -46,7 +46,8 @@ class Source(Protocol):
     def finished(self, cursor: dict[str, int]) -> bool: ...
     def fresh(self, bars: list[Bar]) -> bool: ...
     def health(self) -> FeedHealth: ...
-    def warmup(self, last: dict[str, int]) -> Warmup | None: ...
+    def warmup(self, last: dict[str, int], symbols: list[str] | None = None) -> Warmup | None: ...
+    async def set_symbols(self, symbols: list[str]) -> list[str]: ...
     def route_alerts(self, handler: Callable[[MarketAlert], None]) -> None: ...
     async def close(self) -> None: ...
 
@@ -74,8 +75,11 @@ class ReplaySource(ReplayFeed):
             source="replay", timeframe=timeframe_name(interval), mode="replay", symbols=symbols, at=time.time()
         )
 
-    def warmup(self, last: dict[str, int]) -> Warmup | None:
+    def warmup(self, last: dict[str, int], symbols: list[str] | None = None) -> Warmup | None:
         return None  # a slot replays the same files itself
+
+    async def set_symbols(self, symbols: list[str]) -> list[str]:
+        raise ConfigError("a replay trades the symbols of its files: pair selection needs a live feed")
 
     def route_alerts(self, handler: Callable[[MarketAlert], None]) -> None:
         """A replay raises no market alerts."""
@@ -96,11 +100,11 @@ class LiveSource(MarketFeed):
     def finished(self, cursor: dict[str, int]) -> bool:
         return False
 
-    def warmup(self, last: dict[str, int]) -> Warmup | None:
+    def warmup(self, last: dict[str, int], symbols: list[str] | None = None) -> Warmup | None:
         """Each symbol's newest cached bars up to the last one sent: a slot's warm-up."""
         seq = self.collector.emitter.seq
         bars = {}
-        for symbol in self.symbols:
+        for symbol in self.symbols if symbols is None else symbols:
             w = self.collector.history(symbol, self.warmup_bars, last[symbol] + 1 if symbol in last else None)
             bars[symbol] = [
                 [seq([w.ts[i] * 1000]), *(float(col[i]) for col in (w.ts, w.open, w.high, w.low, w.close, w.volume))]
@@ -131,13 +135,16 @@ def open_source(settings: Settings, clock: Clock | None = None) -> Source:
     feed = settings.runtime.feed
     if feed == "replay":
         return replay_source(settings)
-    if not settings.runtime.symbols:
+    from commander.pairs import first_symbols  # the pair selection is the commander's, not the feed's
+
+    symbols = first_symbols(settings)
+    if not symbols:
         raise ConfigError(
             f"the {feed} feed needs symbols: pass --symbols BTC/USDT,ETH/USDT or set runtime.symbols in the config"
         )
     if settings.runtime.data:
         raise ConfigError("runtime.data replays files; it does not combine with a live feed (runtime.feed=replay)")
-    return LiveSource(Collector(settings, clock=clock))
+    return LiveSource(Collector(settings, symbols, clock=clock))
 
 
 def replay_source(settings: Settings) -> ReplaySource:

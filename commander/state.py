@@ -55,6 +55,7 @@ class CommanderState:
         self.tick = 0
         self.recent: deque[tuple[int, list[Bar]]] = deque(maxlen=SAMPLES_KEPT)
         self.feed_last: dict[str, int] = {}
+        self.joining: set[str] = set()  # symbols added to the feed whose first bar is still to come
         self.handoffs: list[HandoffRecord] = []
         self.rollbacks: list[RollbackRecord] = []
         self.restarts = 0

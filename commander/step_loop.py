@@ -8,7 +8,7 @@ import asyncio
 
 from commander.deployment import CheckResult
 from commander.handover import Handover
-from commander.protocol import Done, Fault, StepOp, bar_row
+from commander.protocol import Done, Fault, StepOp, Warmup, bar_row
 from commander.runs import SlotRun
 from commander.slot_runs import SlotRuns
 from commander.slots import SlotDied
@@ -25,6 +25,7 @@ class StepLoop:
     async def step(self, bars: list[Bar]) -> None:
         s = self.s
         s.tick += 1
+        warmup = self.joined(bars)
         feed_gap = self.check_feed(bars)
         s.recent.append((s.tick, bars))
         rows = [bar_row(b) for b in bars]
@@ -32,7 +33,10 @@ class StepLoop:
         stopping = s.pending is not None  # a hand-over: the active slot takes no new entries in this step
         fresh = s.feed.fresh(bars)  # no entries on old prices (a catch-up, a backfill), in every slot alike
         replies = await asyncio.gather(
-            *(self.send(run, bars, rows, fresh and not (stopping and run.role == "active"), feed_gap) for run in runs)
+            *(
+                self.send(run, bars, rows, fresh and not (stopping and run.role == "active"), feed_gap, warmup)
+                for run in runs
+            )
         )
         for run, reply in zip(runs, replies, strict=True):
             if isinstance(reply, Done):
@@ -49,9 +53,15 @@ class StepLoop:
             s.backoff = s.cs.restart_backoff_s
 
     async def send(
-        self, run: SlotRun, bars: list[Bar], rows: list[list[object]], entries: bool, feed_gap: bool
+        self,
+        run: SlotRun,
+        bars: list[Bar],
+        rows: list[list[object]],
+        entries: bool,
+        feed_gap: bool,
+        warmup: Warmup | None = None,
     ) -> Done | Fault:
-        op = StepOp(tick=self.s.tick, bars=rows, entries=entries, feed_gap=feed_gap)
+        op = StepOp(tick=self.s.tick, bars=rows, entries=entries, feed_gap=feed_gap, warmup=warmup)
         try:
             reply = await run.client.request(op, self.s.cs.step_timeout_s)
         except SlotDied as exc:
@@ -60,6 +70,17 @@ class StepLoop:
             reply = Fault(kind="protocol", detail=f"answered a step with {reply.ev!r}")
         self.s.observer.on_step_reply(run, bars, entries, reply)
         return reply
+
+    def joined(self, bars: list[Bar]) -> Warmup | None:
+        """The history of symbols whose first bar is in this step (added by pair selection)."""
+        s = self.s
+        first = {b.symbol: b.seq - 1 for b in bars if b.symbol in s.joining}
+        if not first:
+            return None
+        s.joining -= set(first)
+        for symbol in first:
+            s.feed_last.pop(symbol, None)  # a symbol traded before starts a new sequence
+        return s.feed.warmup(first, sorted(first))
 
     def check_feed(self, bars: list[Bar]) -> bool:
         """Report a gap in the feed itself (the slots are told, so it is no fault of theirs)."""

@@ -2,8 +2,11 @@
 
 Only closed candles are written. A candle is keyed by (symbol, timeframe, open time), so one
 written twice (a backfill overlapping the stream, a restart refetching) is stored once, with
-the latest values. WAL with ``synchronous=FULL``: a commit survives a crash of the process and
-of the machine, and readers (a status page, a second slot) never block the writer.
+the latest values. WAL with ``synchronous=NORMAL``: a commit survives a crash of the process
+(not always one of the machine, which costs an fsync per candle on the path to the decisions);
+readers (a status page, a second slot) never block the writer. What a machine crash loses is
+refetched: the candles after the ledger's cursor come from REST on a resume, and a lookback
+with holes is prefetched again from its first missing candle.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class CandleCache:
         try:
             self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise DataError(f"candle cache {self.path} cannot be opened: {exc}") from None

@@ -85,6 +85,7 @@ class Collector:
         self.mode: Mode = "starting"
         self.reconnects = self.poll_failures = 0
         self.session_alive = False  # the current WebSocket session delivered something
+        self.symbols_changed = asyncio.Event()
         self._started = False
 
     # -- public surface ------------------------------------------------------------------
@@ -123,6 +124,27 @@ class Collector:
     async def close(self) -> None:
         await self.venue.close()
         self.cache.close()
+
+    async def set_symbols(self, symbols: list[str]) -> list[str]:
+        """Collect ``symbols`` from now on; returns those added, their markets checked and their
+        lookback prefetched (their bars start after the newest closed candle). A dropped
+        symbol's bars stop; its candles stay in the cache."""
+        wanted = sorted(set(symbols))
+        added = [s for s in wanted if s not in self.states]
+        if added:
+            await self.venue.load_symbols(added)  # an unknown symbol fails here, nothing changed
+            for symbol in added:
+                state = SymbolState(symbol)
+                fetched = await self.rest.prefetch(state, self.market.prefetch_bars)
+                log.info("market_symbol_added", source=self.source, symbol=symbol, fetched=fetched)
+                self.states[symbol] = state
+        for symbol in [s for s in self.states if s not in wanted]:
+            del self.states[symbol]
+            log.info("market_symbol_dropped", source=self.source, symbol=symbol)
+        if wanted != self.symbols:
+            self.symbols = wanted
+            self.symbols_changed.set()  # the WebSocket session watches the added ones too
+        return added
 
     def streams(self) -> bool:
         """Whether the WebSocket is used: asked for, and offered by the venue (ccxt.pro)."""
@@ -171,7 +193,9 @@ class Collector:
     # -- what the stream and the polls call ----------------------------------------------
     async def accept_streamed(self, symbol: str, row: list[float]) -> None:
         """A closed candle from the WebSocket: missed ones before it come from REST first."""
-        state = self.states[symbol]
+        state = self.states.get(symbol)
+        if state is None:  # dropped while its stream was still open
+            return
         async with state.lock:
             seq = self.emitter.seq(row)
             if state.last_seq is not None and seq > state.last_seq + 1:

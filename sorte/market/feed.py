@@ -34,6 +34,7 @@ class MarketFeed:
         self.queue = collector.subscribe()
         self.cursor: dict[str, int] = {}
         self.pending: list[Bar] = []
+        self.sent_ts: dict[str, float] = {}  # each symbol's last candle time handed out
         self.task: asyncio.Task[None] | None = None
 
     # -- Feed ------------------------------------------------------------------------------
@@ -50,7 +51,7 @@ class MarketFeed:
         self._drain()
         if not self.pending:
             with contextlib.suppress(TimeoutError):
-                self.pending.append(await asyncio.wait_for(self.queue.get(), self.wait_s))
+                self._keep(await asyncio.wait_for(self.queue.get(), self.wait_s))
             self._drain()
             if not self.pending:
                 self._check_collector()
@@ -61,10 +62,12 @@ class MarketFeed:
             if self._complete(ts) or (left := deadline - time.monotonic()) <= 0:
                 break
             with contextlib.suppress(TimeoutError):
-                self.pending.append(await asyncio.wait_for(self.queue.get(), left))
+                self._keep(await asyncio.wait_for(self.queue.get(), left))
             self._drain()
         batch = sorted((b for b in self.pending if b.ts == ts), key=lambda b: b.symbol)
         self.pending = [b for b in self.pending if b.ts != ts]
+        for b in batch:
+            self.sent_ts[b.symbol] = ts
         return batch
 
     def interval_s(self, symbol: str) -> float:
@@ -80,6 +83,14 @@ class MarketFeed:
             return
         await self.collector.start(self.cursor or None)
         self.task = asyncio.create_task(self.collector.run(), name=f"collector-{self.collector.source}")
+
+    async def set_symbols(self, symbols: list[str]) -> list[str]:
+        """Collect ``symbols`` from the next candle on; returns the added ones. Bars of a
+        dropped symbol still waiting here are discarded with it."""
+        added = await self.collector.set_symbols(symbols)
+        self.symbols = list(self.collector.symbols)
+        self.pending = [b for b in self.pending if b.symbol in self.symbols]
+        return added
 
     def fresh(self, bars: list[Bar]) -> bool:
         """Whether new entries may be taken on ``bars``: recent, and no symbol stale."""
@@ -97,10 +108,17 @@ class MarketFeed:
 
     def _drain(self) -> None:
         while not self.queue.empty():
-            self.pending.append(self.queue.get_nowait())
+            self._keep(self.queue.get_nowait())
+
+    def _keep(self, bar: Bar) -> None:
+        if bar.symbol in self.collector.states:  # not a symbol dropped since it was emitted
+            self.pending.append(bar)
 
     def _complete(self, ts: float) -> bool:
-        return {b.symbol for b in self.pending if b.ts == ts} >= set(self.symbols)
+        """Every symbol has its bar of ``ts`` here, or went past it already (the rest of a
+        candle whose first bars left in an earlier batch waits for nobody)."""
+        here = {b.symbol for b in self.pending if b.ts == ts}
+        return all(s in here or self.sent_ts.get(s, -1.0) >= ts for s in self.symbols)
 
     def _check_collector(self) -> None:
         """A collector that stopped (a bad symbol, an error it cannot recover) ends the feed."""

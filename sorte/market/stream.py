@@ -38,11 +38,17 @@ def take_closed(pending: dict[str, Row], symbol: str, rows: list[Row]) -> list[R
 async def websocket_session(collector: Collector) -> None:
     """Stream until the connection fails; raises the first error (the caller reconnects)."""
     pending: dict[str, Row] = {}
+    watching: set[str] = set()
     try:
         async with asyncio.TaskGroup() as group:
-            for symbol in collector.symbols:
-                group.create_task(_watch(collector, symbol, pending))
             group.create_task(_overdue(collector))
+            while True:  # a symbol added joins this session; a dropped one's stream is left to idle
+                for symbol in collector.symbols:  # (cancelling a ccxt watch can leave it unfinishable)
+                    if symbol not in watching:
+                        watching.add(symbol)
+                        group.create_task(_watch(collector, symbol, pending))
+                await collector.symbols_changed.wait()
+                collector.symbols_changed.clear()
     except BaseExceptionGroup as errors:
         raise errors.exceptions[0] from None
 

@@ -175,6 +175,17 @@ class Runtime:
         log.info("runtime_resumed", step=self.step, cursor=cursor)
         self.listener("resumed", self.step)
 
+    def add_symbol(self, symbol: str, window: Ohlcv) -> None:
+        """Trade ``symbol`` from the next step on, its indicators warm from ``window`` (the bars
+        before its first one): a symbol that joins a live feed, or one with no cursor yet."""
+        buffer = _Buffer(self.cascade.window, interval=window.interval_s or self.feed.interval_s(symbol))
+        buffer.extend(window)
+        self.buffers[symbol] = buffer
+        if len(window):
+            self.broker.last_price.setdefault(symbol, float(window.close[-1]))
+        if symbol not in self.feed.symbols:
+            self.feed.symbols.append(symbol)
+
     async def run(self, max_steps: int | None = None) -> RunSummary:
         await self.resume()
         done = 0

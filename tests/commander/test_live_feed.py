@@ -23,7 +23,7 @@ from commander.runs import SlotRun
 from commander.source import LiveSource
 from commander.status import commander_dir
 from sorte import paths
-from sorte.config import Settings
+from sorte.config import PairsSettings, Settings
 from sorte.market import Collector, read_health
 from sorte.runtime.ledger import Ledger
 from sorte.runtime.values import Bar
@@ -202,3 +202,51 @@ def test_dropped_sockets_and_an_outage_lose_no_bar_and_old_prices_take_no_entrie
     assert len(recent) >= 50 and all(recent)
     health = read_health(paths.feed_health(commander_dir(settings.data_dir)))
     assert health is not None and health.reconnects >= 3 and health.backfilled_candles >= 15
+
+
+def test_pair_selection_adds_and_drops_symbols_and_keeps_one_with_an_open_position(repo, tmp_path) -> None:
+    fake = FakeBinance(("BTC/USDT", "ETH/USDT", "SOL/USDT"), bars=400, future=6000).start().start_stream()
+    for symbol, volume in (("BTC/USDT", 5e6), ("ETH/USDT", 4e6), ("SOL/USDT", 1e6)):
+        fake.set_ticker(symbol, quote_volume=volume)
+    settings = live_settings(repo, tmp_path / "var", fake)
+    pairs = {"enabled": True, "number_assets": 2, "min_quote_volume": 1e5, "refresh_s": 10, "blacklist": []}
+    market = settings.market.model_copy(update={"pairs": PairsSettings(**pairs, min_volatility_pct=0)})
+    settings = settings.model_copy(update={"market": market})
+    books: list[dict[str, object]] = []
+    swapped: list[int] = []
+
+    class Watch(Steps):
+        def on_step_reply(self, run: SlotRun, bars: list[Bar], entries: bool, reply: Done | Fault) -> None:
+            super().on_step_reply(run, bars, entries, reply)
+            if run.role == "active" and isinstance(reply, Done):
+                books.append(reply.book)
+                if not swapped and "ETH/USDT" in reply.book["positions"]:
+                    fake.set_ticker("ETH/USDT", quote_volume=5e5)  # ETH falls out of the top two
+                    swapped.append(len(steps.sent))
+                    assert commander.pairs is not None
+                    commander.pairs.refresh_soon()  # while the position is open, not refresh_s later
+
+    def dropped_eth(c: Commander) -> bool:
+        return bool(swapped) and "ETH/USDT" not in c.feed.symbols
+
+    try:
+        with Ticking(fake) as ticking:
+            steps = Watch(ticking)
+            commander = commander_on(settings, fake, steps)
+            asyncio.run(commander.run(max_ticks=400, until=dropped_eth))
+    finally:
+        fake.stop()
+
+    assert swapped, "the active slot never held ETH/USDT"
+    alerts = [a for a in read_alerts(commander_dir(settings.data_dir), limit=100) if a["kind"] == "pairs_changed"]
+    kept = next(a for a in alerts if a["kept"] == ["ETH/USDT"])
+    assert kept["added"] == ["SOL/USDT"], alerts
+    assert alerts[-1]["dropped"] == ["ETH/USDT"] and commander.feed.symbols == ["BTC/USDT", "SOL/USDT"]
+    sent = [(b.symbol, b.seq) for bars, _ in steps.sent for b in bars]
+    eth = [seq for symbol, seq in sent if symbol == "ETH/USDT"]
+    assert eth == list(range(eth[0], eth[0] + len(eth)))  # ETH's bars went on, whole, while it was held
+    last_eth_step = max(i for i, (bars, _) in enumerate(steps.sent) if any(b.symbol == "ETH/USDT" for b in bars))
+    assert "ETH/USDT" not in books[last_eth_step]["positions"]  # ... until its position closed
+    sol = [seq for symbol, seq in sent if symbol == "SOL/USDT"]
+    assert len(sol) >= 5 and sol == list(range(sol[0], sol[0] + len(sol)))
+    assert commander.report().feed_gaps == 0

@@ -22,6 +22,10 @@ class Stub:
         self.stale: set[str] = set()
         self.queue: asyncio.Queue[Bar] = asyncio.Queue()
 
+    @property
+    def states(self) -> dict[str, object]:
+        return dict.fromkeys(self.symbols)
+
     def subscribe(self) -> asyncio.Queue[Bar]:
         return self.queue
 
@@ -116,3 +120,16 @@ def test_a_collector_that_failed_ends_the_feed_with_its_error() -> None:
         assert "unknown symbol" in str(exc)
     else:
         raise AssertionError("the collector's failure was swallowed")
+
+
+def test_the_rest_of_a_split_candle_waits_for_nobody() -> None:
+    async def body() -> tuple[list, list]:
+        stub = Stub(["A", "B"])
+        feed = feed_of(stub)
+        stub.queue.put_nowait(bar("A", 3))  # B's bar of this time comes after the settle wait
+        first = seqs(await feed.next_batch())
+        feed.settle_s = 600  # a wait for A's bar of time 3, which already left, would hang here
+        stub.queue.put_nowait(bar("B", 3))
+        return first, seqs(await asyncio.wait_for(feed.next_batch(), 10))
+
+    assert asyncio.run(body()) == ([("A", 3)], [("B", 3)])
