@@ -101,16 +101,28 @@ class LiveSource(MarketFeed):
         return False
 
     def warmup(self, last: dict[str, int], symbols: list[str] | None = None) -> Warmup | None:
-        """Each symbol's newest cached bars up to the last one sent: a slot's warm-up."""
+        """Each symbol's cached bars before the first one not sent yet: a slot's warm-up (a bar
+        already emitted but still waiting here is not in it, or the slot would see it twice)."""
         seq = self.collector.emitter.seq
+        self._drain()
         bars = {}
         for symbol in self.symbols if symbols is None else symbols:
-            w = self.collector.history(symbol, self.warmup_bars, last[symbol] + 1 if symbol in last else None)
+            w = self.collector.history(symbol, self.warmup_bars, self.unsent(symbol, last))
             bars[symbol] = [
                 [seq([w.ts[i] * 1000]), *(float(col[i]) for col in (w.ts, w.open, w.high, w.low, w.close, w.volume))]
                 for i in range(len(w))
             ]
         return Warmup(interval_s=self.collector.interval_s, bars=bars)
+
+    def unsent(self, symbol: str, last: dict[str, int]) -> int | None:
+        """The sequence number of the symbol's first bar not sent to the slots yet."""
+        if symbol in last:
+            return last[symbol] + 1
+        waiting = [b.seq for b in self.pending if b.symbol == symbol]
+        if waiting:
+            return min(waiting)
+        state = self.collector.states.get(symbol)
+        return None if state is None or state.last_seq is None else state.last_seq + 1
 
     def route_alerts(self, handler: Callable[[MarketAlert], None]) -> None:
         self.collector.on_alert = handler

@@ -148,14 +148,20 @@ def ledger_cursor(settings: Settings) -> dict[str, int]:
 def test_an_a_a_deployment_is_promoted_on_live_candles_with_no_bar_lost(repo, tmp_path, fake) -> None:
     settings = live_settings(repo, tmp_path / "var", fake)
     with Ticking(fake) as ticking:
-        ticking.go.set()
-        asyncio.run(commander_on(settings, fake).run(max_ticks=20))  # the first deployment trades alone
+        first_steps = Steps(ticking)
+        first = commander_on(settings, fake, first_steps)
+        first_warmups = spy_warmups(first)
+        asyncio.run(first.run(max_ticks=20))  # the first deployment trades alone, from no cursor
         cursor = ledger_cursor(settings)
         d = request_deployment(settings.data_dir, head(repo), "test", "aa")
         commander = commander_on(settings, fake)
         warmups = spy_warmups(commander)
         asyncio.run(commander.run(max_ticks=400, until=deployment_settled(settings, d.id)))
 
+    # The very first slot started warm too: the lookback ends just before the first bar it was sent.
+    (warmup, _), first_bars = first_warmups[0], first_steps.sent[0][0]
+    for b in first_bars:
+        assert len(warmup.bars[b.symbol]) >= 200 and warmup.bars[b.symbol][-1][0] == b.seq - 1
     # Each slot started warm: the lookback came from the commander's cache, up to the last bar sent.
     assert len(warmups) >= 2
     for warmup, last in warmups:
