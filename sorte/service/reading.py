@@ -337,6 +337,7 @@ def _feed_view(folder: Path, running: bool, now: float) -> FeedView | None:
         mode=health.mode,
         symbols=symbols,
         oldest_bar_age_s=oldest,
+        newest_seq=max((s.last_seq for s in symbols if s.last_seq is not None), default=None),
         lag_s=health.lag_s,
         clock_offset_s=health.clock_offset_s,
         reconnects=health.reconnects,
@@ -363,6 +364,12 @@ def _interval_s(timeframe: str) -> float:
         return 60.0
 
 
+def _last_bar(age: float | None, seq: int | None) -> str:
+    if age is not None:
+        return f"last bar {seconds_text(age)} ago"
+    return "no bar yet" if seq is None else f"at bar {seq}"  # a replay: its bars have no age
+
+
 def _feed_summary(
     health: FeedHealth, oldest: float | None, at: float, since: float, running: bool, current: bool
 ) -> str:
@@ -370,7 +377,7 @@ def _feed_summary(
     parts = [
         f"{health.source} {health.timeframe}{mode}",
         f"{len(health.symbols)} symbol{'' if len(health.symbols) == 1 else 's'}",
-        f"last bar {seconds_text(oldest)} ago" if oldest is not None else "no bar yet",
+        _last_bar(oldest, max((s.last_seq for s in health.symbols if s.last_seq is not None), default=None)),
         f"lag {seconds_text(health.lag_s)}",
         f"{health.reconnects} reconnect{'' if health.reconnects == 1 else 's'}",
         f"{health.backfilled_candles} backfilled, {health.streamed_candles} streamed candles",

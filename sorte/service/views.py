@@ -135,6 +135,7 @@ class FeedView(BaseModel):
     mode: str = Field(description="starting, websocket, polling, replay or stopped")
     symbols: list[SymbolFeedView]
     oldest_bar_age_s: float | None = Field(None, description="The largest last-bar age of any symbol, now")
+    newest_seq: int | None = Field(None, description="The highest last bar sequence number (a replay has no ages)")
     lag_s: float | None = Field(None, description="Largest lag of any symbol's last bar")
     clock_offset_s: float = Field(0.0, description="Exchange clock minus local clock")
     reconnects: int = 0

@@ -109,6 +109,12 @@ async def status(ctx: BotContext, update: Update, context: ContextTypes.DEFAULT_
     )
 
 
+def _last_bar(age: float | None, seq: int | None, lang: str) -> str:
+    if age is not None:
+        return t(lang, "feed_last_bar", age=service.seconds_text(age))
+    return t(lang, "feed_no_bar") if seq is None else t(lang, "feed_at_bar", seq=seq)  # a replay has no ages
+
+
 def _feed_text(f: service.FeedView | None, lang: str) -> str:
     """The feed's lines of /status; none before a commander wrote its health."""
     if f is None:
@@ -120,7 +126,7 @@ def _feed_text(f: service.FeedView | None, lang: str) -> str:
         what=f"{f.source} {f.timeframe}" + ("" if f.mode == f.source else f" {f.mode}"),
         count=len(f.symbols),
         symbols=" ".join(s.symbol for s in f.symbols[:FEED_SYMBOLS]) + (" …" if len(f.symbols) > FEED_SYMBOLS else ""),
-        last_bar=t(lang, "feed_no_bar") if age is None else t(lang, "feed_last_bar", age=service.seconds_text(age)),
+        last_bar=_last_bar(age, f.newest_seq, lang),
         lag=service.seconds_text(f.lag_s),
         reconnects=f.reconnects,
         backfilled=f.backfilled_candles,

@@ -87,3 +87,19 @@ def test_the_replay_feed_and_a_snapshot_without_its_time(settings: Settings) -> 
         undated = service.feed(settings)
     assert undated is not None and undated.at == pytest.approx(time.time(), abs=30)  # the file's time
     assert undated.current
+
+
+def test_a_replay_as_the_commander_writes_it_shows_its_bar_not_an_age(settings: Settings) -> None:
+    from commander.source import replay_source
+
+    source = replay_source(
+        settings.model_copy(update={"runtime": settings.runtime.model_copy(update={"demo_bars": 60})})
+    )
+    source.seek({s: 41 for s in source.symbols})
+    folder = paths.commander_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    write_health(paths.feed_health(folder), source.health())
+    with commander_lock(settings.data_dir):
+        view = service.feed(settings)
+    assert view is not None and view.newest_seq == 41 and view.oldest_bar_age_s is None
+    assert view.summary.startswith(f"replay {source.health().timeframe}, 4 symbols, at bar 41"), view.summary

@@ -150,6 +150,7 @@ BOT: dict[str, dict[Language, str]] = {
     },
     "feed_last_bar": {"en": "last bar {age} ago", "pt": "última barra há {age}"},
     "feed_no_bar": {"en": "no bar yet", "pt": "ainda sem barras"},
+    "feed_at_bar": {"en": "at bar {seq}", "pt": "na barra {seq}"},
     "feed_stale": {
         "en": "\n⚠ Stale: {symbols}; new entries blocked",
         "pt": "\n⚠ Sem dados novos: {symbols}; novas entradas bloqueadas",
