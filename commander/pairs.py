@@ -16,8 +16,8 @@ import structlog
 from commander.source import Source
 from commander.state import CommanderState
 from sorte.config import Settings
-from sorte.errors import ConfigError, DataError, SorteError
-from sorte.market.pairs import PairSelection, PairSelector, read_selection
+from sorte.errors import ConfigError, SorteError
+from sorte.market.pairs import PairSelection, PairSelector, saved_selection
 from sorte.paths import pairs_file
 
 log = structlog.get_logger("sorte.commander")
@@ -46,11 +46,8 @@ def first_symbols(settings: Settings) -> list[str]:
         return list(settings.runtime.symbols)
     if settings.runtime.feed != "ccxt":
         raise ConfigError("market.pairs selects among a crypto exchange's tickers: it needs runtime.feed=ccxt")
-    try:
-        saved = read_selection(pairs_file(settings.data_dir))
-    except DataError:
-        saved = None  # the selector writes a new one
-    if saved is not None and saved.source == settings.exchange.name and saved.symbols:
+    saved = saved_selection(pairs_file(settings.data_dir), settings.exchange.name)
+    if saved is not None and saved.symbols:
         return list(saved.symbols)
     if settings.runtime.symbols:
         return list(settings.runtime.symbols)

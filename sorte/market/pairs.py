@@ -471,6 +471,17 @@ def read_selection(path: Path) -> PairSelection | None:
         raise DataError(f"pair selection {path} is malformed ({first}): {hint}") from None
 
 
+def saved_selection(path: Path, source: str) -> PairSelection | None:
+    """The selection saved for ``source``; None when there is none or it cannot be read (the
+    next refresh writes a new one)."""
+    try:
+        saved = read_selection(path)
+    except DataError as exc:
+        log.warning("pairs_saved_unreadable", reason=str(exc))
+        return None
+    return saved if saved is not None and saved.source == source else None
+
+
 # -- the selector ----------------------------------------------------------------------------
 class PairSelector:
     """Fetches the exchange's tickers, selects pairs, keeps and saves the selection.
@@ -510,14 +521,8 @@ class PairSelector:
             attempts=market.request_attempts,
             backoff_s=market.reconnect_backoff_s,
         )
-        self.last: PairSelection | None = None
-        try:
-            saved = read_selection(self.path)
-        except DataError as exc:
-            log.warning("pairs_saved_unreadable", reason=str(exc))
-            saved = None
-        if saved is not None and saved.source == self.source and saved.settings == self.pairs:
-            self.last = saved
+        saved = saved_selection(self.path, self.source)
+        self.last: PairSelection | None = saved if saved is not None and saved.settings == self.pairs else None
 
     @property
     def at(self) -> float | None:
