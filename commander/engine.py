@@ -37,10 +37,12 @@ import structlog
 
 from commander.alerts import Alerts
 from commander.deployment import Deployment, DeploymentError
+from commander.gateway import OrderGateway
 from commander.handover import Handover
 from commander.history import DeploymentHistory
 from commander.inbox import Inbox
 from commander.lease import Lease
+from commander.order_journal import OrderJournal
 from commander.pairs import PairRotation, pair_selector
 from commander.pipeline import Pipeline
 from commander.runs import CommanderReport
@@ -108,6 +110,8 @@ class Commander(CommanderState):
                 await self.pipeline.between_steps()
                 if self.pairs is not None:
                     await self.pairs.between_steps()
+                if self.gateway is not None and self.gateway.halted:  # looked at again every retry_s
+                    await self.gateway.ensure_reconciled(self.ledger)
                 await self.observer.after_between_steps()
                 if (until is not None and until(self)) or (max_ticks is not None and done >= max_ticks):
                     break
@@ -136,6 +140,11 @@ class Commander(CommanderState):
         # A finished replay starts over; a live feed never finishes.
         self.ledger = open_owned(ledger_path(self.dir), self.fingerprint, False, "feed", self.feed.finished)
         self.feed.route_alerts(self._market_alert)
+        if self.settings.runtime.mode == "live":
+            journal = OrderJournal(paths.account_dir(self.settings.data_dir))
+            self.gateway = OrderGateway(
+                self.settings, self.lease, self.alerts, journal, lambda: list(self.feed.symbols)
+            )
 
     def _market_alert(self, alert: MarketAlert) -> None:
         """A symbol gone stale (no entries on it) or back: to the alert log, hence Telegram."""
@@ -155,6 +164,9 @@ class Commander(CommanderState):
     async def _shutdown(self) -> None:
         with contextlib.suppress(Exception):  # a collector that failed has nothing left to release
             await self.feed.close()
+        if self.gateway is not None:
+            with contextlib.suppress(Exception):
+                await self.gateway.close()
         if "pairs" in self.__dict__ and self.pairs is not None:
             with contextlib.suppress(Exception):
                 await self.pairs.close()
@@ -211,6 +223,9 @@ class Commander(CommanderState):
         self.feed.seek(cursor)
         self.feed_last = dict(cursor)
         await self.feed.open()  # a live feed prefetches the lookback: the slots start warm
+        if self.gateway is not None:  # bad keys fail here; the account is reconciled before any order
+            await self.gateway.verify()
+            self.gateway.hand_to(active.slot, epoch, self.ledger)
         run = await self.slot_runs.start(active, "active", epoch)
         await self.slot_runs.catch_up(run)
         for d in self.history.in_state("warm"):

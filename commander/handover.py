@@ -46,6 +46,8 @@ class Handover:
         if h.kind == "promote":
             s.history.transition(h.to.deployment.id, "promoting", h.reason, analysis=h.analysis)
         epoch = s.lease.transfer(from_slot, h.to.slot, state.epoch).epoch
+        if s.gateway is not None:  # the account is reconciled before the new holder's first order
+            s.gateway.hand_to(h.to.slot, epoch, s.ledger)
         current = s.history.active()
         old_id = current.id if current else 0
         if h.kind == "promote":
@@ -270,7 +272,8 @@ class Handover:
             s.healthy_ticks = 0
             s.restarts += 1
             try:
-                new = await self.runs.start(run.deployment, "active", s.lease.current().epoch)
+                epoch = self.retake(run.slot)
+                new = await self.runs.start(run.deployment, "active", epoch)
                 new.samples, new.since_tick = run.samples, run.since_tick  # a candidate's window goes on
                 await self.runs.catch_up(new)
                 log.info("active_restarted", slot=run.slot, deployment=run.deployment.id, restarts=s.restarts)
@@ -278,6 +281,15 @@ class Handover:
             except SlotDied as exc:
                 s.slots.pop(run.slot, None)
                 s.alerts.emit("runtime_crash", f"restarting deployment {run.deployment.id} failed: {exc}")
+
+    def retake(self, slot: str) -> int:
+        """A new epoch for the same holder, restarted: whatever its dead process left half done
+        can neither commit a step nor have an order sent, and the account is reconciled again."""
+        s = self.s
+        epoch = s.lease.acquire(slot, s.lease.current().epoch).epoch
+        if s.gateway is not None:
+            s.gateway.hand_to(slot, epoch, s.ledger)
+        return epoch
 
 
 def nothing_to_roll_back(history: DeploymentHistory, to: int | None) -> str:

@@ -4,9 +4,15 @@ over a Unix socket (the same for local processes and Docker containers), each a 
 Commander -> slot (``op``), each answered by exactly one message:
     role   ``RoleOp``  -> ``Ready`` | ``Fault``  (``warmup``: a live feed's history)
     step   ``StepOp``  -> ``Done`` | ``Fault``  (``feed_gap``: the commander saw the gap in
-                                                 its feed and reported it)
+                                                 its feed and reported it; ``orders``: on a
+                                                 live account, what the exchange says of the
+                                                 active book's open orders)
     stop   ``StopOp``  -> ``Bye``
 Slot -> commander, unasked: ``Hello`` once after connecting, ``Heartbeat`` every period.
+
+On a live account (``runtime.mode=live``) the active slot never reaches the exchange: the
+orders its step placed come back in ``Done.orders`` (``OrderIntent``), committed to the ledger
+first, and the commander's gateway sends them under the lease epoch (``commander.gateway``).
 
 Each side validates what it reads: a message that is not one of these is a fault of the
 sender, like garbage on the channel. The active slot's ``SlotSnapshot`` goes to the
@@ -44,6 +50,37 @@ class Warmup(BaseModel):
     bars: dict[str, list[list[float]]]  # symbol -> [seq, ts, open, high, low, close, volume], oldest first
 
 
+class OrderReport(BaseModel):
+    """The exchange's view of one of the active book's open orders, as the gateway last saw it.
+
+    ``status``: open | closed | canceled | expired | rejected as ccxt says, or ``missing`` (the
+    exchange does not know the id: it never got there) or ``refused`` (the gateway did not send
+    it: ``reason`` says why)."""
+
+    client_order_id: str
+    status: str
+    filled: float = 0.0
+    average: float | None = None  # mean fill price
+    fee: float | None = None  # in quote currency; None: unknown (the configured rate is kept)
+    reason: str = ""
+
+    @property
+    def final(self) -> bool:
+        return self.status not in ("open", "new")
+
+
+class OrderIntent(BaseModel):
+    """What the active slot asks the exchange for: place an order it committed, or cancel one."""
+
+    action: Literal["place", "cancel"]
+    client_order_id: str
+    symbol: str
+    side: int = 0  # +1 buy, -1 sell
+    qty: float = 0.0
+    kind: str = "market"
+    limit_price: float | None = None
+
+
 class RoleOp(Message):
     op: Literal["role"] = "role"
     role: Role
@@ -59,6 +96,7 @@ class StepOp(Message):
     entries: bool = True  # False: a hand-over's last step on the active slot, no new entries
     feed_gap: bool = False
     warmup: Warmup | None = None  # symbols whose first bar is in this step: their history before it
+    orders: list[OrderReport] | None = None  # a live account's active slot: the exchange's view
 
 
 class StopOp(Message):
@@ -107,6 +145,7 @@ class Done(Message):
     cursor: dict[str, int]
     t_recv: float  # when the step arrived
     t: float
+    orders: list[OrderIntent] = []  # a live account's active slot: committed, for the gateway to send
 
 
 class Fault(Message):
@@ -196,14 +235,21 @@ def row_bar(row: list[Any]) -> Bar:
     return Bar(str(symbol), int(seq), float(ts), float(o), float(h), float(low), float(c), float(v))
 
 
-#: Secrets a slot never needs (it trades; it does not talk to Telegram, GitHub or web users).
-FRONT_END_SECRETS = (("telegram", "token"), ("github", "token"), ("web", "token"))
+#: Secrets a slot never needs: it does not talk to Telegram, GitHub or web users, nor to the
+#: exchange (the commander owns the market feed and sends the active slot's orders).
+FRONT_END_SECRETS = (
+    ("telegram", "token"),
+    ("github", "token"),
+    ("web", "token"),
+    ("exchange", "api_key"),
+    ("exchange", "api_secret"),
+)
 
 
 def settings_payload(settings: Any) -> dict[str, Any]:
-    """The commander's effective settings for a slot, with the secrets trading needs (exchange and
-    LLM keys) and without the front-ends' tokens: they travel only over the private socket and are
-    never written or logged (``Settings`` masks them when printed)."""
+    """The commander's effective settings for a slot, with the secrets its decisions need (LLM
+    keys) and without the front-ends' tokens or the exchange's keys: they travel only over the
+    private socket and are never written or logged (``Settings`` masks them when printed)."""
     from pathlib import Path
 
     from pydantic import SecretStr

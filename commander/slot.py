@@ -42,6 +42,7 @@ from commander.protocol import (
     read_op,
     row_bar,
 )
+from commander.routed_broker import RoutedBroker
 from commander.slot_report import SlotReporter
 from commander.source import PushedFeed, WarmupHistory, ledger_path, replay_source
 from sorte import paths
@@ -58,7 +59,7 @@ from sorte.runtime.ledger import Ledger
 from sorte.runtime.metrics import RuntimeMetrics
 from sorte.runtime.strategy_host import StrategyHost
 
-ORDER_PATH_FILES = ("executor.py", "broker.py", "live_broker.py", "fencing.py", "ledger.py")
+ORDER_PATH_FILES = ("executor.py", "broker.py", "live_broker.py", "routed_broker.py", "fencing.py", "ledger.py")
 
 
 class FencedLedger:
@@ -174,7 +175,9 @@ class Slot:
     def _build(self, role: str, epoch: int, cascade: Cascade, metrics: RuntimeMetrics) -> Runtime:
         settings, source = self.settings, self.source
         assert settings is not None and source is not None  # configured with the first role
-        paper = PaperBroker(settings.broker)
+        live = role == "active" and settings.runtime.mode == "live"
+        # A live account's active book: orders through the commander's gateway; a shadow's is paper.
+        paper = RoutedBroker(settings.broker, epoch) if live else PaperBroker(settings.broker)
         ledger = Ledger(ledger_path(self.commander_dir), durable=role == "active")
         self._ledger = ledger
         control = RuntimeControl(batch_interval_s=0.0)
@@ -218,6 +221,9 @@ class Slot:
             self.broken = gap
             return Fault(tick=tick, kind="gap", detail=gap)
         runtime = self.runtime
+        routed = runtime.broker if isinstance(runtime.broker, RoutedBroker) else None
+        if routed is not None:
+            routed.deliver(msg.orders or [])
         control, entries = runtime.control, msg.entries
         saved = (control.paused, control.file)
         if not entries:  # a hand-over's last step: no new entries, for this step only
@@ -251,6 +257,7 @@ class Slot:
             cursor=dict(self.last_seq),
             t_recv=t_recv,
             t=time.monotonic(),
+            orders=routed.take_outbox() if routed is not None else [],
         )
 
     async def _warm(self, history: WarmupHistory, symbols: list[str]) -> None:

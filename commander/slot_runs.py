@@ -9,7 +9,17 @@ import time
 from commander.analysis import StepSample
 from commander.backends import SlotSpec
 from commander.deployment import AnalysisResult, Deployment, DeploymentState
-from commander.protocol import Done, Ready, Role, RoleOp, StepOp, bar_row, describe_reply, settings_payload
+from commander.protocol import (
+    Done,
+    OrderReport,
+    Ready,
+    Role,
+    RoleOp,
+    StepOp,
+    bar_row,
+    describe_reply,
+    settings_payload,
+)
 from commander.runs import SlotRun
 from commander.slots import SlotClient, SlotDied, launch, new_token, socket_path
 from commander.state import CommanderState
@@ -69,12 +79,28 @@ class SlotRuns:
         cursor = run.last_done.cursor if run.last_done is not None else {}
         missed = [(t, bars) for t, bars in self.s.recent if any(b.seq > cursor.get(b.symbol, -1) for b in bars)]
         for tick, bars in missed:
-            reply = await run.client.request(
-                StepOp(tick=tick, bars=[bar_row(b) for b in bars], entries=True), self.s.cs.step_timeout_s
-            )
+            rows, entries = [bar_row(b) for b in bars], self.s.entries_allowed()
+            op = StepOp(tick=tick, bars=rows, entries=entries, orders=await self.order_reports())
+            reply = await run.client.request(op, self.s.cs.step_timeout_s)
             if not isinstance(reply, Done):
                 raise SlotDied(describe_reply(reply))
             self.record(run, reply, replace=True)
+            await self.place(run, reply)
+
+    # -- a live account ----------------------------------------------------------------------
+    async def order_reports(self) -> list[OrderReport] | None:
+        """The exchange's view of the active book's open orders (None: a paper account)."""
+        s = self.s
+        return None if s.gateway is None else await s.gateway.reports(s.ledger)
+
+    async def place(self, run: SlotRun, reply: Done) -> None:
+        """The orders the active slot committed in this step, to the exchange (fenced)."""
+        s = self.s
+        if s.gateway is not None and reply.orders:
+            if run.role != "active":  # a shadow's book is paper: nothing of it is ever sent
+                s.gateway.rejected_stale += len(reply.orders)
+                return
+            await s.gateway.place(run.slot, reply.orders, s.ledger)
 
     def record(self, run: SlotRun, reply: Done, replace: bool = False) -> None:
         if replace:

@@ -139,12 +139,12 @@ def timeframe_name(seconds: float) -> str:
 def open_source(settings: Settings, clock: Clock | None = None) -> Source:
     """The configured feed: ``replay`` (the files, or the demo market) or a live market
     (``ccxt``, ``b3``) through a collector. Fails here on a bad configuration."""
-    if settings.runtime.mode == "live":
-        raise ConfigError(
-            "the commander trades paper only for now (runtime.mode=paper); "
-            "`sorte run` runs a single live runtime with runtime.mode=live and runtime.live_trading=true"
-        )
     feed = settings.runtime.feed
+    if settings.runtime.mode == "live" and feed != "ccxt":
+        raise ConfigError(
+            f"real orders go to a ccxt exchange: runtime.mode=live needs runtime.feed=ccxt, not {feed} "
+            "(brapi serves B3 data only)"
+        )
     if feed == "replay":
         return replay_source(settings)
     from commander.pairs import first_symbols  # the pair selection is the commander's, not the feed's
@@ -156,7 +156,10 @@ def open_source(settings: Settings, clock: Clock | None = None) -> Source:
         )
     if settings.runtime.data:
         raise ConfigError("runtime.data replays files; it does not combine with a live feed (runtime.feed=replay)")
-    return LiveSource(Collector(settings, symbols, clock=clock))
+    source = LiveSource(Collector(settings, symbols, clock=clock))
+    if settings.runtime.mode == "live":  # a paper book never turns into a real one
+        source.fingerprint += ":live"
+    return source
 
 
 def replay_source(settings: Settings) -> ReplaySource:

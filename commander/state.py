@@ -12,6 +12,7 @@ from pathlib import Path
 from commander.alerts import Alerts
 from commander.backend_choice import make_backend
 from commander.backends import SlotBackend
+from commander.gateway import OrderGateway
 from commander.history import DeploymentHistory
 from commander.inbox import CommanderLock, Inbox
 from commander.lease import Lease
@@ -22,6 +23,7 @@ from commander.source import Source, open_source
 from commander.status import commander_dir
 from sorte import paths
 from sorte.config import Settings
+from sorte.runtime.assembly import check_live_credentials
 from sorte.runtime.ledger import Ledger
 from sorte.runtime.values import Bar
 
@@ -33,6 +35,7 @@ class CommanderState:
     inbox: Inbox
     alerts: Alerts
     ledger: Ledger
+    gateway: OrderGateway | None = None  # a live account's orders (runtime.mode=live)
 
     def __init__(
         self,
@@ -50,6 +53,8 @@ class CommanderState:
         self.observer = observer or CommanderObserver()
         self.lock = CommanderLock(self.dir)
         self.feed = source or open_source(settings)
+        if settings.runtime.mode == "live":  # no flag or no keys: refused before anything is written
+            check_live_credentials(settings)
         self.fingerprint = self.feed.fingerprint
         self.slots: dict[str, SlotRun] = {}
         self.tick = 0
@@ -80,6 +85,11 @@ class CommanderState:
             if run.role == "shadow" and self.history.get(run.deployment.id).state == "warm":
                 return run
         return None
+
+    def entries_allowed(self) -> bool:
+        """False while a live account is refused trading (a reconciliation found a difference):
+        no slot takes new entries then, the active one or the shadows (like with like)."""
+        return self.gateway is None or not self.gateway.halted
 
     def candidate(self) -> SlotRun | None:
         for run in self.slots.values():

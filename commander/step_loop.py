@@ -8,7 +8,7 @@ import asyncio
 
 from commander.deployment import CheckResult
 from commander.handover import Handover
-from commander.protocol import Done, Fault, StepOp, Warmup, bar_row
+from commander.protocol import Done, Fault, OrderReport, StepOp, Warmup, bar_row
 from commander.runs import SlotRun
 from commander.slot_runs import SlotRuns
 from commander.slots import SlotDied
@@ -31,16 +31,28 @@ class StepLoop:
         rows = [bar_row(b) for b in bars]
         runs = list(s.slots.values())
         stopping = s.pending is not None  # a hand-over: the active slot takes no new entries in this step
-        fresh = s.feed.fresh(bars)  # no entries on old prices (a catch-up, a backfill), in every slot alike
+        # No entries on old prices (a catch-up, a backfill) nor on an account that differs from
+        # the ledger, in every slot alike.
+        fresh = s.feed.fresh(bars) and s.entries_allowed()
+        reports = await self.runs.order_reports()
         replies = await asyncio.gather(
             *(
-                self.send(run, bars, rows, fresh and not (stopping and run.role == "active"), feed_gap, warmup)
+                self.send(
+                    run,
+                    bars,
+                    rows,
+                    fresh and not (stopping and run.role == "active"),
+                    feed_gap,
+                    warmup,
+                    reports if run.role == "active" else None,
+                )
                 for run in runs
             )
         )
         for run, reply in zip(runs, replies, strict=True):
             if isinstance(reply, Done):
                 self.runs.record(run, reply)
+                await self.runs.place(run, reply)
             else:
                 run.critical.append(CheckResult(name=reply.kind, kind="critical", outcome="fail", detail=reply.detail))
         for run, reply in zip(runs, replies, strict=True):
@@ -60,8 +72,9 @@ class StepLoop:
         entries: bool,
         feed_gap: bool,
         warmup: Warmup | None = None,
+        reports: list[OrderReport] | None = None,
     ) -> Done | Fault:
-        op = StepOp(tick=self.s.tick, bars=rows, entries=entries, feed_gap=feed_gap, warmup=warmup)
+        op = StepOp(tick=self.s.tick, bars=rows, entries=entries, feed_gap=feed_gap, warmup=warmup, orders=reports)
         try:
             reply = await run.client.request(op, self.s.cs.step_timeout_s)
         except SlotDied as exc:

@@ -78,6 +78,12 @@ def commander_dir(data_dir: Path | str) -> Path:
     return Path(data_dir) / "commander"
 
 
+def account_dir(data_dir: Path | str) -> Path:
+    """The order gateway's journal of a live account (orders sent, baseline): outside the
+    commander folder, which slots may write, so no slot can touch the evidence."""
+    return Path(data_dir) / "account"
+
+
 def commander_ledger(folder: Path | str) -> Path:
     """The account's book under the commander: written only by the slot holding the lease."""
     return Path(folder) / LEDGER_FILE

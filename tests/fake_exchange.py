@@ -2,7 +2,8 @@
 
 It speaks just the endpoints ccxt's ``binance`` class calls for loading spot markets,
 klines, and placing, querying and cancelling spot orders (``exchangeInfo``, ``time``,
-``klines``, ``order`` POST/GET/DELETE, ``myTrades``, ``account``), checks the HMAC
+``klines``, ``order`` POST/GET/DELETE, ``openOrders``, ``myTrades``, ``account``, whose
+balances fills move, fees in the quote currency), checks the HMAC
 signature of private calls like the real exchange, and records every request. Switches
 simulate the failures a live runtime meets: a symbol missing from the exchange, the server
 down, answers slower than the client's timeout, malformed JSON, transient 5xx errors.
@@ -35,6 +36,7 @@ import json
 import math
 import socket
 import threading
+import time
 from collections import defaultdict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,12 +95,15 @@ class FakeBinance:
         self.delayed_in_flight = self.max_delayed_in_flight = 0  # delayed answers being waited on at once
         self.fill_market = True  # market orders fill at once; else they rest until ``fill``
         self.fee_rate = 0.001
+        # What the account holds; fills move it (fees are charged in the quote currency).
+        self.balances: dict[str, float] = defaultdict(float, {"USDT": 10_000.0})
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self.server: ThreadingHTTPServer | None = None
         self.clock = FakeClock(self)
         self.down = False  # the whole exchange is unreachable: REST answers 503, sockets are refused
+        self.latency_s = 0.0  # added to every REST answer: a network's round trip (benchmarks)
         self.stream: KlineStream | None = None
         self.ticker_fields: dict[str, dict[str, Any]] = {}  # symbol -> ticker fields set by the test
 
@@ -270,9 +275,36 @@ class FakeBinance:
             order = self.orders[client_id]
             self._execute(order, price or float(order["price"]) or self.last_price(order["symbol"]))
 
+    def _assets(self, mid: str) -> tuple[str, str]:
+        symbol = next(s for s in self.symbols if market_id(s) == mid)
+        base, _, quote = symbol.partition("/")
+        return base, quote
+
+    def open_orders(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                _public(o)
+                for o in self.orders.values()
+                if o["status"] in ("NEW", "PARTIALLY_FILLED") and p.get("symbol") in (None, o["symbol"])
+            ]
+
+    def plant_order(self, symbol: str, side: str, qty: float, price: float, client_id: str) -> None:
+        """A resting limit order placed behind Sorte's back (by hand, another bot)."""
+        status, answer = self.place(
+            {
+                "symbol": market_id(symbol),
+                "side": side,
+                "type": "LIMIT",
+                "quantity": f"{qty:.8f}",
+                "price": f"{price:.8f}",
+                "newClientOrderId": client_id,
+            }
+        )
+        assert status == 200, answer
+
     def _execute(self, order: dict[str, Any], price: float) -> None:
         qty = float(order["origQty"])
-        quote = qty * price
+        quote = quote_qty = qty * price
         fee = quote * self.fee_rate
         trade = {
             "symbol": order["symbol"],
@@ -290,6 +322,10 @@ class FakeBinance:
             "isBestMatch": True,
         }
         self.trades.append(trade)
+        base_asset, quote_asset = self._assets(order["symbol"])
+        side = 1 if order["side"] == "BUY" else -1
+        self.balances[base_asset] += side * qty
+        self.balances[quote_asset] -= side * quote_qty + fee
         order.update(status="FILLED", executedQty=f"{qty:.8f}", cummulativeQuoteQty=f"{quote:.8f}")
         order["updateTime"] = self.now_ms
         order["_fills"] = [
@@ -400,6 +436,8 @@ class _Handler(BaseHTTPRequestHandler):
             delay = ex.delays[key].pop(0) if ex.delays[key] else 0.0
             error = ex.errors[key].pop(0) if ex.errors[key] else 0
             malformed = ex.malformed.get(key)
+        if ex.latency_s:
+            time.sleep(ex.latency_s)
         if ex.down:
             error = 503
         if error:  # the request never reached the matching engine
@@ -440,6 +478,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("GET", "/api/v3/order"): lambda: ex.query(p),
             ("DELETE", "/api/v3/order"): lambda: ex.cancel(p),
             ("GET", "/api/v3/myTrades"): lambda: (200, self._my_trades(p)),
+            ("GET", "/api/v3/openOrders"): lambda: (200, ex.open_orders(p)),
             ("GET", "/api/v3/account"): lambda: (200, self._account()),
         }
         route = routes.get((method, path))
@@ -495,8 +534,10 @@ class _Handler(BaseHTTPRequestHandler):
             return [
                 t
                 for t in ex.trades
-                if t["symbol"] == p.get("symbol") and ("orderId" not in p or str(t["orderId"]) == p["orderId"])
-            ]
+                if t["symbol"] == p.get("symbol")
+                and ("orderId" not in p or str(t["orderId"]) == p["orderId"])
+                and t["time"] >= int(p.get("startTime", 0))
+            ][: int(p.get("limit", 500))]
 
     def _account(self) -> dict[str, Any]:
         return {
@@ -511,8 +552,8 @@ class _Handler(BaseHTTPRequestHandler):
             "updateTime": self.exchange.now_ms,
             "permissions": ["SPOT"],
             "balances": [
-                {"asset": "USDT", "free": "10000.00000000", "locked": "0.00000000"},
-                {"asset": "BTC", "free": "0.00000000", "locked": "0.00000000"},
+                {"asset": asset, "free": f"{amount:.8f}", "locked": "0.00000000"}
+                for asset, amount in sorted(self.exchange.balances.items())
             ],
         }
 

@@ -32,6 +32,22 @@ class Broker(Protocol):
     def equity(self) -> float: ...
 
 
+def protective_trigger(bar: Bar, pos: Position) -> str | None:
+    """Which resting exit of ``pos`` the bar reaches: "stop_loss" first when both are (the
+    conservative reading), "take_profit", or None."""
+    long = pos.qty > 0
+    if pos.stop_price and (bar.low <= pos.stop_price if long else bar.high >= pos.stop_price):
+        return "stop_loss"
+    if pos.take_price and (bar.high >= pos.take_price if long else bar.low <= pos.take_price):
+        return "take_profit"
+    return None
+
+
+def exit_order(bar: Bar, pos: Position, cid: str, purpose: str) -> Order:
+    """A market order closing ``pos`` on ``bar``."""
+    return Order(cid, bar.symbol, -pos.side, abs(pos.qty), "market", purpose, pos.strategy, bar.seq, bar.ts, purpose)
+
+
 class PaperBroker:
     def __init__(self, settings: BrokerSettings) -> None:
         self.fee_rate = settings.fee_bps / 10_000
@@ -95,9 +111,19 @@ class PaperBroker:
     def open_orders(self) -> list[Order]:
         return [o for orders in self.pending.values() for o in orders]
 
+    def take_placed(self) -> list[Order]:
+        """Orders the broker placed on its own since the last call (a protective exit resting at
+        an exchange): the runtime commits them with the step. A paper exit fills at once."""
+        return []
+
     # -- orders -------------------------------------------------------------------------
     def submit(self, order: Order) -> None:
         self.pending[order.symbol].append(order)
+
+    def restore(self, order: Order) -> None:
+        """An open order of the ledger, after a restart: pending again (a live broker looks
+        it up at the exchange first)."""
+        self.submit(order)
 
     def on_bar(self, bar: Bar) -> list[Fill]:
         """Fill what the bar allows, then trigger protective exits; mark the price."""
@@ -193,6 +219,16 @@ class PaperBroker:
         pnl = realized - fee
         self.realized_pnl += pnl
         return Fill(cid, sym, side, qty, price, fee, bar.seq, bar.ts, purpose, strategy, pnl)
+
+    def _charge_fee(self, fill: Fill, fee: float | None) -> None:
+        """Replace the configured fee of ``fill`` with the one the exchange charged (if known)."""
+        if fee is None or fee == fill.fee:
+            return
+        delta = fee - fill.fee
+        self.cash -= delta
+        self.fees_paid += delta
+        self.realized_pnl -= delta
+        fill.fee, fill.realized_pnl = fee, fill.realized_pnl - delta
 
     @staticmethod
     def _new_position(bar: Bar, qty: float, price: float, strategy: str, order: Order | None) -> Position:

@@ -153,7 +153,7 @@ class Runtime:
         self.broker.fees_paid = account.get("fees", 0.0)
         self.broker.positions = self.ledger.positions()
         for order in self.ledger.open_orders():
-            self.broker.submit(order)
+            self.broker.restore(order)
             self._inflight[order.client_order_id] = order
         for sym, pos in self.broker.positions.items():
             self.broker.last_price[sym] = pos.entry_price
@@ -208,6 +208,7 @@ class Runtime:
         fills: list[Fill] = []
         for got in await asyncio.gather(*(self._to_broker(b) for b in bars)):
             fills.extend(got)
+        orders: list[Order] = self.broker.take_placed()  # exits resting at an exchange: in the ledger too
         self.executor.risk.observe_equity(self.broker.equity())
         t0 = time.perf_counter()
         windows = [self.buffers[b.symbol].ohlcv() for b in bars]
@@ -216,7 +217,6 @@ class Runtime:
             *(self._analyze(b, w, c) for b, w, c in zip(bars, windows, shares, strict=True))
         )
         self.last_decision_s = time.perf_counter() - t0
-        orders: list[Order] = []
         for decision in decisions:
             if decision is not None:
                 orders.extend(self._execute(decision).orders)

@@ -27,7 +27,7 @@ import structlog
 
 from sorte.config import Settings
 from sorte.runtime.assembly import check_live_credentials
-from sorte.runtime.broker import PaperBroker
+from sorte.runtime.broker import PaperBroker, exit_order, protective_trigger
 from sorte.runtime.ccxt_feed import DEFAULT_TIMEOUT_S, ExchangeError, create_exchange, one_line
 from sorte.runtime.values import BUY, Bar, Fill, Order, Position
 
@@ -43,6 +43,22 @@ def exchange_client_id(client_order_id: str) -> str:
     if _CLIENT_ID_OK.match(client_order_id):
         return client_order_id
     return "sorte-" + hashlib.sha256(client_order_id.encode()).hexdigest()[:30]
+
+
+def quote_fee(fees: list[dict[str, Any]], symbol: str, price: float) -> float | None:
+    """The total of ccxt fee structures in the quote currency; None when unknown (none, or
+    one paid in another asset, e.g. a fee token: the configured rate is then kept)."""
+    base, _, quote = symbol.partition("/")
+    total = 0.0
+    for fee in fees:
+        cost, currency = float(fee.get("cost") or 0.0), fee.get("currency")
+        if currency == quote.split(":")[0]:
+            total += cost
+        elif currency == base:
+            total += cost * price
+        else:
+            return None
+    return total if fees else None
 
 
 @dataclass
@@ -72,6 +88,11 @@ class CcxtBroker(PaperBroker):
         self.where = f"{ex.name} at {ex.base_url}" if ex.base_url else ex.name
         self.max_tries = max(1, max_tries)
         self.tracked: dict[str, _Tracked] = {}
+        self.placed: list[Order] = []  # protective exits sent since the runtime last asked
+
+    def take_placed(self) -> list[Order]:
+        placed, self.placed = self.placed, []
+        return placed
 
     def verify(self) -> dict[str, float]:
         """An authenticated call, so bad keys fail at start-up; returns the free balances."""
@@ -213,13 +234,7 @@ class CcxtBroker(PaperBroker):
         # Protective exits only close; an order matters to the bookkeeping when it opens.
         opener = o if o.purpose in ("open", "close") else None
         fill = self._apply(o.client_order_id, bar, o.side, qty, price, o.purpose, o.strategy, opener)
-        fee = self._exchange_fee(t, price)
-        if fee is not None and fee != fill.fee:
-            delta = fee - fill.fee
-            self.cash -= delta
-            self.fees_paid += delta
-            self.realized_pnl -= delta
-            fill.fee, fill.realized_pnl = fee, fill.realized_pnl - delta
+        self._charge_fee(fill, self._exchange_fee(t, price))
         log.info("order_filled", client_order_id=t.exchange_id, symbol=bar.symbol, qty=qty, price=price)
         return fill
 
@@ -234,30 +249,16 @@ class CcxtBroker(PaperBroker):
                 log.warning("fee_unknown", client_order_id=t.exchange_id, reason=one_line(exc))
                 return None
             fees = [tr["fee"] for tr in trades if tr.get("fee")]
-        base, _, quote = t.order.symbol.partition("/")
-        total = 0.0
-        for fee in fees:
-            cost, currency = float(fee.get("cost") or 0.0), fee.get("currency")
-            if currency == quote.split(":")[0]:
-                total += cost
-            elif currency == base:
-                total += cost * price
-            else:  # paid in another asset (e.g. a fee token): keep the configured rate
-                return None
-        return total if fees else None
+        return quote_fee(fees, t.order.symbol, price)
 
     def _protect(self, bar: Bar, pos: Position) -> list[Fill]:
-        long = pos.qty > 0
-        if pos.stop_price and (bar.low <= pos.stop_price if long else bar.high >= pos.stop_price):
-            purpose = "stop_loss"
-        elif pos.take_price and (bar.high >= pos.take_price if long else bar.low <= pos.take_price):
-            purpose = "take_profit"
-        else:
+        purpose = protective_trigger(bar, pos)
+        if purpose is None:
             return []
         # One exit per position (keyed by its entry), so a restart cannot fire a second one.
         cid = f"{pos.strategy}:{bar.symbol}:{pos.entry_seq}:exit"
-        exit_order = Order(
-            cid, bar.symbol, -pos.side, abs(pos.qty), "market", purpose, pos.strategy, bar.seq, bar.ts, purpose
-        )
-        self.submit(exit_order)
+        exit_ = exit_order(bar, pos, cid, purpose)
+        if cid not in self.tracked:
+            self.placed.append(exit_)  # the ledger knows it: a restart settles it, never resends
+        self.submit(exit_)
         return self._settle(bar)

@@ -51,6 +51,12 @@ class CommanderSettings(BaseModel):
     step_timeout_s: float = Field(10.0, gt=0, le=600, description="Time a slot has to answer one step")
     restart_backoff_s: float = Field(0.5, gt=0, description="First wait before restarting a crashed active slot")
     max_restart_backoff_s: float = Field(30.0, gt=0, description="Longest wait between restarts")
+    reconcile_tolerance: float = Field(
+        0.0001, ge=0, le=0.1, description="Live account: relative difference of a balance that counts as a mismatch"
+    )
+    reconcile_retry_s: float = Field(
+        30.0, gt=0, le=3600, description="Live account: how often a mismatch is checked again while trading is refused"
+    )
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
 
     @model_validator(mode="after")
