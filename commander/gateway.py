@@ -7,6 +7,8 @@ exchange (a slot holds no keys; its orders come back in ``Done.orders``).
   this process's memory: the lease file lies in a folder slots may write, so it alone is no
   proof. The lease changes only here, between steps, so the check cannot go stale while an
   order is on its way.
+- The ledger is the evidence: only an open order the active slot committed, as committed, is
+  sent (a slot runs code the agent wrote; what it hands over is checked, not trusted).
 - Never twice: every order is written to the journal before it is sent, and looked up at the
   exchange by its client order id first; only "no such order" lets it be created.
 - Reports: before each step, the exchange's view of the ledger's open orders (one listing of
@@ -53,6 +55,16 @@ log = structlog.get_logger("sorte.gateway")
 
 FINAL = ("closed", "canceled", "expired", "rejected")
 ALL_SYMBOLS_AT = 13  # open orders of more symbols than this: one call without a symbol
+
+
+def as_committed(it: OrderIntent, order: Order | None) -> bool:
+    """The intent is the ledger's open order, unchanged (a slot runs code the agent wrote)."""
+    if order is None or order.symbol != it.symbol:
+        return False
+    if it.action == "cancel":
+        return True
+    limit = order.limit_price if order.kind == "limit" else None
+    return (order.side, order.qty, order.kind, limit) == (it.side, it.qty, it.kind, it.limit_price)
 
 
 class OrderGateway:
@@ -131,11 +143,15 @@ class OrderGateway:
         holder = epoch > 0 and state.holder == slot and state.epoch == epoch
         if holder:
             await self.ensure_reconciled(ledger)
+        committed = {o.client_order_id: o for o in ledger.open_orders()}
         for it in intents:
             cid = it.client_order_id
             if not (holder and cid.startswith(f"e{epoch}:")):
                 self.rejected_stale += 1
                 self._refuse(cid, f"stale epoch: {state.describe()}; the order {cid} came from {slot}")
+            elif not as_committed(it, committed.get(cid)):
+                self._refuse(cid, "not as the ledger holds it: only a committed open order is sent")
+                self.alerts.emit("order_not_in_ledger", f"order {cid} from {slot} refused: not as the ledger holds it")
             elif self.halted:
                 self._refuse(cid, f"trading halted: {self.halted}")
             elif it.action == "cancel":
@@ -158,6 +174,9 @@ class OrderGateway:
                 info = await self.exchange.create_order(it.symbol, it.kind, side, it.qty, it.limit_price, params)
                 self.sent += 1
                 log.info("order_sent", client_order_id=ecid, symbol=it.symbol, qty=it.qty, epoch=epoch)
+                if info.get("status") in FINAL and (info.get("fees") or info.get("fee")):
+                    # A market order's answer carries its fills and fees: no lookup needed later.
+                    self.final[it.client_order_id] = await self._as_report(it.client_order_id, it.symbol, info)
         except (ccxt.OperationFailed, TypeError, ValueError, KeyError) as exc:
             # Fate unknown (timeout, garbled answer): the next report looks it up by its id.
             log.warning("order_unconfirmed", client_order_id=ecid, reason=one_line(exc))

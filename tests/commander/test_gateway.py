@@ -119,6 +119,8 @@ def test_an_order_goes_out_once_and_its_fill_comes_back_with_the_exchange_fee(
     assert (report.status, report.filled) == ("closed", 2.0) and report.average == pytest.approx(price)
     assert report.fee == pytest.approx(2.0 * price * fake.fee_rate)
     assert account.gateway.journal.count() == 1
+    asked = [path for _, path, _ in fake.requests]
+    assert "/api/v3/myTrades" not in asked  # the fee came with the create answer
 
 
 def test_orders_of_another_epoch_or_another_slot_are_refused_and_never_sent(
@@ -248,7 +250,24 @@ def test_an_exchange_that_does_not_answer_leaves_every_order_as_it_was(account: 
     fake.set_down(True)
     account.place(unsure)  # its fate unknown: nothing raised, nothing booked
     reports = account.run(account.gateway.reports(account.ledger))
-    assert [(r.status, r.reason) for r in reports] == [("open", "exchange not answering")] * 2
+    # the filled one is known from its create answer (fills and fee in it); the other stays open
+    assert [(r.status, r.reason) for r in reports] == [("closed", ""), ("open", "exchange not answering")]
     fake.set_down(False)
     after = {r.client_order_id: r.status for r in account.run(account.gateway.reports(account.ledger))}
     assert after == {sent.client_order_id: "closed", unsure.client_order_id: "missing"}  # the slot asks again
+
+
+def test_an_order_the_ledger_does_not_hold_as_sent_is_never_sent(account: Account, fake: FakeBinance) -> None:
+    """The ledger is the evidence: an intent the active slot did not commit, or changed since,
+    is refused (a slot runs code the agent wrote)."""
+    unrecorded = buy(account.epoch)
+    account.place(unrecorded)
+    committed = buy(account.epoch, seq=11, qty=2.0)
+    account.commit(committed)
+    account.place(buy(account.epoch, seq=11, qty=200.0))  # the same id, a larger order
+    assert fake.posted_orders() == []
+    assert account.gateway.rejected_stale == 0  # not an epoch matter: refused for what it is
+    (report,) = account.run(account.gateway.reports(account.ledger))
+    assert report.status == "refused" and "not as the ledger holds it" in report.reason
+    alerts = [a for a in read_alerts(account.dir) if a["kind"] == "order_not_in_ledger"]
+    assert len(alerts) == 2, alerts
