@@ -1,4 +1,5 @@
-"""``sorte status``: the commander's lease, slots and deployments, and the market feed."""
+"""``sorte status``: the commander's lease, slots and deployments, the market feed and, on a
+live account, its last reconciliation."""
 
 from __future__ import annotations
 
@@ -35,16 +36,21 @@ def status_cmd(
     and the market feed."""
     from commander.status import status
     from sorte.cli.edit import _fail, _settings
-    from sorte.service import feed
+    from sorte.service import account, feed
 
     try:
         settings = _settings(config)
         report = status(settings.data_dir)
         view = feed(settings)
+        reconciled = account(settings)
     except SorteError as exc:
         _fail(exc)
     if as_json:
-        data = {**report.model_dump(mode="json"), "feed": view.model_dump(mode="json") if view else None}
+        data = {
+            **report.model_dump(mode="json"),
+            "feed": view.model_dump(mode="json") if view else None,
+            "account": reconciled.model_dump(mode="json") if reconciled else None,
+        }
         console.file.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return
     lease = report.lease
@@ -63,6 +69,9 @@ def status_cmd(
         text = escape(f"{alert.get('kind')}: {alert.get('message')}")
         console.print(f"[yellow]alert[/] {text}", highlight=False)
     _print_feed(view)
+    if reconciled is not None:  # a live account
+        colour = "green" if reconciled.ok else "red"
+        console.print(f"[bold]account[/]: [{colour}]{escape(reconciled.summary)}[/]", highlight=False)
 
 
 def _print_feed(view: FeedView | None) -> None:

@@ -14,6 +14,7 @@ from sorte.service.access import Forbidden, Principal, audit, audit_scope, read_
 from sorte.service.actions import approve, ask, pause, reject, resume, rollback
 from sorte.service.reading import (
     NotFound,
+    account,
     alerts,
     alerts_after,
     deployment,
@@ -36,6 +37,7 @@ from sorte.service.reading import (
     trades,
 )
 from sorte.service.views import (
+    AccountView,
     ActionResult,
     AlertView,
     DeploymentView,
@@ -63,6 +65,7 @@ __all__ = [
     "AlertView",
     "DeploymentView",
     "EquityPoint",
+    "AccountView",
     "FeedView",
     "Forbidden",
     "Health",
@@ -77,6 +80,7 @@ __all__ = [
     "SymbolFeedView",
     "TradeView",
     "alerts",
+    "account",
     "alerts_after",
     "approve",
     "ask",

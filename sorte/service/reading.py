@@ -20,6 +20,7 @@ from commander.history import DeploymentHistory
 from commander.inbox import commander_running
 from commander.lease import LEASE_FILE, SLOTS, Lease, LeaseState
 from commander.protocol import SlotSnapshot
+from commander.reconcile import read_reconciliation
 from commander.source import ledger_path
 from commander.status import HISTORY_FILE, commander_dir
 from sorte import paths
@@ -33,6 +34,7 @@ from sorte.runtime.control import read_control
 from sorte.runtime.ledger import Ledger
 from sorte.runtime.values import BUY
 from sorte.service.views import (
+    AccountView,
     AlertView,
     DeploymentView,
     EquityPoint,
@@ -408,7 +410,9 @@ def overview(settings: Settings) -> Overview:
             slots = {slot: next((d for d in listed if d.slot == slot), None) for slot in SLOTS}
     is_paused = paused(settings)
     snapshot = _snapshot_of(settings, lease.holder)  # read once for positions, stages and the cache figure
-    degraded = running and (active is None or lease.holder is None)
+    account_view = account(settings)
+    refused = account_view is not None and not account_view.ok
+    degraded = running and (active is None or lease.holder is None or refused)
     state = "stopped" if not running else "degraded" if degraded else "paused" if is_paused else "trading"
     return Overview(
         commander_running=running,
@@ -425,6 +429,30 @@ def overview(settings: Settings) -> Overview:
         runs_waiting=[v.run_id for v in agent.runs(settings) if v.status == "awaiting_approval"],
         alerts=alerts(settings, limit=10),
         feed=_feed_view(folder, running, time.time()),
+        account=account_view,
+    )
+
+
+def account(settings: Settings, now: float | None = None) -> AccountView | None:
+    """A live account's last reconciliation (``<data_dir>/account/reconciliation.json``); None
+    when the account never traded live under the commander."""
+    done = read_reconciliation(paths.account_dir(settings.data_dir))
+    if done is None:
+        return None
+    age = max(0.0, (time.time() if now is None else now) - done.at)
+    if done.ok:
+        orders = f"{done.open_orders} open orders, as the ledger says"
+        summary = f"reconciled at epoch {done.epoch} {seconds_text(age)} ago: {orders}"
+    else:
+        summary = f"TRADING REFUSED: the account differs from the ledger: {'; '.join(done.differences)}"
+    return AccountView(
+        ok=done.ok,
+        epoch=done.epoch,
+        differences=done.differences,
+        open_orders=done.open_orders,
+        at=done.at,
+        age_s=age,
+        summary=summary,
     )
 
 

@@ -155,6 +155,18 @@ class FeedView(BaseModel):
     summary: str = Field(description="One line: what the page, the CLI and the bot show first")
 
 
+class AccountView(BaseModel):
+    """A live account's last reconciliation with the exchange (the commander's order gateway)."""
+
+    ok: bool = Field(description="The account matched the ledger; False: trading is refused")
+    epoch: int = Field(description="The lease epoch it was reconciled for")
+    differences: list[str] = Field(default_factory=list, description="What differs, in words")
+    open_orders: int
+    at: float = Field(description="Local wall time (epoch s) of the reconciliation")
+    age_s: float
+    summary: str = Field(description="One line: what the page, the CLI and the bot show first")
+
+
 class Overview(BaseModel):
     commander_running: bool
     health: Literal["trading", "paused", "degraded", "stopped"]
@@ -170,6 +182,7 @@ class Overview(BaseModel):
     runs_waiting: list[str] = Field(default_factory=list, description="Agent runs waiting for approval")
     alerts: list[AlertView] = Field(default_factory=list)
     feed: FeedView | None = Field(None, description="The market feed; None before a commander wrote its health")
+    account: AccountView | None = Field(None, description="A live account's reconciliation; None on paper")
 
 
 class ActionResult(BaseModel):
