@@ -103,10 +103,11 @@ class Handover:
         log.info("handoff", kind=h.kind, to=h.to.deployment.id, epoch=epoch, gap_ms=gap_ms, tick=s.tick)
 
     async def activate(self, run: SlotRun, epoch: int) -> Ready:
-        ready = await run.client.request(self.runs.role_op("active", epoch), self.s.cs.step_timeout_s)
+        ready = await run.client.request(await self.runs.live_role_op("active", epoch), self.s.cs.step_timeout_s)
         if not isinstance(ready, Ready):
             raise SlotDied(describe_reply(ready))
         run.role, run.last_done = "active", ready
+        await self.runs.place(run, ready)
         run.deployment = self.s.history.get(run.deployment.id)
         await self.runs.catch_up(run)
         self.s.observer.on_activated(run, ready)

@@ -87,6 +87,7 @@ class RoleOp(Message):
     epoch: int = 0
     settings: dict[str, Any]  # ``settings_payload``
     warmup: Warmup | None = None  # on a live feed: the history before the last bar sent
+    orders: list[OrderReport] | None = None  # a live account's active role: the exchange's view of its open orders
 
 
 class StepOp(Message):
@@ -129,6 +130,7 @@ class Ready(Message):
     cursor: dict[str, int]  # the last bar seq per symbol the book includes
     book: dict[str, Any]  # ``commander.slot.book``: compared whole across a hand-over
     t: float
+    orders: list[OrderIntent] = []  # orders the exchange never got, placed again (committed) under this epoch
 
 
 class Done(Message):

@@ -133,25 +133,40 @@ class RoutedBroker(PaperBroker):
             self.cancelling.add(order.client_order_id)
             self.outbox.append(intent("cancel", order))
 
-    def _place_again(self, order: Order) -> None:
+    def place_missing(self) -> list[tuple[Order, Order]]:
+        """When the slot takes its role: every open order the exchange never got is placed
+        again now, not a bar later; (old, new) pairs for the slot to store before sending."""
+        replaced = []
+        for order in self.open_orders():
+            report = self.reports.get(order.client_order_id)
+            if report is not None and report.status == "missing":
+                again = self._place_again(order)
+                if again is not None:
+                    replaced.append((order, again))
+        self.placed.clear()  # stored by the slot itself, not with a step
+        return replaced
+
+    def _place_again(self, order: Order) -> Order | None:
         """The exchange never got the order: the same decision, under this slot's epoch."""
         cid = restamped(order.client_order_id, self.epoch)
         if cid == order.client_order_id:  # this epoch's own, not sent yet: ask again
             self.outbox.append(intent("place", order))
-            return
+            return None
         self.pending[order.symbol].remove(order)
         order.status = "rejected"  # in the ledger: never reached the exchange
         again = replace(order, client_order_id=cid, status="new")
         log.info("order_placed_again", old=order.client_order_id, client_order_id=cid)
         self.placed.append(again)
         self.submit(again)
+        return again
 
     def _protect(self, bar: Bar, pos: Position) -> None:
         purpose = protective_trigger(bar, pos)
         if purpose is None:
             return
-        # One exit per position (keyed by its entry): a restart finds it pending, never a second.
-        cid = client_order_id(self.epoch, pos.entry_seq, bar.symbol, f"{pos.strategy}:exit")
+        # Decided on this bar, like any order; stored with the step, so a restart finds it
+        # pending and never fires a second one.
+        cid = client_order_id(self.epoch, bar.seq, bar.symbol, f"{pos.strategy}:exit")
         exit_ = exit_order(bar, pos, cid, purpose)
         self.placed.append(exit_)
         self.submit(exit_)

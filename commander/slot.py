@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import time
 import traceback
@@ -33,6 +34,7 @@ from commander.protocol import (
     Heartbeat,
     Hello,
     Message,
+    OrderIntent,
     Ready,
     Role,
     RoleOp,
@@ -58,7 +60,9 @@ from sorte.runtime.feed import ReplayFeed
 from sorte.runtime.ledger import Ledger
 from sorte.runtime.metrics import RuntimeMetrics
 from sorte.runtime.strategy_host import StrategyHost
+from sorte.runtime.values import Order
 
+_EPOCH = re.compile(r"^e\d+:")
 ORDER_PATH_FILES = ("executor.py", "broker.py", "live_broker.py", "routed_broker.py", "fencing.py", "ledger.py")
 
 
@@ -72,6 +76,13 @@ class FencedLedger:
         try:
             with self.lease.guard(self.slot, self.epoch):
                 self.ledger.commit_step(*args)
+        except LeaseConflict as exc:
+            raise StaleEpoch(f"ledger commit refused: {exc}") from None
+
+    def replace_orders(self, replaced: list[tuple[Order, Order]]) -> None:
+        try:
+            with self.lease.guard(self.slot, self.epoch):
+                self.ledger.replace_orders(replaced)
         except LeaseConflict as exc:
             raise StaleEpoch(f"ledger commit refused: {exc}") from None
 
@@ -99,7 +110,8 @@ def book(broker: PaperBroker) -> dict[str, Any]:
         "realized_pnl": broker.realized_pnl,
         "fees": broker.fees_paid,
         "positions": {s: asdict(p) for s, p in sorted(broker.positions.items())},
-        "open_orders": sorted(o.client_order_id for o in broker.open_orders()),
+        # By decision: an order placed again under the new epoch is the same order of the book.
+        "open_orders": sorted(_EPOCH.sub("", o.client_order_id, count=1) for o in broker.open_orders()),
     }
 
 
@@ -152,6 +164,7 @@ class Slot:
         await self.runtime.resume()
         self.role, self.epoch = role, epoch
         self.last_seq = dict(self.runtime.cursor)
+        orders = self._place_missing(msg)
         if isinstance(self.source, WarmupHistory):  # a live feed: symbols not traded yet start warm too
             await self._warm(self.source, [s for s in self.source.symbols if s not in self.runtime.cursor])
         self.equity = self.runtime.broker.equity()
@@ -160,8 +173,28 @@ class Slot:
             self.reporter.reset(self.runtime)
             self._report(lambda: self.reporter.write(self.runtime, 0, str(self.deployment)))
         return Ready(
-            role=role, epoch=epoch, cursor=dict(self.last_seq), book=book(self.runtime.broker), t=time.monotonic()
+            role=role,
+            epoch=epoch,
+            cursor=dict(self.last_seq),
+            book=book(self.runtime.broker),
+            t=time.monotonic(),
+            orders=orders,
         )
+
+    def _place_missing(self, msg: RoleOp) -> list[OrderIntent]:
+        """A live account's new holder: the open orders the exchange never got are placed again
+        under this epoch at once (stored first), for the commander to send before any step."""
+        runtime = self.runtime
+        assert runtime is not None
+        routed = runtime.broker if isinstance(runtime.broker, RoutedBroker) else None
+        if routed is None or not msg.orders:
+            return []
+        routed.deliver(msg.orders)
+        replaced = routed.place_missing()
+        if replaced:
+            cast(FencedLedger, runtime.ledger).replace_orders(replaced)
+            runtime.adopt([new for _, new in replaced])
+        return routed.take_outbox()
 
     def _configure(self, payload: dict[str, Any]) -> None:
         worktree = Path.cwd()

@@ -54,15 +54,23 @@ class SlotRuns:
         s.observer.on_slot_launched(d, time.monotonic() - t0)
         return client
 
+    async def live_role_op(self, role: Role, epoch: int) -> RoleOp:
+        """The role, with the exchange's view of the open orders for a live account's holder."""
+        op = self.role_op(role, epoch)
+        if role == "active":
+            op.orders = await self.order_reports()
+        return op
+
     async def assign(self, client: SlotClient, d: Deployment, role: Role, epoch: int = 0) -> SlotRun:
         """Give a started slot its role; it loads the book from the ledger."""
-        ready = await client.request(self.role_op(role, epoch), self.s.cs.start_timeout_s)
+        ready = await client.request(await self.live_role_op(role, epoch), self.s.cs.start_timeout_s)
         if not isinstance(ready, Ready):
             await client.kill()
             raise SlotDied(describe_reply(ready))
         run = SlotRun(client, d, role, since_tick=self.s.tick)
         run.last_done = ready
         self.s.slots[d.slot] = run
+        await self.place(run, ready)
         return run
 
     async def start(self, d: Deployment, role: Role, epoch: int = 0) -> SlotRun:
@@ -93,7 +101,7 @@ class SlotRuns:
         s = self.s
         return None if s.gateway is None else await s.gateway.reports(s.ledger)
 
-    async def place(self, run: SlotRun, reply: Done) -> None:
+    async def place(self, run: SlotRun, reply: Done | Ready) -> None:
         """The orders the active slot committed in this step, to the exchange (fenced)."""
         s = self.s
         if s.gateway is not None and reply.orders:

@@ -175,6 +175,12 @@ class Runtime:
         log.info("runtime_resumed", step=self.step, cursor=cursor)
         self.listener("resumed", self.step)
 
+    def adopt(self, orders: list[Order]) -> None:
+        """Orders stored in the ledger outside a step (placed again when a slot took its role):
+        their later states (filled, expired) reach the ledger like any other's."""
+        for order in orders:
+            self._inflight[order.client_order_id] = order
+
     def add_symbol(self, symbol: str, window: Ohlcv) -> None:
         """Trade ``symbol`` from the next step on, its indicators warm from ``window`` (the bars
         before its first one): a symbol that joins a live feed, or one with no cursor yet."""

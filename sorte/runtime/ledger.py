@@ -162,6 +162,25 @@ class Ledger:
             raise
         self._journal(fills)
 
+    def replace_orders(self, replaced: list[tuple[Order, Order]]) -> None:
+        """Orders placed again under another id (the first never reached the exchange): each old
+        one marked with its status, each new one stored, in one transaction."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "UPDATE orders SET status=? WHERE client_order_id=?",
+                [(old.status, old.client_order_id) for old, _ in replaced],
+            )
+            db.executemany(
+                f"INSERT OR IGNORE INTO orders VALUES ({','.join('?' * len(ORDER_COLUMNS))})",
+                [tuple(getattr(new, c) for c in ORDER_COLUMNS) for _, new in replaced],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     def _mark_filled(self, fills: list[Fill]) -> None:
         self.db.executemany(
             "UPDATE orders SET status='filled' WHERE client_order_id=?",

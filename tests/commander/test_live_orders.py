@@ -289,3 +289,39 @@ def test_sorte_commander_refuses_real_orders_without_keys_or_without_a_live_feed
     assert replay.returncode != 0
     assert "runtime.mode=live needs runtime.feed=ccxt, not replay" in replay.stdout + replay.stderr
     assert not (paths.account_dir(tmp_path / "var") / "orders.sqlite").exists()
+
+
+def test_an_order_lost_on_its_way_is_placed_again_under_the_new_epoch_when_the_slot_restarts(
+    repo, tmp_path, fake
+) -> None:
+    """The exchange refuses the sends of one step (they never arrive), and the active slot is
+    killed right after: the restarted slot, at a new epoch, places those orders again as it takes
+    its role, with the new epoch's ids; each decision reaches the exchange once."""
+    settings = live_account(repo, tmp_path / "var", fake)
+    lost: list[str] = []
+
+    class LoseOneStep(Steps):
+        def on_step_reply(self, run, bars, entries, reply) -> None:
+            super().on_step_reply(run, bars, entries, reply)
+            if not lost and run.role == "active" and reply.orders:
+                lost.extend(o.client_order_id for o in reply.orders)
+                fake.errors["POST /api/v3/order"] += [503] * len(reply.orders)
+                os.kill(run.client.process.proc.pid, signal.SIGKILL)
+
+    with Ticking(fake) as ticking:
+        commander = commander_on(settings, fake, LoseOneStep(ticking))
+        asyncio.run(commander.run(max_ticks=200, until=lambda c: bool(lost) and c.restarts >= 1 and c.tick > 40))
+
+    assert lost and commander.restarts >= 1
+    placed = exchange_orders(fake)
+    assert not set(lost) & set(placed)  # the lost sends never arrived ...
+    again = [cid for cid in placed if decision(cid) in {decision(c) for c in lost}]
+    assert sorted(map(decision, again)) == sorted(map(decision, lost))  # ... and each came again, once
+    assert all(EPOCH.match(cid).group(1) != EPOCH.match(lost[0]).group(1) for cid in again)  # type: ignore[union-attr]
+    ledger = Ledger(paths.commander_ledger(commander_dir(settings.data_dir)), durable=False)
+    try:
+        status = {o["client_order_id"]: o["status"] for o in ledger.orders()}
+    finally:
+        ledger.close()
+    assert all(status[cid] == "rejected" for cid in lost)  # in the book: never reached the exchange
+    check_account(settings, fake)

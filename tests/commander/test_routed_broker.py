@@ -107,12 +107,12 @@ def test_a_stop_loss_is_an_exit_order_placed_once_and_booked_when_filled() -> No
     b.on_bar(bar(12, low=94.0))  # through the stop at 95
     exits = b.take_placed()
     assert [(e.client_order_id, e.side, e.qty, e.purpose) for e in exits] == [
-        ("e4:11:BTC/USDT:m:exit", -1, 2.0, "stop_loss")
+        ("e4:12:BTC/USDT:m:exit", -1, 2.0, "stop_loss")
     ]
-    assert [i.client_order_id for i in b.take_outbox()] == ["e4:11:BTC/USDT:m:exit"]
+    assert [i.client_order_id for i in b.take_outbox()] == ["e4:12:BTC/USDT:m:exit"]
     b.on_bar(bar(13, low=90.0))
     assert b.take_placed() == [] and b.take_outbox() == []  # pending: never a second exit
-    b.deliver([OrderReport(client_order_id="e4:11:BTC/USDT:m:exit", status="closed", filled=2.0, average=94.0)])
+    b.deliver([OrderReport(client_order_id="e4:12:BTC/USDT:m:exit", status="closed", filled=2.0, average=94.0)])
     (fill,) = b.on_bar(bar(14))
     assert fill.purpose == "stop_loss" and SYMBOL not in b.positions
 
@@ -120,3 +120,21 @@ def test_a_stop_loss_is_an_exit_order_placed_once_and_booked_when_filled() -> No
 def test_restamping_keeps_the_decision_and_changes_only_the_epoch() -> None:
     assert restamped("e3:10:BTC/USDT:m:open", 7) == "e7:10:BTC/USDT:m:open"
     assert restamped("m:BTC/USDT:10:open", 7) == "e7:m:BTC/USDT:10:open"
+
+
+def test_taking_the_role_places_the_missing_orders_again_at_once() -> None:
+    b = broker(epoch=6)
+    sent, lost = order("e5:10:BTC/USDT:m:open"), order("e5:11:BTC/USDT:m:close")
+    b.restore(sent)
+    b.restore(lost)
+    b.deliver(
+        [
+            OrderReport(client_order_id=sent.client_order_id, status="open"),
+            OrderReport(client_order_id=lost.client_order_id, status="missing"),
+        ]
+    )
+    ((old, new),) = b.place_missing()
+    assert old is lost and old.status == "rejected" and new.client_order_id == "e6:11:BTC/USDT:m:close"
+    assert [i.client_order_id for i in b.take_outbox()] == ["e6:11:BTC/USDT:m:close"]
+    assert b.take_placed() == []  # stored by the slot when it takes the role, not with a step
+    assert {o.client_order_id for o in b.open_orders()} == {sent.client_order_id, new.client_order_id}
