@@ -34,6 +34,7 @@ import hmac
 import itertools
 import json
 import math
+import re
 import socket
 import threading
 import time
@@ -94,6 +95,10 @@ class FakeBinance:
         self.malformed: dict[str, str] = {}  # "METHOD path" -> raw body returned instead
         self.delayed_in_flight = self.max_delayed_in_flight = 0  # delayed answers being waited on at once
         self.fill_market = True  # market orders fill at once; else they rest until ``fill``
+        # Market orders fill at the open of the candle after the one their client order id names
+        # (``e<epoch>:<seq>:...``, the bar they were decided on): the paper broker's model, so a
+        # run's book does not depend on when an order arrived (the chaos soak's reference).
+        self.fill_at_decision_open = False
         self.fee_rate = 0.001
         # What the account holds; fills move it (fees are charged in the quote currency).
         self.balances: dict[str, float] = defaultdict(float, {"USDT": 10_000.0})
@@ -280,6 +285,14 @@ class FakeBinance:
         base, _, quote = symbol.partition("/")
         return base, quote
 
+    def _market_price(self, mid: str, cid: str) -> float:
+        decided = re.match(r"^e\d+:(\d+):", cid)
+        if self.fill_at_decision_open and decided:
+            candle = self.candles[mid].get((int(decided.group(1)) + 1) * self.interval_ms)
+            if candle is not None:
+                return candle[0]
+        return self.last_price(mid)
+
     def open_orders(self, p: dict[str, str]) -> list[dict[str, Any]]:
         with self.lock:
             return [
@@ -370,7 +383,7 @@ class FakeBinance:
             }
             self.orders[cid] = order
             if p["type"] == "MARKET" and self.fill_market:
-                self._execute(order, self.last_price(p["symbol"]))
+                self._execute(order, self._market_price(p["symbol"], cid))
             return 200, {**_public(order), "transactTime": self.now_ms, "fills": order["_fills"]}
 
     def query(self, p: dict[str, str]) -> tuple[int, Any]:
