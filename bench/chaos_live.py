@@ -14,7 +14,8 @@ hand-overs happened. A reference commander then trades the same candles alone, o
 exchange, with new entries stopped on the same bars as the chaos run's hand-overs.
 
 The fake exchange fills a market order at the open of the candle after the bar it was decided on
-(named in its client order id), the paper broker's model: the book does not depend on when an
+(named in its client order id; a long id goes out hashed, and the fake reads what it stands for
+from the gateway's journal), the paper broker's model: the book does not depend on when an
 order arrived, so the two runs' books can be held equal.
 
 Checked: 0 duplicate orders (each decision at the exchange once, whatever its epoch), 0
@@ -33,12 +34,14 @@ import platform
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,26 @@ class Exchange:
         self.fake.stop()
 
 
+def journal_ids(data_dir: Path) -> dict[str, str]:
+    """Exchange client id -> Sorte's client order id, from the gateway's journal (a long id is
+    sent hashed, ``sorte-<hash>``)."""
+    path = paths.account_dir(data_dir) / "orders.sqlite"
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT exchange_client_id, client_order_id FROM sent").fetchall())
+    finally:
+        db.close()
+
+
+def resolver(data_dir: Path) -> Callable[[str], str]:
+    def resolve(cid: str) -> str:
+        return cid if not cid.startswith("sorte-") else journal_ids(data_dir).get(cid, cid)
+
+    return resolve
+
+
 def runner(data_dir: Path, repo: Path, ex: Exchange, log: Path, *options: str) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
@@ -111,6 +134,7 @@ def wait_ready(data_dir: Path, proc: subprocess.Popen[bytes], starts: int, limit
 
 def run_chaos(args: argparse.Namespace, repo: Path, commits: list[str], data_dir: Path, log: Path) -> dict[str, Any]:
     ex = Exchange(args.tick_ms / 1000, candles=400_000)
+    ex.fake.resolve_client_id = resolver(data_dir)
     rng = random.Random(args.seed)
     options = ("--mode", "chaos", "--seed", str(args.seed), "--commits", ",".join(commits))
     options += ("--windows", str(args.windows))
@@ -145,8 +169,9 @@ def run_chaos(args: argparse.Namespace, repo: Path, commits: list[str], data_dir
                 crashes.append(f"the commander failed (exit {proc.returncode})")
                 if len(crashes) >= 3:
                     break
+        resolve = resolver(data_dir)
         placed = [
-            (p["newClientOrderId"], p["symbol"])
+            (resolve(p["newClientOrderId"]), p["symbol"])
             for p in ex.fake.posted_orders()
             if p.get("newClientOrderId") in ex.fake.orders
         ]
@@ -159,6 +184,7 @@ def run_reference(
     args: argparse.Namespace, repo: Path, data_dir: Path, log: Path, ticks: int, pauses: list[int]
 ) -> None:
     ex = Exchange(args.reference_tick_ms / 1000, candles=400_000)
+    ex.fake.resolve_client_id = resolver(data_dir)
     try:
         proc = runner(
             data_dir, repo, ex, log, "--mode", "reference", "--ticks", str(ticks), "--pauses", json.dumps(pauses)

@@ -291,11 +291,13 @@ class OrderGateway:
     async def reconcile(self, epoch: int, ledger: Ledger) -> Reconciliation:
         """Compare the account at the exchange with the ledger; conclude (halt, alert)."""
         t0 = time.monotonic()
-        positions = {s: p.qty for s, p in ledger.positions().items()}
-        open_orders = ledger.open_orders()
+        # One reading of the book: the new holder may commit steps while this one runs.
+        held, open_orders, account = ledger.book_state()
+        positions = {s: p.qty for s, p in held.items()}
+        cash = account.get("cash", self.initial_cash)
         universe = sorted({*self.symbols(), *positions, *(o.symbol for o in open_orders)})
         try:
-            result = await self._compare(epoch, ledger, positions, open_orders, universe)
+            result = await self._compare(epoch, ledger, positions, open_orders, universe, cash)
         except ccxt.BaseError as exc:
             result = Reconciliation(
                 epoch=epoch, ok=False, differences=[f"the exchange did not answer: {one_line(exc)}"]
@@ -307,7 +309,13 @@ class OrderGateway:
         return result
 
     async def _compare(
-        self, epoch: int, ledger: Ledger, positions: dict[str, float], open_orders: list[Order], universe: list[str]
+        self,
+        epoch: int,
+        ledger: Ledger,
+        positions: dict[str, float],
+        open_orders: list[Order],
+        universe: list[str],
+        cash: float,
     ) -> Reconciliation:
         self.final.clear()  # read everything afresh
         now_ms = int(await self.exchange.fetch_time())  # the exchange's clock: its fills' times
@@ -315,7 +323,6 @@ class OrderGateway:
         reports = await asyncio.gather(*(self._report(o, live) for o in open_orders))
         balance = await self.exchange.fetch_balance()
         totals = {a: float(v) for a, v in (balance.get("total") or {}).items() if v is not None}
-        cash = ledger.account().get("cash", self.initial_cash)
         start = self.journal.baseline()
         differences = order_differences(
             list(live.values()), {exchange_client_id(o.client_order_id) for o in open_orders}

@@ -39,6 +39,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -99,6 +100,9 @@ class FakeBinance:
         # (``e<epoch>:<seq>:...``, the bar they were decided on): the paper broker's model, so a
         # run's book does not depend on when an order arrived (the chaos soak's reference).
         self.fill_at_decision_open = False
+        # What a hashed exchange id (a long client order id, ``sorte-<hash>``) stands for: the
+        # client's own id, for ``fill_at_decision_open`` (the soak reads the gateway's journal).
+        self.resolve_client_id: Callable[[str], str] = lambda cid: cid
         self.fee_rate = 0.001
         # What the account holds; fills move it (fees are charged in the quote currency).
         self.balances: dict[str, float] = defaultdict(float, {"USDT": 10_000.0})
@@ -286,7 +290,7 @@ class FakeBinance:
         return base, quote
 
     def _market_price(self, mid: str, cid: str) -> float:
-        decided = re.match(r"^e\d+:(\d+):", cid)
+        decided = re.match(r"^e\d+:(\d+):", self.resolve_client_id(cid))
         if self.fill_at_decision_open and decided:
             candle = self.candles[mid].get((int(decided.group(1)) + 1) * self.interval_ms)
             if candle is not None:

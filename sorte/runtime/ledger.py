@@ -215,6 +215,15 @@ class Ledger:
         ).fetchall()
         return [Order(**dict(zip(ORDER_COLUMNS, r, strict=True))) for r in rows]
 
+    def book_state(self) -> tuple[dict[str, Position], list[Order], dict[str, float]]:
+        """Positions, open orders and the account as of one committed step (one read
+        transaction): a reader racing the writer never sees half of a step."""
+        self.db.execute("BEGIN")
+        try:
+            return self.positions(), self.open_orders(), self.account()
+        finally:
+            self.db.execute("COMMIT")
+
     def fills(self) -> list[Fill]:
         rows = self.db.execute(f"SELECT {','.join(FILL_COLUMNS)} FROM fills ORDER BY id").fetchall()
         return [Fill(*r) for r in rows]
