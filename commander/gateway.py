@@ -118,8 +118,13 @@ class OrderGateway:
         """The lease went to ``slot`` at ``epoch``: reconcile (in the background) before its
         first order; ``place`` waits for it."""
         self.holder = (slot, epoch)
+        self._reconcile_for(epoch, ledger)
+
+    def _reconcile_for(self, epoch: int, ledger: Ledger) -> asyncio.Task[Reconciliation]:
+        """The reconciliation of ``epoch``: the one running or done, else a new one."""
         if self._reconciling is None or self._reconciling[0] != epoch:
             self._reconciling = (epoch, asyncio.ensure_future(self.reconcile(epoch, ledger)))
+        return self._reconciling[1]
 
     async def ensure_reconciled(self, ledger: Ledger) -> Reconciliation | None:
         """The holder's reconciliation, done (and done again every ``retry_s`` while it differs)."""
@@ -129,9 +134,7 @@ class OrderGateway:
         last = self.reconciled
         if last is not None and last.epoch == epoch and not last.ok and time.time() - last.at >= self.retry_s:
             self._reconciling = None
-        if self._reconciling is None or self._reconciling[0] != epoch:
-            self._reconciling = (epoch, asyncio.ensure_future(self.reconcile(epoch, ledger)))
-        return await self._reconciling[1]
+        return await self._reconcile_for(epoch, ledger)
 
     # -- orders ------------------------------------------------------------------------------
     async def place(self, slot: str, intents: list[OrderIntent], ledger: Ledger) -> None:
