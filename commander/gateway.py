@@ -10,7 +10,11 @@ exchange (a slot holds no keys; its orders come back in ``Done.orders``).
 - The ledger is the evidence: only an open order the active slot committed, as committed, is
   sent (a slot runs code the agent wrote; what it hands over is checked, not trusted).
 - Never twice: every order is written to the journal before it is sent, and looked up at the
-  exchange by its client order id first; only "no such order" lets it be created.
+  exchange by its client order id first; only "no such order" lets it be created. A send with
+  no answer (a timeout, a commander killed mid-request) may still reach the matching engine
+  for a while: "no such order" counts as "never got" only ``order_answer_window_s`` after the
+  latest send, and the exchange's own ``recvWindow`` is set shorter, so it refuses the late
+  request itself.
 - Reports: before each step, the exchange's view of the ledger's open orders (one listing of
   open orders, a lookup of each one that left it), for the active slot to book.
 - Reconciliation (``commander.reconcile``) on every change of lease holder, before the first
@@ -33,14 +37,18 @@ from commander.lease import Lease
 from commander.order_journal import OrderJournal
 from commander.protocol import OrderIntent, OrderReport
 from commander.reconcile import (
+    BalanceOff,
     Reconciliation,
     Unbooked,
+    accept_balances,
     balance_differences,
     baseline,
+    drop_acceptance,
     expected_balances,
     fill_differences,
     order_differences,
     quote_of,
+    read_acceptance,
     split,
     write_reconciliation,
 )
@@ -55,6 +63,7 @@ log = structlog.get_logger("sorte.gateway")
 
 FINAL = ("closed", "canceled", "expired", "rejected")
 ALL_SYMBOLS_AT = 13  # open orders of more symbols than this: one call without a symbol
+CLOCK_SLACK_S = 5.0  # our clock against the exchange's, in the answer window
 
 
 def as_committed(it: OrderIntent, order: Order | None) -> bool:
@@ -87,6 +96,9 @@ class OrderGateway:
         self.exchange.rateLimiterAlgorithm, self.exchange.rollingWindowSize = "rollingWindow", 60_000.0
         self.exchange.tokenBucket = None
         self.exchange.init_rest_rate_limiter()
+        self.answer_window_s = settings.commander.order_answer_window_s
+        if "recvWindow" in self.exchange.options:  # a late request is refused by the exchange itself
+            self.exchange.options["recvWindow"] = int((self.answer_window_s - CLOCK_SLACK_S) * 1000)
         self.where = f"{ex.name} at {ex.base_url}" if ex.base_url else ex.name
         self.lease, self.alerts, self.journal = lease, alerts, journal
         self.tolerance = settings.commander.reconcile_tolerance
@@ -101,8 +113,14 @@ class OrderGateway:
         self.final: dict[str, OrderReport] = {}  # a final state does not change: asked once
         self.rejected_stale = 0
         self.sent = 0
+        self.closed = False
 
     async def close(self) -> None:
+        self.closed = True
+        if self._reconciling is not None and not self._reconciling[1].done():
+            # stopping, not a mismatch: no alert, no result written from a closed client
+            self._reconciling[1].cancel()
+            await asyncio.gather(self._reconciling[1], return_exceptions=True)
         await self.exchange.close()
         self.journal.close()
 
@@ -127,13 +145,16 @@ class OrderGateway:
         return self._reconciling[1]
 
     async def ensure_reconciled(self, ledger: Ledger) -> Reconciliation | None:
-        """The holder's reconciliation, done (and done again every ``retry_s`` while it differs)."""
+        """The holder's reconciliation, done (and done again every ``retry_s`` while it differs,
+        or at once when the operator accepted balances since)."""
         if self.holder is None:
             return None
         epoch = self.holder[1]
         last = self.reconciled
-        if last is not None and last.epoch == epoch and not last.ok and time.time() - last.at >= self.retry_s:
-            self._reconciling = None
+        if last is not None and last.epoch == epoch and not last.ok:
+            accepted = read_acceptance(self.journal.path.parent)
+            if time.time() - last.at >= self.retry_s or (accepted is not None and accepted.at >= last.at):
+                self._reconciling = None
         return await self._reconcile_for(epoch, ledger)
 
     # -- orders ------------------------------------------------------------------------------
@@ -174,6 +195,7 @@ class OrderGateway:
             if info is None:
                 side = "buy" if it.side > 0 else "sell"
                 params = {"clientOrderId": ecid}
+                self.journal.creating(it.client_order_id)
                 info = await self.exchange.create_order(it.symbol, it.kind, side, it.qty, it.limit_price, params)
                 self.sent += 1
                 log.info("order_sent", client_order_id=ecid, symbol=it.symbol, qty=it.qty, epoch=epoch)
@@ -255,12 +277,21 @@ class OrderGateway:
                 log.warning("order_status_unknown", client_order_id=ecid, reason=one_line(exc))
                 return OrderReport(client_order_id=cid, status="open", reason="exchange not answering")
         if info is None:
-            return OrderReport(client_order_id=cid, status="missing")
+            return self._not_found(cid)
         self.journal.sent(cid, str(info.get("id")))  # a send whose answer was lost: now known
         report = await self._as_report(cid, order.symbol, info)
         if report.final:
             self.final[cid] = report
         return report
+
+    def _not_found(self, cid: str) -> OrderReport:
+        """ "No such order" means never got only once a send in flight can no longer arrive."""
+        at = self.journal.last_sent_at(cid)
+        age = time.time() - at if at is not None else None
+        if age is not None and age < self.answer_window_s:
+            reason = f"sent {age:.1f} s ago with no answer: the exchange may still take it"
+            return OrderReport(client_order_id=cid, status="open", reason=reason)
+        return OrderReport(client_order_id=cid, status="missing")
 
     async def _as_report(self, cid: str, symbol: str, info: dict[str, Any]) -> OrderReport:
         filled = float(info.get("filled") or 0.0)
@@ -308,7 +339,8 @@ class OrderGateway:
         except ValueError as exc:
             result = Reconciliation(epoch=epoch, ok=False, differences=[str(exc)])
         result.seconds, result.at = time.monotonic() - t0, time.time()
-        self._conclude(result)
+        if not self.closed:  # a reading cut short by a stop is no finding
+            self._conclude(result)
         return result
 
     async def _compare(
@@ -335,30 +367,49 @@ class OrderGateway:
             for o, r in zip(open_orders, reports, strict=True)
             if r.filled > 0
         ]
+        off: list[BalanceOff] = []
         if start is None and universe:
             differences += self._first_baseline(totals, cash, positions, open_orders, universe, ledger, now_ms)
         elif start is not None and universe:
             start = self._extend_baseline(start, totals, positions, open_orders, universe)
             expected = expected_balances(start, cash, positions, universe, unbooked)
-            off = balance_differences(expected, totals, self.tolerance)
-            differences += await self._foreign_fills(off, universe) + off
+            book = {quote_of(universe): cash} | {split(s)[0]: q for s, q in positions.items() if q > 0}
+            off = self._accepted(start, balance_differences(expected, totals, self.tolerance), book)
+            differences += await self._foreign_fills(off, universe) + [b.describe() for b in off]
         if not differences and start is not None:
             self.journal.set_trades_since_ms(now_ms)
         return Reconciliation(
             epoch=epoch,
             ok=not differences,
             differences=differences,
+            balances=off,
             open_orders=len(open_orders),
             unbooked_fills=len(unbooked),
         )
 
-    async def _foreign_fills(self, off: list[str], universe: list[str]) -> list[str]:
+    def _accepted(self, start: dict[str, Any], off: list[BalanceOff], book: dict[str, float]) -> list[BalanceOff]:
+        """Apply the operator's acceptance of balances, if one waits (once: it is dropped)."""
+        folder = self.journal.path.parent
+        request = read_acceptance(folder)
+        if request is None:
+            return off
+        left, done, refused = accept_balances(start, off, request.balances, self.tolerance, book)
+        if done:
+            self.journal.set_baseline(start)
+            self.alerts.emit("balances_accepted", f"balances accepted by {request.by}: " + "; ".join(done))
+        if refused:
+            self.alerts.emit("acceptance_refused", "not accepted (look again, accept anew): " + "; ".join(refused))
+        drop_acceptance(folder)
+        log.info("acceptance_applied", by=request.by, accepted=done, refused=refused)
+        return left
+
+    async def _foreign_fills(self, off: list[BalanceOff], universe: list[str]) -> list[str]:
         """The exchange's fills since the last reconciliation that explain a balance that is off:
         of the symbols of that asset (all of them when the quote currency is off). Fills of
         the ledger's own orders are accounted for above, so a book that matches needs none."""
         if not off:
             return []
-        assets = {line.split(" ", 1)[0] for line in off}
+        assets = {b.asset for b in off}
         quote = quote_of(universe)
         symbols = universe if quote in assets else [s for s in universe if split(s)[0] in assets]
         since = self.journal.trades_since_ms()

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS sent (
     symbol TEXT NOT NULL,
     epoch INTEGER NOT NULL,
     slot TEXT NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL  -- wall time of the latest create request (0: none went out)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -41,10 +41,19 @@ class OrderJournal:
 
     # -- orders ------------------------------------------------------------------------------
     def sending(self, cid: str, exchange_cid: str, symbol: str, epoch: int, slot: str) -> None:
+        """About to send ``cid``: its row, before anything reaches the exchange."""
         self.db.execute(
-            "INSERT OR IGNORE INTO sent VALUES (?,?,NULL,?,?,?,?)",
-            (cid, exchange_cid, symbol, epoch, slot, time.time()),
+            "INSERT OR IGNORE INTO sent VALUES (?,?,NULL,?,?,?,0)", (cid, exchange_cid, symbol, epoch, slot)
         )
+
+    def creating(self, cid: str) -> None:
+        """The create request of ``cid`` goes out now (``at``: the latest one's wall time)."""
+        self.db.execute("UPDATE sent SET at=? WHERE client_order_id=?", (time.time(), cid))
+
+    def last_sent_at(self, cid: str) -> float | None:
+        """Wall time of the latest create request of ``cid``; None if none went out."""
+        row = self.db.execute("SELECT at FROM sent WHERE client_order_id=?", (cid,)).fetchone()
+        return float(row[0]) if row is not None and row[0] else None
 
     def sent(self, cid: str, exchange_order_id: str) -> None:
         self.db.execute("UPDATE sent SET exchange_order_id=? WHERE client_order_id=?", (exchange_order_id, cid))

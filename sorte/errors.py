@@ -27,3 +27,7 @@ class CascadeError(SorteError):
 
 class TradingRefused(SorteError):
     """Real trading was asked for without the explicit flag or without credentials."""
+
+
+class AccountError(SorteError):
+    """A request about the live exchange account that cannot be done as asked."""

@@ -93,6 +93,9 @@ class FakeBinance:
         self.missing: set[str] = set()  # symbols hidden from exchangeInfo
         self.delays: dict[str, list[float]] = defaultdict(list)  # "METHOD path" -> delays of the next answers
         self.errors: dict[str, list[int]] = defaultdict(list)  # "METHOD path" -> HTTP statuses of the next answers
+        # "METHOD path" -> how long each of the next requests waits before the matching engine
+        # takes it (a queue at the exchange): the client may give up, the order still lands.
+        self.holds: dict[str, list[float]] = defaultdict(list)
         self.malformed: dict[str, str] = {}  # "METHOD path" -> raw body returned instead
         self.delayed_in_flight = self.max_delayed_in_flight = 0  # delayed answers being waited on at once
         self.fill_market = True  # market orders fill at once; else they rest until ``fill``
@@ -453,14 +456,21 @@ class _Handler(BaseHTTPRequestHandler):
             delay = ex.delays[key].pop(0) if ex.delays[key] else 0.0
             error = ex.errors[key].pop(0) if ex.errors[key] else 0
             malformed = ex.malformed.get(key)
+            hold = ex.holds[key].pop(0) if ex.holds[key] else 0.0
         if ex.latency_s:
             time.sleep(ex.latency_s)
+        if hold and ex._stopping.wait(hold):
+            return
         if ex.down:
             error = 503
         if error:  # the request never reached the matching engine
             return self._send(error, "<html><body>503 Service Temporarily Unavailable</body></html>")
         if parts.path.startswith("/api/v3/") and "signature" in params and not self._signed(raw):
             status, payload = 401, {"code": -1022, "msg": "Signature for this request is not valid."}
+        elif "timestamp" in params and time.time() * 1000 > int(params["timestamp"]) + int(
+            params.get("recvWindow", 5000)
+        ):  # Binance refuses a signed request that reaches the engine after its window
+            status, payload = 400, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
         else:
             status, payload = self._route(method, parts.path, params)
         # A delay comes after the work: an order placed whose answer is late, like the real thing.

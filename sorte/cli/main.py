@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Column, Table
 
 from sorte import paths
+from sorte.cli.account import reconcile_cmd
 from sorte.cli.agent import ask_cmd, resume_cmd, runs_app
 from sorte.cli.book import positions_cmd, profit_cmd, trades_cmd
 from sorte.cli.deploy import commander_cmd, deploy_cmd, rollback_cmd
@@ -340,6 +341,7 @@ app.command("commander")(commander_cmd)
 app.command("deploy")(deploy_cmd)
 app.command("rollback")(rollback_cmd)
 app.command("pairs")(pairs_cmd)
+app.command("reconcile")(reconcile_cmd)
 
 
 def _duration(seconds: float) -> str:

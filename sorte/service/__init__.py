@@ -10,8 +10,9 @@ written to the audit log): :mod:`sorte.service.actions`. Who may do what: :mod:`
 from commander.deployment import CommitRejected, DeploymentError, UnknownDeployment
 from sorte.agent.runs import AgentError
 from sorte.agent.views import RunView
+from sorte.errors import AccountError
 from sorte.service.access import Forbidden, Principal, audit, audit_scope, read_audit
-from sorte.service.actions import approve, ask, pause, reject, resume, rollback
+from sorte.service.actions import accept_balances, approve, ask, pause, reject, resume, rollback
 from sorte.service.reading import (
     NotFound,
     account,
@@ -56,6 +57,8 @@ from sorte.service.views import (
 )
 
 __all__ = [
+    "AccountError",
+    "accept_balances",
     "AgentError",
     "CommitRejected",
     "DeploymentError",

@@ -1,26 +1,30 @@
 """Actions for the front-ends: ask the agent, approve or reject a run, roll back, pause and
-resume new entries. Each checks the caller's role first and leaves one audit line, refusals
-included; a refused or failed action changes nothing."""
+resume new entries, accept a live account's changed balances. Each checks the caller's role
+first and leaves one audit line, refusals included; a refused or failed action changes nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 from commander.deployment import DeploymentError
+from commander.inbox import commander_running
+from commander.reconcile import Acceptance, Reconciliation, read_reconciliation, write_acceptance
 from sorte import paths
 from sorte.agent import runs as agent
 from sorte.agent.context import Event
 from sorte.agent.views import Decision, RunView
 from sorte.config import Settings
-from sorte.errors import SorteError
+from sorte.errors import AccountError, SorteError
 from sorte.runtime.control import write_control
 from sorte.service import reading
 from sorte.service.access import Principal, audit, require_operator
 from sorte.service.views import ActionResult
 
+ACCEPT_POLL_S = 0.2
 MAX_REASON = 300
 MAX_DEPLOYMENT_ID = 2**62  # beyond this SQLite cannot even store it
 # Run ids are slugs (20261122-201500-a1b2c3); the pattern also keeps a path out of the journal's file names.
@@ -130,3 +134,58 @@ def _set_paused(settings: Settings, who: Principal, paused: bool) -> ActionResul
     audit(settings.data_dir, who.sender, action, True)
     message = "new entries stopped; open positions are still managed" if paused else "new entries allowed again"
     return ActionResult(ok=True, action=action, message=message, detail={"paused": paused})
+
+
+async def accept_balances(
+    settings: Settings, who: Principal, wait_s: float = 120.0, progress: Callable[[str], None] | None = None
+) -> ActionResult:
+    """Take the exchange balances the last reconciliation found different as right (a deposit,
+    a withdrawal, a trade by hand): the commander moves its baseline by the difference at its
+    next reconciliation, only if the exchange still holds exactly those amounts. Raises
+    AccountError (nothing written) when there is nothing to accept. Waits up to ``wait_s``
+    for a running commander to apply it."""
+    require_operator(settings.data_dir, who, "accept_balances")
+    folder = paths.account_dir(settings.data_dir)
+    last = read_reconciliation(folder)
+    problem = _nothing_to_accept(last)
+    if problem or last is None:
+        audit(settings.data_dir, who.sender, "accept_balances", False, reason=problem)
+        raise AccountError(problem)
+    request = Acceptance(balances={b.asset: b.exchange for b in last.balances}, by=who.sender, at=time.time())
+    write_acceptance(folder, request)
+    audit(settings.data_dir, who.sender, "accept_balances", True, balances=request.balances)
+    shown = ", ".join(f"{a} {v:.8g}" for a, v in request.balances.items())
+    say = progress or (lambda _: None)
+    say(f"accepting {shown}")
+    result = await asyncio.to_thread(_applied, settings, request, wait_s, say)
+    return ActionResult(ok=True, action="accept_balances", message=result, detail={"balances": request.balances})
+
+
+def _nothing_to_accept(last: Reconciliation | None) -> str:
+    if last is None:
+        return "no live account was reconciled yet: there is nothing to accept"
+    if last.ok:
+        return f"the account matched the ledger at epoch {last.epoch}: there is nothing to accept"
+    if not last.balances:
+        return (
+            "no balance differs; what differs cannot be accepted, only mended at the exchange "
+            "(cancel an order Sorte did not place): " + "; ".join(last.differences)
+        )
+    return ""
+
+
+def _applied(settings: Settings, request: Acceptance, wait_s: float, say: Callable[[str], None]) -> str:
+    """What became of the request: the first reconciliation after it, if a commander runs."""
+    folder, deadline = paths.account_dir(settings.data_dir), time.monotonic() + wait_s
+    if commander_running(paths.commander_dir(settings.data_dir)):
+        say("a commander is running: waiting for its next reconciliation")
+    while commander_running(paths.commander_dir(settings.data_dir)) and time.monotonic() < deadline:
+        done = read_reconciliation(folder)
+        if done is not None and done.at > request.at:
+            if done.ok:
+                return f"balances accepted; {done.describe()}: trading resumes"
+            return f"reconciled again, still refused: {'; '.join(done.differences)}"
+        time.sleep(ACCEPT_POLL_S)
+    if commander_running(paths.commander_dir(settings.data_dir)):
+        return f"recorded; the commander did not reconcile within {wait_s:g} s (`sorte status` shows when it does)"
+    return "recorded; no commander is running: the next one applies it when it reconciles on start"

@@ -449,6 +449,7 @@ def account(settings: Settings, now: float | None = None) -> AccountView | None:
         ok=done.ok,
         epoch=done.epoch,
         differences=done.differences,
+        balances=done.balances,
         open_orders=done.open_orders,
         at=done.at,
         age_s=age,

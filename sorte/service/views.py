@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from commander.deployment import Deployment, DeploymentEvent
 from commander.lease import LeaseState
+from commander.reconcile import BalanceOff
 
 
 class PositionView(BaseModel):
@@ -161,6 +162,9 @@ class AccountView(BaseModel):
     ok: bool = Field(description="The account matched the ledger; False: trading is refused")
     epoch: int = Field(description="The lease epoch it was reconciled for")
     differences: list[str] = Field(default_factory=list, description="What differs, in words")
+    balances: list[BalanceOff] = Field(
+        default_factory=list, description="The balances that differ, as numbers: what `sorte reconcile --accept` takes"
+    )
     open_orders: int
     at: float = Field(description="Local wall time (epoch s) of the reconciliation")
     age_s: float

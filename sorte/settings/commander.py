@@ -57,6 +57,14 @@ class CommanderSettings(BaseModel):
     reconcile_retry_s: float = Field(
         30.0, gt=0, le=3600, description="Live account: how often a mismatch is checked again while trading is refused"
     )
+    order_answer_window_s: float = Field(
+        15.0,
+        ge=6,
+        le=120,
+        description="Live account: how long after a send the exchange may still take an order the commander "
+        "got no answer for (the exchange's recvWindow is set 5 s shorter); until then a lookup's 'no such "
+        "order' does not count as never sent",
+    )
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from sorte.config import Settings
 from sorte.service import audit
 from sorte.telegram.access import MAX_TEXT, BadArgument, BotContext, Caller, clip, refuse_viewer, send
 from sorte.telegram.approval import LONG_DIFF, decide, outcome_text
-from sorte.telegram.texts import esc, t
+from sorte.telegram.texts import Html, esc, t
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_LIST = 50
@@ -105,8 +105,19 @@ async def status(ctx: BotContext, update: Update, context: ContextTypes.DEFAULT_
             positions=len(o.positions),
             waiting=", ".join(o.runs_waiting) or "-",
             feed=_feed_text(o.feed, lang),
+            account=_account_text(o.account, lang),
         ),
     )
+
+
+def _account_text(a: service.AccountView | None, lang: str) -> Html:
+    """A live account's line of /status; none on paper."""
+    if a is None:
+        return Html("")
+    if a.ok:
+        return Html(t(lang, "account_ok", epoch=a.epoch, age=service.seconds_text(a.age_s), orders=a.open_orders))
+    text = t(lang, "account_refused", differences="; ".join(a.differences))
+    return Html(text + (t(lang, "account_accept_hint") if a.balances else ""))
 
 
 def _last_bar(age: float | None, seq: int | None, lang: str) -> str:
@@ -115,10 +126,10 @@ def _last_bar(age: float | None, seq: int | None, lang: str) -> str:
     return t(lang, "feed_no_bar") if seq is None else t(lang, "feed_at_bar", seq=seq)  # a replay has no ages
 
 
-def _feed_text(f: service.FeedView | None, lang: str) -> str:
+def _feed_text(f: service.FeedView | None, lang: str) -> Html:
     """The feed's lines of /status; none before a commander wrote its health."""
     if f is None:
-        return ""
+        return Html("")
     age = f.oldest_bar_age_s
     text = t(
         lang,
@@ -138,7 +149,7 @@ def _feed_text(f: service.FeedView | None, lang: str) -> str:
     if not f.current:
         key = "feed_old_silent" if f.commander_running else "feed_old_stopped"
         text += t(lang, key, when=_when(f.at), age=service.seconds_text(f.snapshot_age_s))
-    return text
+    return Html(text)
 
 
 async def positions(ctx: BotContext, update: Update, context: ContextTypes.DEFAULT_TYPE, caller: Caller) -> None:

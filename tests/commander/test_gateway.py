@@ -5,6 +5,7 @@ reconciliation that refuses to trade on an account that differs from the ledger.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from commander.gateway import OrderGateway
 from commander.lease import Lease
 from commander.order_journal import OrderJournal
 from commander.protocol import OrderIntent
-from commander.reconcile import read_reconciliation
+from commander.reconcile import Acceptance, BalanceOff, read_acceptance, read_reconciliation, write_acceptance
 from sorte import paths
 from sorte.config import Settings
 from sorte.errors import TradingRefused
@@ -142,6 +143,39 @@ def test_orders_of_another_epoch_or_another_slot_are_refused_and_never_sent(
     assert fake.posted_orders() == []
 
 
+def test_a_send_with_no_answer_is_not_missing_while_the_exchange_may_still_take_it(
+    account: Account, fake: FakeBinance
+) -> None:
+    """The create sits in the exchange's queue past the client's timeout (2 s): the lookup says
+    "no such order", yet it lands. Taken for missing, the order would be sent again: twice."""
+    o = buy(account.epoch)
+    account.commit(o)
+    fake.holds["POST /api/v3/order"].append(3.0)
+    account.place(o)  # times out: fate unknown
+    (report,) = account.run(account.gateway.reports(account.ledger))
+    assert report.status == "open" and "the exchange may still take it" in report.reason
+    time.sleep(1.5)  # the engine takes it now
+    (report,) = account.run(account.gateway.reports(account.ledger))
+    assert (report.status, report.filled) == ("closed", 2.0)
+    assert [cid for cid in fake.orders] == [o.client_order_id]
+
+
+def test_a_send_the_exchange_refused_as_late_is_missing_after_the_window(account: Account, fake: FakeBinance) -> None:
+    gateway = account.gateway
+    assert gateway.exchange.options["recvWindow"] == 10_000  # the default window, 15 s, less 5 s of clock slack
+    gateway.answer_window_s, gateway.exchange.options["recvWindow"] = 2.5, 1_000  # a short one, not to wait long
+    o = buy(account.epoch)
+    account.commit(o)
+    fake.holds["POST /api/v3/order"].append(2.2)  # past the client's timeout and the recvWindow
+    account.place(o)
+    assert account.run(gateway.reports(account.ledger))[0].status == "open"
+    time.sleep(0.5)  # the engine refused it (-1021): never an order; the window ends
+    assert fake.orders == {}
+    assert account.run(gateway.reports(account.ledger))[0].status == "missing"
+    account.place(o)  # asked again (same epoch, same id): sent once more, lands once
+    assert [cid for cid in fake.orders] == [o.client_order_id]
+
+
 def test_an_order_the_exchange_never_got_is_reported_missing(account: Account, fake: FakeBinance) -> None:
     o = buy(account.epoch)
     account.commit(o)  # committed; the commander died before sending it
@@ -192,6 +226,71 @@ def test_a_balance_that_differs_halts_trading_with_an_alert_until_it_matches_aga
     account.commit(again)
     account.place(again, slot="green")
     assert [p["newClientOrderId"] for p in fake.posted_orders()] == [again.client_order_id]
+
+
+def refused_after_a_deposit(account: Account, fake: FakeBinance) -> tuple[int, Any]:
+    assert account.run(account.gateway.ensure_reconciled(account.ledger)).ok
+    fake.balances["USDT"] += 1_000.0  # the trader funds the account
+    epoch = account.lease.transfer("blue", "green", account.epoch).epoch
+    account.hand("green", epoch)
+    return epoch, account.run(account.gateway.ensure_reconciled(account.ledger))
+
+
+def test_a_deposit_the_operator_accepts_moves_the_baseline_and_trading_resumes_at_once(
+    account: Account, fake: FakeBinance
+) -> None:
+    epoch, refused = refused_after_a_deposit(account, fake)
+    assert refused.balances == [BalanceOff(asset="USDT", exchange=11_000.0, ledger=10_000.0)]
+    folder = paths.account_dir(account.settings.data_dir)
+    write_acceptance(folder, Acceptance(balances={"USDT": 11_000.0}, by="local", at=refused.at))
+    # looked at again now, not after reconcile_retry_s: the operator is waiting
+    account.gateway.retry_s = 3600.0
+    result = account.run(account.gateway.ensure_reconciled(account.ledger))
+    assert result.ok and result.epoch == epoch, result.differences
+    assert account.gateway.journal.baseline()["balances"]["USDT"] == 11_000.0
+    assert read_acceptance(folder) is None  # used once
+    (alert,) = [a for a in read_alerts(account.dir) if a["kind"] == "balances_accepted"]
+    assert alert["message"] == "balances accepted by local: USDT 11000 (the ledger accounted for 10000)"
+    o = buy(epoch)
+    account.commit(o)
+    account.place(o, slot="green")
+    assert [p["newClientOrderId"] for p in fake.posted_orders()] == [o.client_order_id]
+    fake.balances["USDT"] += 100.0  # the accepted deposit is not a licence for the next change
+    assert not account.run(account.gateway.reconcile(epoch, account.ledger)).ok
+
+
+def test_an_acceptance_of_a_balance_that_moved_since_is_not_applied(account: Account, fake: FakeBinance) -> None:
+    epoch, refused = refused_after_a_deposit(account, fake)
+    folder = paths.account_dir(account.settings.data_dir)
+    write_acceptance(folder, Acceptance(balances={"USDT": 11_000.0}, by="local", at=refused.at))
+    fake.balances["USDT"] += 500.0  # moved again after the operator looked
+    result = account.run(account.gateway.reconcile(epoch, account.ledger))
+    assert not result.ok
+    assert result.balances == [BalanceOff(asset="USDT", exchange=11_500.0, ledger=10_000.0)]
+    assert account.gateway.journal.baseline()["balances"]["USDT"] == 10_000.0
+    (alert,) = [a for a in read_alerts(account.dir) if a["kind"] == "acceptance_refused"]
+    assert alert["message"] == (
+        "not accepted (look again, accept anew): USDT balance is 11500 at the exchange, the ledger accounts "
+        "for 10000, 11000 was accepted: it moved since"
+    )
+    assert read_acceptance(folder) is None  # dropped: the operator looks again
+
+
+def test_a_withdrawal_below_what_the_book_holds_cannot_be_accepted(account: Account, fake: FakeBinance) -> None:
+    assert account.run(account.gateway.ensure_reconciled(account.ledger)).ok
+    fake.balances["USDT"] = 4_000.0  # withdrawn: less than the book's 5,000 cash
+    epoch = account.lease.transfer("blue", "green", account.epoch).epoch
+    account.hand("green", epoch)
+    refused = account.run(account.gateway.ensure_reconciled(account.ledger))
+    folder = paths.account_dir(account.settings.data_dir)
+    write_acceptance(folder, Acceptance(balances={"USDT": 4_000.0}, by="local", at=refused.at))
+    result = account.run(account.gateway.reconcile(epoch, account.ledger))
+    assert not result.ok and [b.asset for b in result.balances] == ["USDT"]
+    (alert,) = [a for a in read_alerts(account.dir) if a["kind"] == "acceptance_refused"]
+    assert "USDT 4000 at the exchange is less than the book's 5000 (fund the account" in alert["message"]
+    fake.balances["USDT"] = 9_000.0  # a smaller withdrawal the book can live with
+    write_acceptance(folder, Acceptance(balances={"USDT": 9_000.0}, by="local", at=result.at))
+    assert account.run(account.gateway.reconcile(epoch, account.ledger)).ok
 
 
 def test_a_foreign_open_order_and_a_foreign_fill_are_named(account: Account, fake: FakeBinance) -> None:
@@ -271,3 +370,20 @@ def test_an_order_the_ledger_does_not_hold_as_sent_is_never_sent(account: Accoun
     assert report.status == "refused" and "not as the ledger holds it" in report.reason
     alerts = [a for a in read_alerts(account.dir) if a["kind"] == "order_not_in_ledger"]
     assert len(alerts) == 2, alerts
+
+
+def test_a_reconciliation_cut_short_by_a_stop_raises_no_alert(tmp_path: Path, fake: FakeBinance) -> None:
+    acc = Account(tmp_path, fake)
+    fake.latency_s = 0.5  # the reading is still on its way when the commander stops
+
+    async def hand_and_stop() -> None:
+        acc.gateway.hand_to("blue", acc.epoch, acc.ledger)
+        await asyncio.sleep(0.1)
+        await acc.gateway.close()
+
+    acc.run(hand_and_stop())
+    assert not [a for a in read_alerts(acc.dir) if a["kind"] == "reconcile_mismatch"]
+    assert read_reconciliation(paths.account_dir(acc.settings.data_dir)) is None
+    acc.loop.close()
+    acc.ledger.close()
+    acc.lease.close()

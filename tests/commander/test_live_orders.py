@@ -8,6 +8,7 @@ traded, with an alert saying what differs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -198,11 +200,10 @@ def reconciled_at(data_dir: Path, epoch: int) -> bool:
     return done is not None and done.epoch == epoch
 
 
-def test_kill_9_of_the_active_slot_and_the_commander_with_orders_open_sends_nothing_twice(repo, tmp_path) -> None:
-    fake = FakeBinance(tuple(SYMBOLS), bars=400, future=20_000).start().start_stream()
-    data_dir, log = tmp_path / "var", tmp_path / "commander.log"
+def process_env(repo: Path, data_dir: Path, fake: FakeBinance) -> dict[str, str]:
+    """`sorte commander` on a live account, configured the way a user would: the environment."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SORTE_")}
-    env = {
+    return {
         **clean,
         "SORTE_DATA_DIR": str(data_dir),
         "SORTE_STRATEGIES_DIR": str(repo / "strategies"),
@@ -216,15 +217,57 @@ def test_kill_9_of_the_active_slot_and_the_commander_with_orders_open_sends_noth
         "SORTE_MARKET__STALE_INTERVALS": "1000",
         "SORTE_COMMANDER__RESTART_BACKOFF_S": "0.2",
     }
+
+
+def ticking(fake: FakeBinance) -> threading.Event:
+    """Ten candles a second, like `sorte up`'s live test, until the event is set."""
     stop = threading.Event()
 
-    def tick() -> None:  # ten candles a second, like `sorte up`'s live test
+    def tick() -> None:
         while not stop.wait(0.1):
             fake.advance(1)
 
     threading.Thread(target=tick, daemon=True).start()
-    proc = commander_process(env, log)
+    return stop
+
+
+@dataclass
+class LiveCommander:
+    """`sorte commander` as a process on a live account of a ticking fake exchange."""
+
+    fake: FakeBinance
+    env: dict[str, str]
+    data_dir: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def wait(self, what: str, ok: Any) -> None:
+        wait(what, ok, log=self.log)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(60) == 0, self.log.read_text()[-4000:]
+
+
+@contextlib.contextmanager
+def live_commander(repo: Path, tmp_path: Path) -> Iterator[LiveCommander]:
+    fake = FakeBinance(tuple(SYMBOLS), bars=400, future=20_000).start().start_stream()
+    data_dir, log = tmp_path / "var", tmp_path / "commander.log"
+    env = process_env(repo, data_dir, fake)
+    stop = ticking(fake)
+    run = LiveCommander(fake, env, data_dir, log, commander_process(env, log))
     try:
+        yield run
+    finally:
+        stop.set()
+        if run.proc.poll() is None:
+            run.proc.kill()
+        fake.stop()
+
+
+def test_kill_9_of_the_active_slot_and_the_commander_with_orders_open_sends_nothing_twice(repo, tmp_path) -> None:
+    with live_commander(repo, tmp_path) as run:
+        fake, data_dir, log = run.fake, run.data_dir, run.log
         wait("orders filled at the exchange", lambda: len(exchange_orders(fake)) >= 4, log=log)
         fake.fill_market = False  # from here market orders rest: open at the exchange
         wait("an order resting at the exchange", lambda: bool(resting(fake)), log=log)
@@ -232,23 +275,17 @@ def test_kill_9_of_the_active_slot_and_the_commander_with_orders_open_sends_noth
         os.kill(active_slot_pid(data_dir), signal.SIGKILL)  # the active slot, with an order open
         wait("the restarted slot's reconciliation", lambda: reconciled_at(data_dir, epoch + 1), log=log)
         wait("another order resting", lambda: len(resting(fake)) >= 2, log=log)
-        proc.send_signal(signal.SIGKILL)  # the commander, with orders open
-        proc.wait(10)
+        run.proc.send_signal(signal.SIGKILL)  # the commander, with orders open
+        run.proc.wait(10)
         open_at_kill = set(resting(fake))
-        proc = commander_process(env, log)
+        run.proc = commander_process(run.env, log)
         wait("the new commander's reconciliation", lambda: reconciled_at(data_dir, epoch + 2), log=log)
         for cid in resting(fake):  # the exchange fills what rested, while nobody looks at it
             fake.fill(cid)
         fake.fill_market = True
         before = len(exchange_orders(fake))
         wait("trading going on", lambda: len(exchange_orders(fake)) >= before + 4, log=log)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0, log.read_text()[-4000:]
-    finally:
-        stop.set()
-        if proc.poll() is None:
-            proc.kill()
-        fake.stop()
+        run.stop()
 
     settings = Settings(data_dir=data_dir)
     for epoch_seen in (epoch + 1, epoch + 2):
@@ -258,6 +295,39 @@ def test_kill_9_of_the_active_slot_and_the_commander_with_orders_open_sends_noth
     assert open_at_kill, "no order was open when the commander was killed"
     assert not [a for a in read_alerts(commander_dir(data_dir)) if a["kind"] == "reconcile_mismatch"]
     check_account(settings, fake)
+
+
+def sorte(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "sorte.cli.main", *args]
+    return subprocess.run(cmd, env=env, cwd=env["SORTE_GIT__REPO_ROOT"], capture_output=True, text=True, timeout=180)
+
+
+def test_a_deposit_refuses_trading_until_the_operator_accepts_it_with_sorte_reconcile(repo, tmp_path) -> None:
+    with live_commander(repo, tmp_path) as run:
+        fake, env, data_dir, log = run.fake, run.env, run.data_dir, run.log
+        wait("orders filled at the exchange", lambda: len(exchange_orders(fake)) >= 2, log=log)
+        epoch = lease_epoch(data_dir)
+        with fake.lock:
+            fake.balances["USDT"] += 1_000.0  # the trader funds the account
+        os.kill(active_slot_pid(data_dir), signal.SIGKILL)  # a change of lease holder: reconciled
+        wait("the new epoch's reconciliation", lambda: reconciled_at(data_dir, epoch + 1), log=log)
+        shown = sorte(env, "reconcile")
+        assert shown.returncode == 1, shown.stdout + shown.stderr
+        assert "TRADING REFUSED" in shown.stdout and "USDT balance is" in shown.stdout
+        held = len(exchange_orders(fake))
+        time.sleep(3)  # thirty candles while refused
+        assert len(exchange_orders(fake)) == held, "an order was sent while the account differed"
+        accepted = sorte(env, "reconcile", "--accept", "--yes")
+        assert accepted.returncode == 0, accepted.stdout + accepted.stderr + log.read_text()[-3000:]
+        assert "balances accepted" in accepted.stdout and "trading resumes" in accepted.stdout
+        wait("trading going on", lambda: len(exchange_orders(fake)) >= held + 2, log=log)
+        run.stop()
+
+    kinds = [a["kind"] for a in read_alerts(commander_dir(data_dir), limit=200)]
+    assert "reconcile_mismatch" in kinds and "balances_accepted" in kinds and "reconciled" in kinds
+    done = read_reconciliation(paths.account_dir(data_dir))
+    assert done is not None and done.ok, done
+    check_account(Settings(data_dir=data_dir), fake)
 
 
 def test_sorte_commander_refuses_real_orders_without_keys_or_without_a_live_feed(tmp_path) -> None:
@@ -294,10 +364,11 @@ def test_sorte_commander_refuses_real_orders_without_keys_or_without_a_live_feed
 def test_an_order_lost_on_its_way_is_placed_again_under_the_new_epoch_when_the_slot_restarts(
     repo, tmp_path, fake
 ) -> None:
-    """The exchange refuses the sends of one step (they never arrive), and the active slot is
-    killed right after: the restarted slot, at a new epoch, places those orders again as it takes
-    its role, with the new epoch's ids; each decision reaches the exchange once."""
-    settings = live_account(repo, tmp_path / "var", fake)
+    """The exchange answers the sends of one step with 503 (execution unknown; they never
+    arrived), and the active slot is killed right after: once the answer window has passed (a
+    late request could still have landed until then), the restarted slot, at a new epoch, places
+    those orders again with the new epoch's ids; each decision reaches the exchange once."""
+    settings = live_account(repo, tmp_path / "var", fake, order_answer_window_s=6.0)
     lost: list[str] = []
 
     class LoseOneStep(Steps):
@@ -310,7 +381,12 @@ def test_an_order_lost_on_its_way_is_placed_again_under_the_new_epoch_when_the_s
 
     with Ticking(fake) as ticking:
         commander = commander_on(settings, fake, LoseOneStep(ticking))
-        asyncio.run(commander.run(max_ticks=200, until=lambda c: bool(lost) and c.restarts >= 1 and c.tick > 40))
+
+        def placed_again(c: Any) -> bool:
+            done = {decision(cid) for cid in exchange_orders(fake)}
+            return bool(lost) and c.restarts >= 1 and all(decision(cid) in done for cid in lost)
+
+        asyncio.run(commander.run(max_ticks=400, until=placed_again))
 
     assert lost and commander.restarts >= 1
     placed = exchange_orders(fake)

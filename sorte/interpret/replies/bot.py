@@ -129,9 +129,21 @@ BOT: dict[str, dict[Language, str]] = {
     },
     "status": {
         "en": "<b>Sorte</b>: {health}{paused}\nCommander: {commander}\nActive: {active}\nSlot holding the lease: "
-        "{slot}\n{profit}\nOpen positions: {positions}\nRuns waiting for approval: {waiting}{feed}",
+        "{slot}\n{profit}\nOpen positions: {positions}\nRuns waiting for approval: {waiting}{feed}{account}",
         "pt": "<b>Sorte</b>: {health}{paused}\nComandante: {commander}\nAtiva: {active}\nSlot com o lease: {slot}\n"
-        "{profit}\nPosições abertas: {positions}\nExecuções à espera de aprovação: {waiting}{feed}",
+        "{profit}\nPosições abertas: {positions}\nExecuções à espera de aprovação: {waiting}{feed}{account}",
+    },
+    "account_ok": {
+        "en": "\nAccount: reconciled at epoch {epoch} {age} ago, {orders} open orders as the ledger says",
+        "pt": "\nConta: reconciliada na época {epoch} há {age}, {orders} ordens abertas como no registo",
+    },
+    "account_refused": {
+        "en": "\n⛔ Account differs from the ledger, trading refused: {differences}",
+        "pt": "\n⛔ A conta difere do registo, negociação recusada: {differences}",
+    },
+    "account_accept_hint": {
+        "en": "\nA deposit or a withdrawal? <code>sorte reconcile --accept</code> takes these balances as right.",
+        "pt": "\nUm depósito ou levantamento? <code>sorte reconcile --accept</code> aceita estes saldos.",
     },
     "running": {"en": "running", "pt": "a correr"},
     "not_running": {"en": "not running", "pt": "parado"},
