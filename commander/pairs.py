@@ -1,7 +1,8 @@
 """Pair selection on a live feed: between steps the commander refreshes the selection when it
 is due (in the background: the tickers of a whole exchange take a while) and trades the
-selected symbols plus every symbol the account still holds a position in, so a dropped
-symbol's position is managed until it closes and the symbol goes only then.
+selected symbols plus every symbol the book still holds a position or an open order in, so a
+dropped symbol's position is managed until it closes (and an order resting at the exchange,
+which may still fill, until it is filled or cancelled) and the symbol goes only then.
 
 A symbol added joins the collector at once (market checked, lookback prefetched); its first
 bar reaches the slots with its history (``StepOp.warmup``), so it starts with warm indicators."""
@@ -80,10 +81,11 @@ class PairRotation:
         await self.apply()
 
     def held(self) -> set[str]:
-        """Symbols the account holds a position in, as the active slot last reported its book."""
+        """Symbols the book holds a position or an open order in, as the active slot last
+        reported it."""
         run = self.s.active_run()
         book = run.last_done.book if run is not None and run.last_done is not None else {}
-        return set(book.get("positions", {}))
+        return set(book.get("positions", {})) | set(book.get("order_symbols", []))
 
     async def apply(self) -> None:
         s = self.s
@@ -104,7 +106,7 @@ class PairRotation:
         message = f"trading {', '.join(target)}"
         message += f"; added {', '.join(added)}" if added else ""
         message += f"; dropped {', '.join(dropped)}" if dropped else ""
-        message += f"; kept until their positions close: {', '.join(kept)}" if kept else ""
+        message += f"; kept until their positions and orders close: {', '.join(kept)}" if kept else ""
         s.alerts.emit("pairs_changed", message, tick=s.tick, added=added, dropped=dropped, kept=kept)
 
     def _take(self, task: asyncio.Task[PairSelection]) -> None:

@@ -112,6 +112,8 @@ def book(broker: PaperBroker) -> dict[str, Any]:
         "positions": {s: asdict(p) for s, p in sorted(broker.positions.items())},
         # By decision: an order placed again under the new epoch is the same order of the book.
         "open_orders": sorted(_EPOCH.sub("", o.client_order_id, count=1) for o in broker.open_orders()),
+        # The pair rotation keeps these symbols: an order resting at the exchange can still fill.
+        "order_symbols": sorted({o.symbol for o in broker.open_orders()}),
     }
 
 

@@ -33,4 +33,10 @@ def describe_feed(settings: Settings) -> str:
     if rs.feed == "replay":
         return f"{mode} on the replay feed"
     where = settings.exchange.name if rs.feed == "ccxt" else "B3 (brapi)"
-    return f"{mode} on {where} {settings.exchange.timeframe} candles of {', '.join(rs.symbols) or 'no symbols'}"
+    what = ", ".join(rs.symbols) or "no symbols"
+    if settings.market.pairs.enabled:
+        from commander.pairs import first_symbols  # the saved selection, else runtime.symbols; refuses neither
+
+        every = f"{settings.market.pairs.refresh_s:g} s"
+        what = f"the selected pairs (now {', '.join(first_symbols(settings))}; refreshed every {every})"
+    return f"{mode} on {where} {settings.exchange.timeframe} candles of {what}"

@@ -9,10 +9,12 @@ import pytest
 
 from commander.lease import Lease
 from commander.protocol import RoleOp, StepOp, bar_row, settings_payload
-from commander.slot import Slot, fault_kind
+from commander.slot import Slot, book, fault_kind
 from commander.source import ledger_path, open_source
-from sorte.config import Settings
+from sorte.config import BrokerSettings, Settings
+from sorte.runtime.broker import PaperBroker
 from sorte.runtime.ledger import Ledger, open_owned
+from sorte.runtime.values import Order
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,3 +117,13 @@ def test_faults_are_classified_by_where_they_were_raised() -> None:
         order_path()
     assert fault_kind(caught.value) == "order_path"
     assert fault_kind(ValueError("x")) == "decision_path"
+
+
+def test_the_book_names_the_symbols_its_open_orders_rest_on() -> None:
+    broker = PaperBroker(BrokerSettings())
+    assert book(broker)["order_symbols"] == []
+    for cid, symbol in (("e3:10:ETH/USDT", "ETH/USDT"), ("e4:11:BTC/USDT:USDT:x", "BTC/USDT:USDT")):
+        broker.submit(Order(cid, symbol, 1, 0.5, "limit", "open", "s", 10, 0.0, limit_price=100.0))
+    seen = book(broker)
+    assert seen["order_symbols"] == ["BTC/USDT:USDT", "ETH/USDT"]  # a futures symbol's colon is no trouble
+    assert seen["open_orders"] == ["10:ETH/USDT", "11:BTC/USDT:USDT:x"]  # ids compared without the epoch

@@ -4,7 +4,6 @@ unified tickers and ``market.pairs``. Each filter, the score, ties, empty and ma
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import pytest
@@ -368,13 +367,11 @@ def test_any_ticker_list_gives_a_consistent_selection(tickers, n):
     assert all(r.reason for r in s.rejected)
 
 
-def test_two_thousand_tickers_are_ranked_well_under_a_second():
+def test_two_thousand_tickers_are_ranked():
+    # The < 1 s target is bench/pairs_select.py's to measure, not a unit test's to assert.
     tickers = book(*(ticker(f"S{i}/USDT", volume=1e6 + i * 7919 % 2000 * 1e5, rng=1 + i % 40) for i in range(2000)))
-    started = time.perf_counter()
     s = select_pairs(tickers, PairsSettings())
-    took = time.perf_counter() - started
-    assert len(s.selected) == 20 and s.tickers == 2000
-    assert took < 1.0, f"{took:.3f} s"  # the target; bench/pairs_select.py measures it
+    assert len(s.selected) == 20 and s.tickers == 2000 and s.took_s > 0
 
 
 def test_the_selection_is_saved_and_read_back(tmp_path):
