@@ -21,8 +21,10 @@ def write_feed(
     source: str = "binance",
     mode: str = "websocket",
     at: float | None = None,
+    opens_at: float | None = None,
 ) -> FeedHealth:
-    """Two symbols, ETH/USDT stale when ``stale``; the snapshot taken ``ago_s`` seconds ago."""
+    """Two symbols, ETH/USDT stale when ``stale``; the snapshot taken ``ago_s`` seconds ago; the
+    market closed until ``opens_at`` when given."""
     at = time.time() - ago_s if at is None else at
     health = FeedHealth(
         source=source,
@@ -43,6 +45,8 @@ def write_feed(
         gaps=0,
         stale_symbols=["ETH/USDT"] if stale else [],
         entries_allowed=not stale,
+        market_open=opens_at is None,
+        opens_at=opens_at,
         at=at,
     )
     folder = paths.commander_dir(data_dir)

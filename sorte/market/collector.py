@@ -187,6 +187,8 @@ class Collector:
             gaps=c.gaps,
             stale_symbols=[s.symbol for s in symbols if s.stale],
             entries_allowed=self.entries_allowed(),
+            market_open=self.calendar.in_session(now),
+            opens_at=self.calendar.next_open(now),
             at=time.time(),
         )
 

@@ -36,6 +36,8 @@ class FeedHealth(BaseModel):
     gaps: int = Field(0, description="Candles the exchange no longer had when they were backfilled")
     stale_symbols: list[str] = Field(default_factory=list)
     entries_allowed: bool = Field(True, description="False while any symbol is stale: no new entries on old prices")
+    market_open: bool = Field(True, description="False outside the venue's sessions (nights, weekends, holidays)")
+    opens_at: float | None = Field(None, description="When the next session opens (epoch s), while closed")
     at: float | None = Field(None, description="Local wall time (epoch s) of this snapshot: ages grow from here")
 
 

@@ -53,6 +53,13 @@ class Calendar(ABC):
         """Whether the market is open at ``t_s`` (always, for a continuous market)."""
         return True
 
+    def next_open(self, t_s: float) -> float | None:
+        """When the next session opens (epoch s) while the market is closed at ``t_s``; None
+        while it is open."""
+        if self.in_session(t_s):
+            return None
+        return self.open_ms(math.floor(self.position(t_s))) / 1000  # closed: the next session's first candle
+
     def seq(self, open_ms: float) -> int:
         """The sequence number of a candle the calendar accepts (as ``seq_at``), else a DataError."""
         seq = self.seq_at(open_ms)

@@ -349,6 +349,8 @@ def _feed_view(folder: Path, running: bool, now: float) -> FeedView | None:
         gaps=health.gaps,
         stale_symbols=list(health.stale_symbols),
         entries_allowed=health.entries_allowed,
+        market_open=health.market_open,
+        opens_at=health.opens_at,
         at=at,
         snapshot_age_s=since,
         commander_running=running,
@@ -372,6 +374,10 @@ def _last_bar(age: float | None, seq: int | None) -> str:
     return "no bar yet" if seq is None else f"at bar {seq}"  # a replay: its bars have no age
 
 
+def _opens(at: float | None) -> str:
+    return "" if at is None else f" until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(at))}"
+
+
 def _feed_summary(
     health: FeedHealth, oldest: float | None, at: float, since: float, running: bool, current: bool
 ) -> str:
@@ -388,6 +394,8 @@ def _feed_summary(
         parts.append(f"stale: {', '.join(health.stale_symbols)}")
     if not health.entries_allowed:
         parts.append("new entries blocked")
+    if not health.market_open:
+        parts.append(f"market closed{_opens(health.opens_at)}")
     line = ", ".join(parts)
     if current:
         return line

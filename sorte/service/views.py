@@ -146,6 +146,8 @@ class FeedView(BaseModel):
     gaps: int = 0
     stale_symbols: list[str] = Field(default_factory=list)
     entries_allowed: bool = True
+    market_open: bool = Field(True, description="False outside the venue's sessions: no bar is due, ages grow")
+    opens_at: float | None = Field(None, description="When the next session opens (epoch s), while closed")
     at: float = Field(description="Local wall time (epoch s) of the snapshot")
     snapshot_age_s: float = Field(description="Seconds since the snapshot was written")
     commander_running: bool

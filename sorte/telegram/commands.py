@@ -146,6 +146,9 @@ def _feed_text(f: service.FeedView | None, lang: str) -> Html:
     )
     if f.stale_symbols or not f.entries_allowed:
         text += t(lang, "feed_stale", symbols=", ".join(f.stale_symbols) or "-")
+    if not f.market_open:
+        opens = "" if f.opens_at is None else t(lang, "feed_opens", when=_when(f.opens_at))
+        text += t(lang, "feed_closed", opens=opens)
     if not f.current:
         key = "feed_old_silent" if f.commander_running else "feed_old_stopped"
         text += t(lang, key, when=_when(f.at), age=service.seconds_text(f.snapshot_age_s))

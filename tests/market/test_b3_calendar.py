@@ -174,6 +174,19 @@ def test_time_stands_still_while_the_market_is_closed(cal):
     assert cal.in_session(s(date(2026, 2, 18), 13)) and not cal.in_session(s(date(2026, 2, 18), 12, 59))
 
 
+def test_while_closed_the_calendar_says_when_the_next_session_opens(cal):
+    s = lambda day, hh, mm=0: at(day, hh, mm) / 1000  # noqa: E731
+    ash_wednesday = at(date(2026, 2, 18), 13) / 1000
+    # Friday after the close, the weekend and Carnival: Ash Wednesday's late open.
+    for moment in (s(date(2026, 2, 13), 18), s(date(2026, 2, 14), 12), s(date(2026, 2, 17), 23, 59)):
+        assert cal.next_open(moment) == ash_wednesday
+    assert cal.next_open(s(date(2026, 2, 18), 12, 59)) == ash_wednesday  # the same day, before it opens
+    assert cal.next_open(s(date(2026, 2, 19), 7)) == at(date(2026, 2, 19), 10) / 1000
+    assert cal.next_open(s(date(2026, 2, 18), 13)) is None and cal.next_open(s(date(2026, 2, 13), 17, 59)) is None
+    # A year's last business day is closed: the next session is on 4 January 2027, a Monday.
+    assert cal.next_open(s(date(2026, 12, 30), 18)) == at(date(2027, 1, 4), 10) / 1000
+
+
 def test_extra_closures_open_days_and_special_hours():
     settings = B3Settings(
         holidays=[date(2026, 1, 26)],

@@ -94,10 +94,15 @@ def test_nothing_is_asked_or_alerted_while_the_market_is_closed(settings, fake):
             for day, at in ((SAT, time(12)), (MON, time(11)), (TUE, time(17)), (WED, time(13, 55))):
                 fake.set_time(day, at)
                 await asyncio.sleep(0.5)  # a couple of polls and watchdog rounds
-                assert collector.entries_allowed() and collector.health().stale_symbols == []
+                health = collector.health()
+                assert collector.entries_allowed() and health.stale_symbols == []
+                # The page and /status say whether the market is closed and when it opens (Ash Wednesday, 13:00).
+                opens = None if day == WED else local_ms(WED, time(13)) / 1000
+                assert (health.market_open, health.opens_at) == (day == WED, opens)
             closed = (len(fake.requests) - before, drain(queue), list(alerts))
             fake.set_time(WED, time(14, 5))  # Ash Wednesday's first candle (13:00) closed
             bars = await take(queue, 2)
+            assert collector.health().market_open and collector.health().opens_at is None
             return closed, bars, collector.states["PETR4"].last_seq, collector.calendar
         finally:
             await stop(collector, task)

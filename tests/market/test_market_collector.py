@@ -53,6 +53,7 @@ def test_prefetch_fills_the_cache_with_the_lookback(settings, fake):
     assert list(window.ts) == [fake.bar_open_ms(i) / 1000 for i in range(30, 50)]
     assert window.close[-1] == pytest.approx(fake.candles["BTCUSDT"][fake.bar_open_ms(49)][3])
     assert [s.last_seq for s in health.symbols] == [fake.seq(49)] * 2
+    assert health.market_open and health.opens_at is None  # a crypto exchange never closes
     assert (settings.data_dir / "market" / "binance.db").exists()
 
 

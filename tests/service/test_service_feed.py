@@ -57,6 +57,18 @@ def test_a_live_feed_reads_as_live(settings: Settings) -> None:
     assert "stale" not in view.summary and not view.summary.startswith("as of")
 
 
+def test_a_closed_market_says_when_it_opens(settings: Settings) -> None:
+    write_feed(settings.data_dir, stale=False, source="b3", mode="polling", opens_at=1_797_253_200.0)
+    with commander_lock(settings.data_dir):
+        view = service.feed(settings)
+    assert view is not None and view.state == "live" and not view.market_open and view.opens_at == 1_797_253_200.0
+    assert view.summary.endswith(", market closed until 2026-12-14 13:00 UTC")
+    write_feed(settings.data_dir, stale=False)
+    with commander_lock(settings.data_dir):
+        view = service.feed(settings)
+    assert view is not None and view.market_open and view.opens_at is None and "closed" not in view.summary
+
+
 def test_the_snapshot_of_a_stopped_commander_says_so(settings: Settings) -> None:
     at = time.time() - 5
     write_feed(settings.data_dir, at=at)

@@ -43,6 +43,22 @@ def test_status_shows_the_feed_in_the_chats_language(settings: Settings, fake: F
     assert "UTC, comandante parado)" in portuguese  # the lock is released: the snapshot is the last one
 
 
+def test_a_closed_market_in_status(settings: Settings, fake: FakeTelegram) -> None:
+    live = bot_settings(settings, fake)
+    write_feed(live.data_dir, stale=False, source="b3", mode="polling", opens_at=1_797_253_200.0)
+
+    async def scenario() -> tuple[str, str]:
+        async with RunningBot(live, fake) as bot:
+            with commander_lock(live.data_dir):
+                english = await bot.ask(VIEWER, "/status")
+                await bot.ask(VIEWER, "mostra o estado da estratégia por favor")
+                return english, await bot.ask(VIEWER, "/status")
+
+    english, portuguese = asyncio.run(scenario())
+    assert "Market closed (no bars are due), opens 2026-12-14 13:00 UTC" in english
+    assert "Mercado fechado (sem barras até abrir), abre às 2026-12-14 13:00 UTC" in portuguese
+
+
 def test_the_replay_feed_in_status(settings: Settings, fake: FakeTelegram) -> None:
     live = bot_settings(settings, fake)
     write_feed(live.data_dir, source="replay", mode="replay", stale=False)

@@ -66,3 +66,14 @@ def test_a_current_feed_is_live_or_stale_on_the_card(web: Settings) -> None:
     assert 'class="state stale">websocket, stale</p>' in stale and "stale: ETH/USDT, new entries blocked" in stale
     assert overview["feed"]["entries_allowed"] is False and overview["feed"]["state"] == "stale"
     assert time.time() - overview["feed"]["at"] < 60
+    assert '<dd id="feed-market">open</dd>' in live
+
+
+def test_a_closed_market_on_the_card(web: Settings) -> None:
+    c = client(web)
+    with commander_lock(web.data_dir):
+        write_feed(web.data_dir, stale=False, source="b3", mode="polling", opens_at=1_797_253_200.0)
+        page = c.get("/").text
+        overview = c.get("/api/v1/overview").json()
+    assert "closed (no bars are due), opens 2026-12-14 13:00" in page and "market closed until" in page
+    assert overview["feed"]["market_open"] is False and overview["feed"]["opens_at"] == 1_797_253_200.0

@@ -167,6 +167,11 @@ BOT: dict[str, dict[Language, str]] = {
         "en": "\n⚠ Stale: {symbols}; new entries blocked",
         "pt": "\n⚠ Sem dados novos: {symbols}; novas entradas bloqueadas",
     },
+    "feed_closed": {
+        "en": "\nMarket closed (no bars are due){opens}",
+        "pt": "\nMercado fechado (sem barras até abrir){opens}",
+    },
+    "feed_opens": {"en": ", opens {when} UTC", "pt": ", abre às {when} UTC"},
     "feed_old_stopped": {
         "en": "\n(as of {when} UTC, commander not running)",
         "pt": "\n(às {when} UTC, comandante parado)",
