@@ -168,7 +168,7 @@ class Slot:
         self.last_seq = dict(self.runtime.cursor)
         orders = self._place_missing(msg)
         if isinstance(self.source, WarmupHistory):  # a live feed: symbols not traded yet start warm too
-            await self._warm(self.source, [s for s in self.source.symbols if s not in self.runtime.cursor])
+            self._warm(self.source, [s for s in self.source.symbols if s not in self.runtime.cursor])
         self.equity = self.runtime.broker.equity()
         self.fallbacks = self._fallbacks()
         if role == "active":
@@ -250,7 +250,7 @@ class Slot:
             return Fault(tick=tick, kind="no_role", detail="a step arrived before a role")
         bars = [row_bar(r) for r in msg.bars]
         if msg.warmup is not None:  # symbols joining the feed (pair selection): warm, and a new sequence
-            await self._warm(WarmupHistory(msg.warmup), sorted(msg.warmup.bars))
+            self._warm(WarmupHistory(msg.warmup), sorted(msg.warmup.bars))
         gap = "" if msg.feed_gap else self._gap(bars)  # a gap the commander saw in its feed
         if gap:
             self.broken = gap
@@ -295,10 +295,10 @@ class Slot:
             orders=routed.take_outbox() if routed is not None else [],
         )
 
-    async def _warm(self, history: WarmupHistory, symbols: list[str]) -> None:
+    def _warm(self, history: WarmupHistory, symbols: list[str]) -> None:
         assert self.runtime is not None
         for symbol in symbols:
-            window = await history.history(symbol, 2**62, self.runtime.cascade.window)
+            window = history.last(symbol, self.runtime.cascade.window)
             self.runtime.add_symbol(symbol, window)
             self.last_seq.pop(symbol, None)
 

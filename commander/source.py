@@ -185,8 +185,15 @@ class WarmupHistory:
         return self._interval_s
 
     async def history(self, symbol: str, before_seq: int, n: int) -> Ohlcv:
-        rows = [r for r in self.rows.get(symbol, []) if r[0] < before_seq][-n:] if n > 0 else []
-        ts, o, h, lo, c, v = np.array(rows, dtype=float).reshape(-1, 7).T[1:]
+        return self._window([r for r in self.rows.get(symbol, []) if r[0] < before_seq], n)
+
+    def last(self, symbol: str, n: int) -> Ohlcv:
+        """The ``n`` newest bars sent for ``symbol``: the window it starts warm with."""
+        return self._window(self.rows.get(symbol, []), n)
+
+    def _window(self, rows: list[list[float]], n: int) -> Ohlcv:
+        taken = rows[-n:] if n > 0 else []
+        ts, o, h, lo, c, v = np.array(taken, dtype=float).reshape(-1, 7).T[1:]
         return Ohlcv(ts, o, h, lo, c, v, interval_s=self._interval_s)
 
 

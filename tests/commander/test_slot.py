@@ -127,3 +127,14 @@ def test_the_book_names_the_symbols_its_open_orders_rest_on() -> None:
     seen = book(broker)
     assert seen["order_symbols"] == ["BTC/USDT:USDT", "ETH/USDT"]  # a futures symbol's colon is no trouble
     assert seen["open_orders"] == ["10:ETH/USDT", "11:BTC/USDT:USDT:x"]  # ids compared without the epoch
+
+
+def test_a_live_warm_up_starts_from_the_newest_bars_sent() -> None:
+    from commander.protocol import Warmup
+    from commander.source import WarmupHistory
+
+    rows = [[seq, 60.0 * seq, 1.0, 2.0, 0.5, float(seq), 10.0] for seq in (7, 5, 6, 8)]  # any order on the wire
+    history = WarmupHistory(Warmup(interval_s=60.0, bars={"ETH/USDT": rows}))
+    assert list(history.last("ETH/USDT", 3).close) == [6.0, 7.0, 8.0]
+    assert list(asyncio.run(history.history("ETH/USDT", 8, 2)).close) == [6.0, 7.0]  # before seq 8
+    assert len(history.last("ETH/USDT", 0).close) == 0 and len(history.last("SOL/USDT", 5).close) == 0
