@@ -56,7 +56,7 @@ from sorte.config import Settings
 from sorte.runtime.assembly import check_live_credentials
 from sorte.runtime.ccxt_feed import ExchangeError, create_exchange, one_line
 from sorte.runtime.ledger import Ledger
-from sorte.runtime.live_broker import exchange_client_id, quote_fee
+from sorte.runtime.live_broker import exchange_client_id, order_fees, quote_fee, trade_fees
 from sorte.runtime.values import Order
 
 log = structlog.get_logger("sorte.gateway")
@@ -311,15 +311,14 @@ class OrderGateway:
         )
 
     async def _fees(self, symbol: str, info: dict[str, Any]) -> list[dict[str, Any]]:
-        fees = info.get("fees") or ([info["fee"]] if info.get("fee") else [])
+        fees = order_fees(info)
         if fees:
-            return list(fees)
+            return fees
         try:
-            trades = await self.exchange.fetch_my_trades(symbol, params={"orderId": info.get("id")})
+            return trade_fees(await self.exchange.fetch_my_trades(symbol, params={"orderId": info.get("id")}))
         except ccxt.BaseError as exc:
             log.warning("fee_unknown", order=info.get("id"), reason=one_line(exc))
             return []
-        return [t["fee"] for t in trades if t.get("fee")]
 
     # -- reconciliation ----------------------------------------------------------------------
     async def reconcile(self, epoch: int, ledger: Ledger) -> Reconciliation:

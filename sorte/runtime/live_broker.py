@@ -45,6 +45,16 @@ def exchange_client_id(client_order_id: str) -> str:
     return "sorte-" + hashlib.sha256(client_order_id.encode()).hexdigest()[:30]
 
 
+def order_fees(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fee structures ccxt put on an order; empty when it gave none (its trades tell then)."""
+    return list(info.get("fees") or ([info["fee"]] if info.get("fee") else []))
+
+
+def trade_fees(trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fee structures of an order's trades (``fetch_my_trades``)."""
+    return [t["fee"] for t in trades if t.get("fee")]
+
+
 def quote_fee(fees: list[dict[str, Any]], symbol: str, price: float) -> float | None:
     """The total of ccxt fee structures in the quote currency; None when unknown (none, or
     one paid in another asset, e.g. a fee token: the configured rate is then kept)."""
@@ -241,14 +251,13 @@ class CcxtBroker(PaperBroker):
     def _exchange_fee(self, t: _Tracked, price: float) -> float | None:
         """The fee in quote currency, from the order or its trades; None when unknown."""
         info = t.info or {}
-        fees = info.get("fees") or ([info["fee"]] if info.get("fee") else [])
+        fees = order_fees(info)
         if not fees:
             try:
-                trades = self.exchange.fetch_my_trades(t.order.symbol, params={"orderId": info.get("id")})
+                fees = trade_fees(self.exchange.fetch_my_trades(t.order.symbol, params={"orderId": info.get("id")}))
             except ccxt.BaseError as exc:
                 log.warning("fee_unknown", client_order_id=t.exchange_id, reason=one_line(exc))
                 return None
-            fees = [tr["fee"] for tr in trades if tr.get("fee")]
         return quote_fee(fees, t.order.symbol, price)
 
     def _protect(self, bar: Bar, pos: Position) -> list[Fill]:
