@@ -54,6 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # the test suite's copy-of-this-project helper
 
+from latency_figures import stats  # noqa: E402
 from project_repo import copy_project, git  # noqa: E402
 
 from commander.deployment import FINAL_STATES, Deployment  # noqa: E402
@@ -292,25 +293,6 @@ class Driver:
         if d.state == "active":
             return c.watch is None and c.pending is None
         return d.state in ("warm", "retired")
-
-
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return round(s[min(len(s) - 1, max(0, int(round(q / 100 * len(s) + 0.5)) - 1))], 2)
-
-
-def stats(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0}
-    return {
-        "n": len(values),
-        "p50": pct(values, 50),
-        "p99": pct(values, 99),
-        "max": round(max(values), 2),
-        "mean": round(statistics.fmean(values), 2),
-    }
 
 
 def summarise(driver: Driver, c: Commander, wall_s: float) -> dict[str, Any]:

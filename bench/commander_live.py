@@ -63,7 +63,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,6 +77,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # the fake exchange and the copy-of-this-project helper
 
 from fake_exchange import FakeBinance  # noqa: E402
+from latency_figures import stats  # noqa: E402
 from project_repo import copy_project, git  # noqa: E402
 
 from commander.engine import Commander  # noqa: E402
@@ -390,27 +390,6 @@ def tree_cpu_s(pid: int, with_children: bool) -> float:
 
 
 # -- figures ---------------------------------------------------------------------------------
-def pct(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (p99 of 200 values: the 198th smallest)."""
-    if not values:
-        return None
-    s = sorted(values)
-    return round(s[min(len(s) - 1, max(0, int(round(q / 100 * len(s) + 0.5)) - 1))], 2)
-
-
-def stats(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0}
-    return {
-        "n": len(values),
-        "p50": pct(values, 50),
-        "p95": pct(values, 95),
-        "p99": pct(values, 99),
-        "max": round(max(values), 2),
-        "mean": round(statistics.fmean(values), 2),
-    }
-
-
 def per_candle(
     clocks: Clocks, source: TimedSource, market: Market, driver: Driver, gcp: GcPauses, n_symbols: int
 ) -> list[dict]:
