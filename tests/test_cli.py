@@ -68,6 +68,7 @@ def test_backtest_of_the_cascade_on_the_demo_market(settings):
         (["backtest", "momentum", "--data", "missing.csv"], "does not exist"),
         (["backtest", "cascade", "-p", "fast=3"], "single strategy"),
         (["run", "--data", "missing.csv"], "does not exist"),
+        (["run", "--feed", "b3", "-s", "PETR4"], "runs through the commander: `sorte up --feed b3"),
         (["control", "--interval", "-3"], "between 0 and"),
         (["control", "--pause", "--resume"], "exclude each other"),
     ],

@@ -102,7 +102,9 @@ def run_cmd(
     data: list[Path] = typer.Option(
         [], "--data", "-d", help="Replay file(s), one per symbol; default: bundled demo market"
     ),
-    feed: str | None = typer.Option(None, help="replay (files or demo) or ccxt (live exchange data)"),
+    feed: str | None = typer.Option(
+        None, help="replay (files or demo) or ccxt (live exchange data); b3 runs through `sorte up --feed b3`"
+    ),
     symbol: list[str] = typer.Option([], "--symbol", "-s", help="Exchange symbol for the ccxt feed"),
     config: Path | None = ConfigOpt,
     speed: float | None = typer.Option(None, help="Replay speed (0 = as fast as possible)"),

@@ -80,6 +80,12 @@ def build_paper_session(
     metrics: RuntimeMetrics | None = None,
 ) -> PaperSession:
     """A runtime in paper mode on a replay feed, resuming its ledger when that is unfinished."""
+    if settings.runtime.feed == "b3":  # not a replay: trading the demo market under its name would mislead
+        raise ConfigError(
+            "the b3 feed (brapi) runs through the commander: `sorte up --feed b3 --symbols PETR4,VALE3` "
+            "(or `sorte commander --feed b3`); `sorte run` replays files or the demo market, or polls a "
+            "crypto exchange with --feed ccxt"
+        )
     if settings.runtime.mode == "live":
         check_live_credentials(settings)
     metrics = metrics or RuntimeMetrics()
