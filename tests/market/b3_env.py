@@ -10,12 +10,12 @@ from datetime import date, time
 from typing import Any
 
 from fake_brapi import TOKEN, FakeBrapi
-from market_env import FAST
 
 from sorte.config import ExchangeSettings, MarketSettings, RuntimeSettings, Settings
 from sorte.market import Collector, MarketAlert
 from sorte.runtime.values import Bar
 from sorte.settings.b3 import B3Settings
+from tests.market.market_env import FAST
 
 TICKERS = ["PETR4", "VALE3"]
 THU, FRI, SAT, MON, TUE, WED = (date(2026, 2, d) for d in (12, 13, 14, 16, 17, 18))
