@@ -220,6 +220,7 @@ class Commander(CommanderState):
             epoch = self._lease_for(active.slot, takeover=True)
         # Read after the takeover: a slot of a killed commander can no longer commit a step.
         cursor = self.ledger.cursor()
+        self.feed.check_resume(cursor, self.ledger.last_step_ts())
         self.feed.seek(cursor)
         self.feed_last = dict(cursor)
         await self.feed.open()  # a live feed prefetches the lookback: the slots start warm

@@ -31,6 +31,10 @@ from sorte.runtime.values import Bar, Ohlcv
 WARMUP_EXTRA = 64  # bars beyond the prefetch sent to a slot: a restarted slot may lag a few steps
 
 
+def _utc(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch_s))
+
+
 class Source(Protocol):
     """The runtime's ``Feed`` plus what the commander asks of its source."""
 
@@ -40,6 +44,7 @@ class Source(Protocol):
 
     async def next_batch(self) -> list[Bar] | None: ...
     def seek(self, cursor: dict[str, int]) -> None: ...
+    def check_resume(self, cursor: dict[str, int], last_ts: float | None) -> None: ...
     async def open(self) -> None: ...
     def interval_s(self, symbol: str) -> float: ...
     async def history(self, symbol: str, before_seq: int, n: int) -> Ohlcv: ...
@@ -64,6 +69,9 @@ class ReplaySource(ReplayFeed):
 
     async def open(self) -> None:
         """The frames are loaded already."""
+
+    def check_resume(self, cursor: dict[str, int], last_ts: float | None) -> None:
+        """A replay's bar numbers are its rows: the fingerprint of its files guards them."""
 
     def fresh(self, bars: list[Bar]) -> bool:
         return True
@@ -99,6 +107,23 @@ class LiveSource(MarketFeed):
 
     def finished(self, cursor: dict[str, int]) -> bool:
         return False
+
+    def check_resume(self, cursor: dict[str, int], last_ts: float | None) -> None:
+        """The ledger's bar numbers must still name the candles it traded. A session calendar
+        changed for days already traded (a closure added or removed in the past) renumbers
+        them: resuming would skip or repeat bars and reuse order ids, so it is refused."""
+        if not cursor or last_ts is None:
+            return
+        seq = max(cursor.values())  # the last step's bars: numbers grow with time on every symbol
+        now_at = self.collector.calendar.open_ms(seq) / 1000
+        if abs(now_at - last_ts) > 0.001:
+            raise ConfigError(
+                f"the ledger's last bar (seq {seq}) opened at {_utc(last_ts)}, but the "
+                f"{self.collector.source} calendar now gives that number to the candle of {_utc(now_at)}: "
+                "a closure or an open day was added or removed for a day already traded "
+                "(market.b3.holidays, open_days or special hours). Put it back as it was, or trade "
+                "from another data_dir"
+            )
 
     def warmup(self, last: dict[str, int], symbols: list[str] | None = None) -> Warmup | None:
         """Each symbol's cached bars before the first one not sent yet: a slot's warm-up (a bar

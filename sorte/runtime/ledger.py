@@ -198,6 +198,11 @@ class Ledger:
     def cursor(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT symbol, seq FROM cursor").fetchall())
 
+    def last_step_ts(self) -> float | None:
+        """The bar time (epoch s) of the last step stored; None before the first."""
+        row = self.db.execute("SELECT ts FROM equity ORDER BY step DESC LIMIT 1").fetchone()
+        return None if row is None else float(row[0])
+
     def last_step(self) -> int:
         row = self.db.execute("SELECT MAX(step) FROM equity").fetchone()
         return -1 if row[0] is None else int(row[0])

@@ -10,7 +10,7 @@ import asyncio
 import threading
 import time as wall
 from collections.abc import Iterator
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,9 @@ from commander.source import LiveSource
 from commander.status import commander_dir
 from sorte import paths
 from sorte.config import Settings
+from sorte.errors import ConfigError
 from sorte.market import Collector, FeedHealth, read_health
+from sorte.runtime.ledger import Ledger
 from sorte.runtime.values import Bar
 from tests.market.b3_env import FRI, SAT, THU, TICKERS, TUE, WED, BrapiTime, b3_settings, fake_b3
 from tests.project_repo import copy_project
@@ -126,3 +128,17 @@ def test_the_commander_trades_b3_sessions_across_a_weekend_and_carnival(tmp_path
         assert health.opens_at == local_ms(WED, time(13)) / 1000 and health.stale_symbols == []
     last = read_health(paths.feed_health(folder))
     assert last is not None and last.market_open and last.opens_at is None
+
+    # A closure added for a day already traded would renumber the bars: resuming is refused,
+    # nothing started. One added for a day to come changes nothing traded: resuming is fine.
+    ledger = Ledger(paths.commander_ledger(folder), durable=False)
+    cursor, last_ts = ledger.cursor(), ledger.last_step_ts()
+    ledger.close()
+    assert last_ts == local_ms(WED, time(15)) / 1000
+    past = b3_settings(base, fake, prefetch_bars=40, b3={"holidays": [FRI]})
+    refused = Commander(past, source=LiveSource(Collector(past, clock=BrapiTime(fake))))
+    with pytest.raises(ConfigError, match="a closure or an open day was added or removed for a day already traded"):
+        asyncio.run(refused.run(max_ticks=1))
+    assert refused.slots == {}
+    coming = b3_settings(base, fake, prefetch_bars=40, b3={"holidays": [date(2026, 2, 20)]})
+    LiveSource(Collector(coming, clock=BrapiTime(fake))).check_resume(cursor, last_ts)
