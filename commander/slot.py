@@ -105,15 +105,16 @@ class ShadowLedger:
 
 def book(broker: PaperBroker) -> dict[str, Any]:
     """What must be identical on both sides of a hand-over."""
+    orders = broker.open_orders()
     return {
         "cash": broker.cash,
         "realized_pnl": broker.realized_pnl,
         "fees": broker.fees_paid,
         "positions": {s: asdict(p) for s, p in sorted(broker.positions.items())},
         # By decision: an order placed again under the new epoch is the same order of the book.
-        "open_orders": sorted(_EPOCH.sub("", o.client_order_id, count=1) for o in broker.open_orders()),
+        "open_orders": sorted(_EPOCH.sub("", o.client_order_id, count=1) for o in orders),
         # The pair rotation keeps these symbols: an order resting at the exchange can still fill.
-        "order_symbols": sorted({o.symbol for o in broker.open_orders()}),
+        "order_symbols": sorted({o.symbol for o in orders}),
     }
 
 

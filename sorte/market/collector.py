@@ -173,6 +173,7 @@ class Collector:
         symbols = [self.emitter.health(s, now) for s in self.states.values()]
         lags = [s.lag_s for s in symbols if s.lag_s is not None]
         c = self.emitter.counters
+        opens_at = self.calendar.next_open(now)  # None while the market is open
         return FeedHealth(
             source=self.source,
             timeframe=self.timeframe,
@@ -187,8 +188,8 @@ class Collector:
             gaps=c.gaps,
             stale_symbols=[s.symbol for s in symbols if s.stale],
             entries_allowed=self.entries_allowed(),
-            market_open=self.calendar.in_session(now),
-            opens_at=self.calendar.next_open(now),
+            market_open=opens_at is None,
+            opens_at=opens_at,
             at=time.time(),
         )
 
